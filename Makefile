@@ -1,0 +1,48 @@
+# GPUBroker. `make run` starts the product; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON_VERSION := $(shell cat .python-version)
+# pyenv's interpreter named by .python-version, else whatever python3.12+ is on PATH.
+PYTHON ?= $(shell (command -v pyenv >/dev/null && pyenv root >/dev/null 2>&1 && ls -d "$$(pyenv root)/versions/$(PYTHON_VERSION)/bin/python3" 2>/dev/null) || command -v python3.13 || command -v python3.12 || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gpubroker
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test install migrate lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "GPUBroker needs Python 3.12+ (found " + sys.version + ")"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	mkdir -p var/broker var/broker-processed
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py createcachetable
+	$(BIN)/python manage.py load_providers
+
+run: migrate
+	@echo "GPUBroker: http://127.0.0.1:$(PORT)/  (health: /health/, admin: /admin/)"
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+test: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	  $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var staticfiles

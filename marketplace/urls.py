@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from marketplace import views
+
+app_name = "marketplace"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("marketplace/", views.index),
+]

@@ -1,0 +1,184 @@
+"""The provider interface every adapter implements, and the typed records it returns.
+
+Adapters parse the wire format at the edge: nothing past an adapter reads raw JSON, and
+units are converted once, in the adapter, with the source of the unit beside the conversion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, fields
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from providers.http import MissingKey, NotSupported, ProviderClient
+
+if TYPE_CHECKING:
+    from providers.models import Provider
+
+logger = logging.getLogger(__name__)
+
+PRICE_SHEETS = Path(__file__).resolve().parent.parent / "price_sheets"
+PRICE_FIELDS = (
+    "usd_per_1m_input",
+    "usd_per_1m_output",
+    "usd_per_image",
+    "usd_per_gpu_hour",
+    "usd_per_gpu_hour_min",
+    "usd_per_gpu_hour_max",
+    "usd_per_instance_hour",
+)
+
+
+def usd(value: Any) -> Decimal | None:
+    """A price as Decimal, or None when the provider did not state one."""
+    if value is None or value == "":
+        return None
+    return Decimal(str(value)).quantize(Decimal("0.000001"))
+
+
+@dataclass
+class OfferIn:
+    """One offer as an adapter parsed it, already in GPUBroker's units."""
+
+    upstream_id: str
+    name: str
+    kind: str
+    canonical_id: str = ""  # lowercase, for matching across providers; default: upstream id
+    region: str = ""
+    task: str = ""
+    serving_provider: str = ""
+    description: str = ""
+    context_length: int | None = None
+    country: str = ""
+    compliance_tags: list[str] = field(default_factory=list)
+    usd_per_1m_input: Decimal | None = None
+    usd_per_1m_output: Decimal | None = None
+    usd_per_image: Decimal | None = None
+    usd_per_gpu_hour: Decimal | None = None
+    usd_per_gpu_hour_min: Decimal | None = None
+    usd_per_gpu_hour_max: Decimal | None = None
+    usd_per_instance_hour: Decimal | None = None
+    native_price: str = ""
+    price_source: str = "api"
+    price_source_url: str = ""
+    price_source_date: date | None = None
+    price_note: str = ""
+    throughput_tps: float | None = None
+    latency_ms: float | None = None
+    gpu_name: str = ""
+    gpu_count: int | None = None
+    vram_gb: float | None = None
+    vcpus: float | None = None
+    ram_gb: float | None = None
+    disk_gb: float | None = None
+    reliability: float | None = None
+    interruptible: bool | None = None
+    availability_count: int | None = None
+    benchmark_score: float | None = None
+    available: bool = True
+
+    def __post_init__(self) -> None:
+        self.canonical_id = (self.canonical_id or self.upstream_id).lower()
+        if not self.compliance_tags or not any(
+            t.startswith("region=") for t in self.compliance_tags
+        ):
+            self.compliance_tags = [
+                f"region={self.region or 'unspecified'}",
+                *self.compliance_tags,
+            ]
+
+    def prices(self) -> dict[str, Decimal | None]:
+        return {name: getattr(self, name) for name in PRICE_FIELDS}
+
+    def as_row(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class Catalog:
+    """What one poll of a provider produced: the offers, and the items it had to skip."""
+
+    offers: list[OfferIn] = field(default_factory=list)
+    skipped: int = 0
+
+    def skip(self, item: Any, reason: str, slug: str) -> None:
+        self.skipped += 1
+        ident = item.get("id") or item.get("model_name") if isinstance(item, dict) else None
+        logger.warning("%s: skipped item %r: %s", slug, ident, reason)
+
+
+@dataclass
+class AuthResult:
+    ok: bool
+    detail: str = ""
+
+
+class OpenAIChatMixin:
+    """run_inference for providers with an OpenAI-compatible chat completions endpoint."""
+
+    chat_path = ""
+
+    def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.request(
+            "POST", self.chat_path, json=payload, headers=self.auth_headers(required=True)
+        )
+        return self.client.json(response)
+
+
+class ProviderAdapter:
+    """One class per provider. Subclasses set their paths and parse their payloads."""
+
+    console_url = ""
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+        self.slug = provider.slug
+        self.client = ProviderClient(provider.slug, provider.env_prefix)
+
+    @property
+    def calls(self) -> int:
+        return self.client.calls
+
+    def api_key(self, *, required: bool) -> str:
+        key = self.provider.api_key()
+        if required and not key:
+            raise MissingKey(
+                f"{self.slug}: no API key configured "
+                f"(set {self.provider.env_prefix}_API_KEY or add one in admin)"
+            )
+        return key
+
+    def auth_headers(self, *, required: bool | None = None) -> dict[str, str]:
+        key = self.api_key(required=self.provider.key_required if required is None else required)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    # --- the provider interface -----------------------------------------------------------
+    def list_models(self) -> Catalog:
+        """Everything the provider sells now, priced where a price is known."""
+        raise NotImplementedError
+
+    def get_pricing(self) -> dict[str, dict[str, Decimal | None]]:
+        """Prices by upstream id (from the same catalog call: no provider has a separate one)."""
+        return {offer.upstream_id: offer.prices() for offer in self.list_models().offers}
+
+    def authenticate(self) -> AuthResult:
+        """The cheapest call that proves the key (or, keyless, that the API answers)."""
+        self.list_models()
+        return AuthResult(ok=True)
+
+    def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
+        raise NotSupported(f"{self.slug}: inference is not supported; see {self.console_url}")
+
+    def health_check(self) -> AuthResult:
+        return self.authenticate()
+
+
+def load_price_sheet(name: str) -> dict[str, Any]:
+    """A dated, sourced price sheet shipped in providers/price_sheets/."""
+    sheet = json.loads((PRICE_SHEETS / f"{name}.json").read_text())
+    sheet["read_on_date"] = date.fromisoformat(sheet["read_on"])
+    return sheet

@@ -1,0 +1,121 @@
+"""DeepInfra: public model catalogs with typed prices; no key needed to list.
+
+Follows (read 2026-11-23 through stored copies):
+- `GET /models/list` — every model with `model_name`, `type` (the task), `max_tokens`,
+  `deprecated` (Unix time or null), `replaced_by` and a typed `pricing` object. Pricing types
+  and fields per DeepInfra's OpenAPI spec: `tokens` / `input_tokens` (`cents_per_input_token`,
+  `cents_per_output_token`, US cents per token), `image_units` (`cents_per_image_unit` with
+  `default_width`/`default_height`/`default_iterations`), `time` (`cents_per_sec`),
+  `input_length` (`cents_per_input_sec`), `input_character_length` (`cents_per_input_chars`)…
+- `GET /v1/openai/models` — `data[].metadata{context_length, pricing{input_tokens,
+  output_tokens}}` in USD per 1M tokens; `metadata` may be null. Used for context length.
+- `GET /v1/me` (Bearer) — account identity; the catalogs answer without a key, so this is the
+  call that proves one.
+- `POST /v1/openai/chat/completions` — OpenAI-compatible; `usage.estimated_cost` is USD.
+Model ids are case-sensitive: the upstream id is kept exactly, only canonical_id is lowered.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from providers.adapters.base import (
+    AuthResult,
+    Catalog,
+    OfferIn,
+    OpenAIChatMixin,
+    ProviderAdapter,
+    usd,
+)
+from providers.http import BadPayload
+
+CENTS_PER_TOKEN_TO_USD_PER_1M = Decimal(10_000)  # ¢/token ÷ 100 × 1,000,000
+TASKS = {
+    "text-generation": "text-generation",
+    "embeddings": "embedding",
+    "text-to-image": "image",
+    "automatic-speech-recognition": "audio",
+    "text-to-speech": "audio",
+}
+
+
+class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
+    console_url = "https://deepinfra.com/models"
+    chat_path = "/v1/openai/chat/completions"
+
+    def list_models(self) -> Catalog:
+        models = self.client.get_json("/models/list", headers=self.auth_headers())
+        if not isinstance(models, list):
+            raise BadPayload(f"{self.slug}: /models/list is not a list")
+        contexts = self._context_lengths()
+        region = (self.provider.regions or [""])[0]
+        catalog = Catalog()
+        for item in models:
+            try:
+                catalog.offers.append(self._offer(item, contexts, region))
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                catalog.skip(item, f"{type(exc).__name__}: {exc}", self.slug)
+        return catalog
+
+    def _context_lengths(self) -> dict[str, int]:
+        body = self.client.get_json("/v1/openai/models", headers=self.auth_headers())
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise BadPayload(f"{self.slug}: /v1/openai/models has no data list")
+        return {
+            m["id"]: m["metadata"]["context_length"]
+            for m in body["data"]
+            if isinstance(m, dict) and (m.get("metadata") or {}).get("context_length")
+        }
+
+    def _offer(self, item: dict[str, Any], contexts: dict[str, int], region: str) -> OfferIn:
+        model_id = item["model_name"]
+        deprecated = item.get("deprecated")
+        offer = OfferIn(
+            upstream_id=model_id,
+            name=model_id,
+            kind="llm-inference",
+            region=region,
+            task=TASKS.get(item.get("type") or "", item.get("type") or ""),
+            description=(item.get("description") or "")[:2000],
+            context_length=contexts.get(model_id) or item.get("max_tokens"),
+            available=not (deprecated and deprecated <= time.time()),
+        )
+        if item.get("replaced_by"):
+            offer.price_note = f"Deprecated; replaced by {item['replaced_by']}."
+        self._apply_pricing(offer, item["pricing"])
+        return offer
+
+    @staticmethod
+    def _apply_pricing(offer: OfferIn, pricing: dict[str, Any]) -> None:
+        kind = pricing["type"]
+        if kind in ("tokens", "input_tokens"):
+            offer.usd_per_1m_input = usd(
+                Decimal(str(pricing["cents_per_input_token"])) * CENTS_PER_TOKEN_TO_USD_PER_1M
+            )
+            if pricing.get("cents_per_output_token") is not None:
+                offer.usd_per_1m_output = usd(
+                    Decimal(str(pricing["cents_per_output_token"])) * CENTS_PER_TOKEN_TO_USD_PER_1M
+                )
+        elif kind == "image_units":
+            offer.usd_per_image = usd(Decimal(str(pricing["cents_per_image_unit"])) / 100)
+            offer.price_note = (
+                f"Per image at {pricing.get('default_width')}×{pricing.get('default_height')}, "
+                f"{pricing.get('default_iterations')} steps; other sizes scale."
+            )
+        else:
+            # Per second of compute or audio, per character…: no normalised unit of ours fits,
+            # so the provider's own unit is shown as stated, never converted by guesswork.
+            cents = {k: v for k, v in pricing.items() if k.startswith("cents_per")}
+            offer.native_price = ", ".join(
+                f"${Decimal(str(v)) / 100:f} {k.removeprefix('cents_')}".replace("_", " ")
+                for k, v in cents.items()
+            )
+
+    def authenticate(self) -> AuthResult:
+        if not self.provider.api_key():
+            self.client.get_json("/v1/openai/models")
+            return AuthResult(ok=True, detail="No key set; the public catalog answers.")
+        me = self.client.get_json("/v1/me", headers=self.auth_headers(required=True))
+        return AuthResult(ok=True, detail=f"Key accepted for account {me.get('uid', '?')}.")

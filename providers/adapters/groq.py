@@ -1,0 +1,74 @@
+"""Groq: a keyed model list and a dated price sheet (Groq publishes no price API).
+
+Follows (read 2026-11-23 through stored copies of console.groq.com/docs/models and captured
+responses): `GET {GROQ_BASE_URL}/openai/v1/models` with `Authorization: Bearer <key>` returns
+`data[]` of `id`, `owned_by`, `active`, `context_window`, `max_completion_tokens`. There is no
+`/v1/pricing`; prices come from `providers/price_sheets/groq.json` (source URL and date inside)
+and a model missing from the sheet has an unknown price, never a guessed one. 429s carry
+`retry-after`; every response carries `x-ratelimit-*`. Chat: `POST /openai/v1/chat/completions`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.adapters.base import (
+    AuthResult,
+    Catalog,
+    OfferIn,
+    OpenAIChatMixin,
+    ProviderAdapter,
+    load_price_sheet,
+    usd,
+)
+from providers.http import BadPayload
+
+# Groq's ids name the task for its non-chat models.
+TASK_HINTS = {"whisper": "audio", "tts": "audio", "playai": "audio", "guard": "moderation"}
+
+
+class GroqAdapter(OpenAIChatMixin, ProviderAdapter):
+    console_url = "https://console.groq.com"
+    chat_path = "/openai/v1/chat/completions"
+
+    def _models(self) -> list[dict[str, Any]]:
+        body = self.client.get_json("/openai/v1/models", headers=self.auth_headers(required=True))
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise BadPayload(f"{self.slug}: /openai/v1/models has no data list")
+        return body["data"]
+
+    def list_models(self) -> Catalog:
+        models = self._models()
+        sheet = load_price_sheet("groq")
+        catalog = Catalog()
+        for item in models:
+            try:
+                catalog.offers.append(self._offer(item, sheet))
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                catalog.skip(item, f"{type(exc).__name__}: {exc}", self.slug)
+        return catalog
+
+    def _offer(self, item: dict[str, Any], sheet: dict[str, Any]) -> OfferIn:
+        model_id = item["id"]
+        price = sheet["models"].get(model_id)
+        offer = OfferIn(
+            upstream_id=model_id,
+            name=model_id,
+            kind="llm-inference",
+            region=(self.provider.regions or [""])[0],
+            task=next((t for hint, t in TASK_HINTS.items() if hint in model_id), "text-generation"),
+            context_length=item.get("context_window"),
+            available=item.get("active", True) is not False,
+            price_source="sheet",
+        )
+        if price:
+            offer.usd_per_1m_input = usd(price.get("input"))
+            offer.usd_per_1m_output = usd(price.get("output"))
+            offer.price_source_url = sheet["source_url"]
+            offer.price_source_date = sheet["read_on_date"]
+        else:
+            offer.price_note = "Not on Groq's published price sheet: price unknown."
+        return offer
+
+    def authenticate(self) -> AuthResult:
+        return AuthResult(ok=True, detail=f"Key accepted; {len(self._models())} models listed.")

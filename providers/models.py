@@ -1,0 +1,361 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, NamedTuple
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from providers import crypto, secrets
+
+if TYPE_CHECKING:
+    from providers.adapters.base import ProviderAdapter
+
+
+class ConnectionResult(NamedTuple):
+    status: str  # ok / no key / invalid key / expired / rate limited / unreachable / error
+    detail: str
+
+
+class Kind(models.TextChoices):
+    LLM = "llm-inference", "LLM inference"
+    GPU = "gpu-compute", "GPU compute"
+
+
+class ProviderQuerySet(models.QuerySet):
+    def enabled(self) -> list[Provider]:
+        """Enabled in the database and not switched off by <PREFIX>_ENABLED."""
+        return [p for p in self.filter(enabled=True) if p.env_enabled]
+
+
+class Provider(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    adapter_path = models.CharField(max_length=200)
+    env_prefix = models.CharField(max_length=40)
+    enabled = models.BooleanField(default=True)
+    base_url = models.URLField(
+        help_text="Default origin from the registry; <PREFIX>_BASE_URL overrides it."
+    )
+    key_required = models.BooleanField(default=False)
+    poll_interval = models.PositiveIntegerField(
+        default=300, help_text="Seconds between price polls."
+    )
+    regions = models.JSONField(default=list, blank=True, help_text="Data-residency regions.")
+    docs_url = models.URLField(blank=True)
+    polling_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ProviderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def setting(self, name: str):
+        return getattr(settings, f"{self.env_prefix}_{name}")
+
+    @property
+    def env_enabled(self) -> bool:
+        return self.setting("ENABLED")
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.enabled and self.env_enabled
+
+    @property
+    def effective_base_url(self) -> str:
+        return self.setting("BASE_URL")
+
+    @cached_property
+    def _credential(self) -> Credential | None:
+        return Credential.objects.filter(provider=self).first()
+
+    def api_key(self) -> str:
+        """The key in effect: an admin-managed key wins over <PREFIX>_API_KEY."""
+        if self._credential:
+            return secrets.remember(self._credential.key())
+        return secrets.remember(self.setting("API_KEY"))
+
+    @property
+    def key_source(self) -> str:
+        if self._credential:
+            return "admin"
+        return "environment" if self.setting("API_KEY") else "none"
+
+    @property
+    def key_fingerprint(self) -> str:
+        return secrets.fingerprint(self.api_key())
+
+    def test_connection(self) -> ConnectionResult:
+        """Call the provider's authenticate() and say what happened in ops' words."""
+        from providers import http
+
+        outcomes = [
+            (http.MissingKey, "no key"),
+            (http.InvalidKey, "invalid key"),
+            (http.Forbidden, "expired"),
+            (http.RateLimited, "rate limited"),
+            (http.Transient, "unreachable"),
+            (http.ProviderError, "error"),
+        ]
+        adapter = self.adapter()
+        try:
+            result = adapter.authenticate()
+        except http.ProviderError as exc:
+            status = next(word for cls, word in outcomes if isinstance(exc, cls))
+            return ConnectionResult(status, str(exc))
+        finally:
+            adapter.client.close()
+        return ConnectionResult("ok", result.detail)
+
+    def adapter(self) -> ProviderAdapter:
+        return import_string(self.adapter_path)(self)
+
+    def is_stale(self, now=None) -> bool:
+        if not self.last_success_at:
+            return True
+        now = now or timezone.now()
+        return now - self.last_success_at > timedelta(seconds=2 * self.poll_interval)
+
+    def claim_poll(self) -> bool:
+        """Take the poll lock (a conditional UPDATE); False if a poll is already running."""
+        now = timezone.now()
+        expired = now - timedelta(seconds=settings.PROVIDER_POLL_LOCK_SECONDS)
+        claimed = (
+            Provider.objects.filter(pk=self.pk)
+            .filter(Q(polling_since__isnull=True) | Q(polling_since__lt=expired))
+            .update(polling_since=now)
+        )
+        return bool(claimed)
+
+    def release_poll(self, *, succeeded: bool) -> None:
+        now = timezone.now()
+        fields = {"polling_since": None, "last_polled_at": now}
+        if succeeded:
+            fields["last_success_at"] = now
+        Provider.objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def sync_schedule(self):
+        """Create or update this provider's beat entry to match poll_interval."""
+        from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=self.poll_interval, period=IntervalSchedule.SECONDS
+        )
+        task, created = PeriodicTask.objects.get_or_create(
+            name=f"poll {self.slug}",
+            defaults={
+                "task": "providers.tasks.poll_provider",
+                "interval": interval,
+                "args": f'["{self.slug}"]',
+                "expire_seconds": self.poll_interval,
+            },
+        )
+        if not created and task.interval_id != interval.pk:
+            task.interval = interval
+            task.expire_seconds = self.poll_interval
+            task.save(update_fields=["interval", "expire_seconds"])
+        return task
+
+
+class Credential(models.Model):
+    """A provider API key, encrypted at rest. Only the fingerprint is ever shown."""
+
+    provider = models.OneToOneField(Provider, on_delete=models.CASCADE)
+    encrypted_key = models.TextField(editable=False)
+    fingerprint = models.CharField(max_length=8, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} key {self.fingerprint}"
+
+    def set_key(self, raw: str) -> None:
+        raw = raw.strip()
+        secrets.remember(raw)
+        self.encrypted_key = crypto.encrypt(raw)
+        self.fingerprint = secrets.fingerprint(raw)
+
+    def key(self) -> str:
+        return crypto.decrypt(self.encrypted_key)
+
+    def rotate(self) -> None:
+        self.encrypted_key = crypto.rotate(self.encrypted_key)
+
+
+class GpuModel(models.Model):
+    """One GPU in the shared vocabulary, with spec-sheet figures and their source."""
+
+    canonical = models.CharField(max_length=60, unique=True)
+    vendor = models.CharField(max_length=20)
+    architecture = models.CharField(max_length=40, blank=True)
+    memory_gb = models.FloatField(null=True, blank=True)
+    bf16_tflops = models.FloatField(null=True, blank=True)
+    fp16_tflops = models.FloatField(null=True, blank=True)
+    memory_bandwidth_gbps = models.FloatField(null=True, blank=True)
+    source = models.URLField(blank=True)
+
+    class Meta:
+        ordering = ["canonical"]
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+class PriceSource(models.TextChoices):
+    API = "api", "Provider API"
+    SHEET = "sheet", "Price sheet"
+
+
+class OfferQuerySet(models.QuerySet):
+    def available(self) -> OfferQuerySet:
+        return self.filter(available=True)
+
+    def for_provider(self, provider: Provider) -> OfferQuerySet:
+        return self.filter(provider=provider)
+
+
+class Offer(models.Model):
+    """One sellable thing (a model endpoint or a GPU instance) in normalised units.
+
+    Every price is nullable: unknown is unknown, never 0.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="offers")
+    upstream_id = models.CharField(max_length=300, help_text="Exact id for calls.")
+    canonical_id = models.CharField(max_length=300, db_index=True, help_text="Lowercase.")
+    region = models.CharField(max_length=40, blank=True, default="")
+    name = models.CharField(max_length=300)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    task = models.CharField(max_length=40, blank=True, default="")
+    serving_provider = models.CharField(max_length=60, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    context_length = models.PositiveIntegerField(null=True, blank=True)
+    country = models.CharField(max_length=2, blank=True, default="")
+    compliance_tags = models.JSONField(default=list, blank=True)
+
+    usd_per_1m_input = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    usd_per_1m_output = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    usd_per_image = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    usd_per_gpu_hour = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    usd_per_gpu_hour_min = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    usd_per_gpu_hour_max = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    usd_per_instance_hour = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    native_price = models.CharField(
+        max_length=120, blank=True, default="", help_text="Price in a unit we do not convert."
+    )
+    price_source = models.CharField(max_length=10, choices=PriceSource.choices, default="api")
+    price_source_url = models.URLField(blank=True, default="")
+    price_source_date = models.DateField(null=True, blank=True)
+    price_note = models.CharField(max_length=300, blank=True, default="")
+
+    throughput_tps = models.FloatField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+
+    gpu = models.ForeignKey(GpuModel, null=True, blank=True, on_delete=models.SET_NULL)
+    gpu_name = models.CharField(max_length=80, blank=True, default="")
+    gpu_count = models.PositiveIntegerField(null=True, blank=True)
+    vram_gb = models.FloatField(null=True, blank=True)
+    vcpus = models.FloatField(null=True, blank=True)
+    ram_gb = models.FloatField(null=True, blank=True)
+    disk_gb = models.FloatField(null=True, blank=True)
+    reliability = models.FloatField(null=True, blank=True)
+    interruptible = models.BooleanField(null=True, blank=True)
+    availability_count = models.PositiveIntegerField(null=True, blank=True)
+    benchmark_score = models.FloatField(null=True, blank=True)
+    gscore = models.FloatField(null=True, blank=True)
+
+    available = models.BooleanField(default=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    last_price_change = models.DateTimeField(null=True, blank=True)
+
+    objects = OfferQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "upstream_id", "region"], name="offer_unique_per_region"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["available", "kind", "provider"]),
+            models.Index(fields=["available", "region"]),
+            models.Index(fields=["available", "task"]),
+            models.Index(fields=["available", "gpu_name"]),
+            models.Index(fields=["available", "usd_per_1m_input"]),
+            models.Index(fields=["available", "usd_per_gpu_hour"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.provider_id}"
+
+
+class PriceChange(models.Model):
+    """Append-only: one row per price field that changed in a poll."""
+
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="price_changes")
+    field = models.CharField(max_length=40)
+    old = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    new = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["at"]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old} → {self.new} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class PollRun(models.Model):
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        PARTIAL = "partial"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="poll_runs")
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default="running")
+    http_calls = models.PositiveIntegerField(default=0)
+    error_class = models.CharField(max_length=80, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    offers_seen = models.PositiveIntegerField(default=0)
+    offers_added = models.PositiveIntegerField(default=0)
+    offers_changed = models.PositiveIntegerField(default=0)
+    offers_gone = models.PositiveIntegerField(default=0)
+    items_skipped = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+    def as_dict(self) -> dict:
+        return {
+            "provider": self.provider.slug,
+            "outcome": self.outcome,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "http_calls": self.http_calls,
+            "offers_seen": self.offers_seen,
+            "offers_added": self.offers_added,
+            "offers_changed": self.offers_changed,
+            "offers_gone": self.offers_gone,
+            "items_skipped": self.items_skipped,
+            "error_class": self.error_class,
+            "error_message": self.error_message,
+        }

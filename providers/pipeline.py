@@ -1,0 +1,179 @@
+"""The poll pipeline: adapter fetch → parse → normalise → one transaction of bulk writes.
+
+A failed or malformed response never touches stored offers: the last good snapshot stays
+(visibly stale) and the PollRun says what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
+from providers.http import ProviderError
+from providers.models import Offer, PollRun, PriceChange, Provider
+from providers.secrets import scrub
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 2000
+# Fields compared to decide whether a stored offer changed (timestamps excluded).
+CONTENT_FIELDS = [
+    f.name
+    for f in Offer._meta.concrete_fields
+    if f.name not in {"id", "provider", "first_seen", "last_seen", "last_price_change", "gpu"}
+]
+
+
+def poll_provider(slug: str) -> PollRun:
+    provider = Provider.objects.get(slug=slug)
+    if not provider.claim_poll():
+        logger.info("%s: poll already running, not started again", slug)
+        return PollRun.objects.create(
+            provider=provider,
+            outcome=PollRun.Outcome.SKIPPED,
+            finished_at=timezone.now(),
+            error_message="A poll of this provider is already running.",
+        )
+    run = PollRun.objects.create(provider=provider)
+    adapter = None
+    try:
+        adapter = provider.adapter()
+        catalog = adapter.list_models()
+        counts = ingest(provider, catalog)
+    except ProviderError as exc:
+        _fail(run, exc)
+    except Exception as exc:  # a bug or an unforeseen payload must not wedge the lock
+        logger.exception("%s: poll crashed", slug)
+        _fail(run, exc)
+    else:
+        run.outcome = PollRun.Outcome.PARTIAL if catalog.skipped else PollRun.Outcome.OK
+        run.items_skipped = catalog.skipped
+        for name, value in counts.items():
+            setattr(run, f"offers_{name}", value)
+    finally:
+        if adapter is not None:
+            run.http_calls = adapter.calls
+            adapter.client.close()
+        run.finished_at = timezone.now()
+        run.save()
+        provider.release_poll(succeeded=run.outcome in ("ok", "partial"))
+    return run
+
+
+def _fail(run: PollRun, exc: Exception) -> None:
+    run.outcome = PollRun.Outcome.FAILED
+    run.error_class = type(exc).__name__
+    run.error_message = scrub(str(exc))[:2000]
+    logger.warning("%s: poll failed: %s: %s", run.provider.slug, run.error_class, run.error_message)
+
+
+def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) -> dict[str, int]:
+    """Write one poll's offers: new and changed rows in bulk, price history, vanished rows."""
+    now = now or timezone.now()
+    incoming = _dedupe(catalog.offers)
+    existing = {
+        (row["upstream_id"], row["region"]): row
+        for row in Offer.objects.filter(provider=provider).values("id", *CONTENT_FIELDS)
+    }
+    new: list[Offer] = []
+    updated: list[Offer] = []
+    changes: list[PriceChange] = []
+    added = changed = 0
+    for key, offer in incoming.items():
+        row = offer.as_row()
+        old = existing.get(key)
+        if old is None:
+            added += 1
+            new.append(Offer(provider=provider, first_seen=now, last_seen=now, **row))
+            continue
+        if all(_same(old[name], row[name]) for name in CONTENT_FIELDS if name in row):
+            continue
+        changed += 1
+        moved = [
+            PriceChange(offer_id=old["id"], field=name, old=old[name], new=row[name], at=now)
+            for name in PRICE_FIELDS
+            if not _same(old[name], row[name])
+        ]
+        changes.extend(moved)
+        updated.append(
+            Offer(
+                provider=provider,
+                first_seen=now,
+                last_seen=now,
+                **row,
+                last_price_change=now if moved else None,
+            )
+        )
+
+    gone_ids = [
+        old["id"] for key, old in existing.items() if key not in incoming and old["available"]
+    ]
+    with transaction.atomic():
+        Offer.objects.bulk_create(new, batch_size=BATCH_SIZE)
+        _update(updated)
+        PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
+        for start in range(0, len(gone_ids), BATCH_SIZE):
+            Offer.objects.filter(id__in=gone_ids[start : start + BATCH_SIZE]).update(
+                available=False
+            )
+        Offer.objects.filter(provider=provider, available=True).update(last_seen=now)
+    return {"seen": len(incoming), "added": added, "changed": changed, "gone": len(gone_ids)}
+
+
+def _dedupe(offers: list[OfferIn]) -> dict[tuple[str, str], OfferIn]:
+    """Keyed by (upstream id, region); a provider listing one twice keeps the last."""
+    return {(offer.upstream_id, offer.region): offer for offer in offers}
+
+
+def _same(old, new) -> bool:
+    if isinstance(old, Decimal) or isinstance(new, Decimal):
+        return (old is None and new is None) or (
+            old is not None and new is not None and Decimal(old) == Decimal(new)
+        )
+    return old == new
+
+
+def _update(offers: list[Offer]) -> None:
+    """Overwrite changed offers in bulk; first_seen is kept, last_price_change only moves
+    for offers whose price moved."""
+    update_fields = [f for f in CONTENT_FIELDS if f not in ("upstream_id", "region")]
+    update_fields.append("last_seen")
+    with_price = [o for o in offers if o.last_price_change]
+    without_price = [o for o in offers if not o.last_price_change]
+    for group, extra in ((with_price, ["last_price_change"]), (without_price, [])):
+        Offer.objects.bulk_create(
+            group,
+            batch_size=BATCH_SIZE,
+            update_conflicts=True,
+            unique_fields=["provider", "upstream_id", "region"],
+            update_fields=update_fields + extra,
+        )
+
+
+def poll_many(slug: str | None = None, progress=None) -> list[PollRun]:
+    """Poll one provider, or every enabled one, in the foreground."""
+    providers = [Provider.objects.get(slug=slug)] if slug else Provider.objects.enabled()
+    runs = []
+    for provider in providers:
+        if progress:
+            progress(f"Polling {provider.name}…")
+        run = poll_provider(provider.slug)
+        runs.append(run)
+        if progress:
+            progress(_describe(run))
+    return runs
+
+
+def _describe(run: PollRun) -> str:
+    if run.outcome in ("ok", "partial"):
+        return (
+            f"  {run.outcome}: {run.offers_seen} offers ({run.offers_added} new, "
+            f"{run.offers_changed} changed, {run.offers_gone} gone, "
+            f"{run.items_skipped} skipped) in {run.http_calls} calls"
+        )
+    return f"  {run.outcome}: {run.error_class} {run.error_message}".rstrip()
