@@ -22,12 +22,19 @@ class Command(BaseCommand):
         if not runs:
             raise CommandError("No enabled providers to poll.")
         self.stdout.write("")
-        columns = ("provider", "outcome", "seen", "new", "changed", "gone", "calls")
-        self.stdout.write("{:<14} {:<8} {:>6} {:>6} {:>7} {:>5} {:>5}".format(*columns))
+        row = "{:<14} {:<8} {:>6} {:>6} {:>7} {:>5} {:>5}".format
+        self.stdout.write(row("provider", "outcome", "seen", "new", "changed", "gone", "calls"))
         for run in runs:
             self.stdout.write(
-                f"{run.provider.slug:<14} {run.outcome:<8} {run.offers_seen:>6} {run.offers_added:>6} "
-                f"{run.offers_changed:>7} {run.offers_gone:>5} {run.http_calls:>5}"
+                row(
+                    run.provider.slug,
+                    run.outcome,
+                    run.offers_seen,
+                    run.offers_added,
+                    run.offers_changed,
+                    run.offers_gone,
+                    run.http_calls,
+                )
             )
         if all(run.outcome in ("failed", "skipped") for run in runs):
             raise CommandError("Every provider failed.")

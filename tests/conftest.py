@@ -1,0 +1,52 @@
+"""A tiny world for the tests: the registry loaded, provider payloads served on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from pytest_httpserver import HTTPServer
+
+from providers.models import Provider
+from providers.registry import load_registry
+
+PAYLOADS = Path(__file__).parent / "payloads"
+
+
+def payload(path: str):
+    return json.loads((PAYLOADS / path).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def registry(db) -> dict[str, Provider]:
+    return {provider.slug: provider for provider in load_registry()}
+
+
+@pytest.fixture
+def serve(httpserver: HTTPServer, settings):
+    """Point a provider's <PREFIX>_BASE_URL (and any extra URL) at the loopback server."""
+
+    def point(provider: Provider, *extra: str) -> HTTPServer:
+        origin = httpserver.url_for("").rstrip("/")
+        setattr(settings, f"{provider.env_prefix}_BASE_URL", origin)
+        for name in extra:
+            setattr(settings, f"{provider.env_prefix}_{name}", origin)
+        return httpserver
+
+    return point
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(user)
+    return client
