@@ -51,7 +51,7 @@ def test_a_poll_stores_every_offer_and_records_the_run(deepinfra):
 
 
 def test_polling_the_same_data_twice_changes_nothing(deepinfra):
-    provider, server = deepinfra
+    _provider, server = deepinfra
     serve_catalog(server)
     poll_provider("deepinfra")
     before = snapshot()
@@ -63,7 +63,7 @@ def test_polling_the_same_data_twice_changes_nothing(deepinfra):
 
 
 def test_a_price_change_is_recorded_once(deepinfra):
-    provider, server = deepinfra
+    _provider, server = deepinfra
     serve_catalog(server)
     poll_provider("deepinfra")
     models = payload("deepinfra/models_list.json")
@@ -84,7 +84,7 @@ def test_a_price_change_is_recorded_once(deepinfra):
 
 
 def test_a_vanished_offer_is_marked_unavailable_not_deleted(deepinfra):
-    provider, server = deepinfra
+    _provider, server = deepinfra
     serve_catalog(server)
     poll_provider("deepinfra")
     models = payload("deepinfra/models_list.json")
@@ -112,7 +112,7 @@ def test_a_failed_poll_keeps_the_last_snapshot(deepinfra):
 
 
 def test_a_malformed_payload_keeps_the_last_snapshot(deepinfra):
-    provider, server = deepinfra
+    _provider, server = deepinfra
     serve_catalog(server)
     poll_provider("deepinfra")
     before = snapshot()
@@ -123,7 +123,7 @@ def test_a_malformed_payload_keeps_the_last_snapshot(deepinfra):
 
 
 def test_one_bad_item_is_skipped_and_the_run_is_partial(deepinfra):
-    provider, server = deepinfra
+    _provider, server = deepinfra
     models = payload("deepinfra/models_list.json")
     models[3]["pricing"] = {"type": "tokens"}  # no cents_per_input_token
     serve_catalog(server, models=models)
@@ -166,7 +166,7 @@ def test_a_poll_of_5000_offers_makes_a_bounded_number_of_queries(
 
 
 def test_sync_providers_prints_each_outcome_and_a_summary(deepinfra, capsys, settings):
-    provider, server = deepinfra
+    _provider, server = deepinfra
     serve_catalog(server)
     settings.GROQ_API_KEY = ""
     settings.HUGGINGFACE_ENABLED = False
@@ -179,7 +179,7 @@ def test_sync_providers_prints_each_outcome_and_a_summary(deepinfra, capsys, set
 
 
 def test_sync_providers_exits_non_zero_when_every_provider_failed(deepinfra):
-    provider, server = deepinfra
+    _provider, server = deepinfra
     server.expect_request("/models/list").respond_with_data("", status=503)
     with pytest.raises(CommandError, match="Every provider failed"):
         call_command("sync_providers", "--provider", "deepinfra")
