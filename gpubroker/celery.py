@@ -26,4 +26,4 @@ def start_providers(**kwargs) -> None:
     logger.info("Initialized %d providers", len(providers))
     for provider in providers:
         if provider.is_stale():
-            poll_provider.delay(provider.slug)
+            poll_provider.apply_async([provider.slug], expires=provider.poll_interval)
