@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
@@ -104,6 +105,23 @@ class Catalog:
 
     offers: list[OfferIn] = field(default_factory=list)
     skipped: int = 0
+
+    # What a parser raises on an item missing or mangling a field it needs.
+    ITEM_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+    @classmethod
+    def parse(cls, slug: str, items: Iterable[Any], parse_item: Callable) -> Catalog:
+        """Parse every item with `parse_item` (returning one OfferIn or a list of them);
+        an item it cannot parse is skipped, logged and counted, and the rest are kept."""
+        catalog = cls()
+        for item in items:
+            try:
+                parsed = parse_item(item)
+            except cls.ITEM_ERRORS as exc:
+                catalog.skip(item, f"{type(exc).__name__}: {exc}", slug)
+                continue
+            catalog.offers.extend(parsed if isinstance(parsed, list) else [parsed])
+        return catalog
 
     def skip(self, item: Any, reason: str, slug: str) -> None:
         self.skipped += 1

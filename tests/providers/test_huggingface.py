@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from providers import http
-from tests.conftest import payload
+from tests.conftest import by_id, payload
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +27,6 @@ def serve_catalog(server):
         payload("huggingface/hub_models_page1.json"),
         headers={"Link": f'<{next_page}>; rel="next"'},
     )
-
-
-def by_id(catalog):
-    return {offer.upstream_id: offer for offer in catalog.offers}
 
 
 def test_it_makes_one_offer_per_model_and_serving_provider(huggingface):
