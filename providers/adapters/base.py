@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
@@ -70,6 +71,7 @@ class OfferIn:
     throughput_tps: float | None = None
     latency_ms: float | None = None
     gpu_name: str = ""
+    gpu_id: int | None = None  # the GpuModel the name normalised to (providers/gpus.py)
     gpu_count: int | None = None
     vram_gb: float | None = None
     vcpus: float | None = None
@@ -104,6 +106,7 @@ class Catalog:
 
     offers: list[OfferIn] = field(default_factory=list)
     skipped: int = 0
+    unknown_gpus: Counter[str] = field(default_factory=Counter)  # spelling → offers
 
     def skip(self, item: Any, reason: str, slug: str) -> None:
         self.skipped += 1
@@ -180,5 +183,5 @@ class ProviderAdapter:
 def load_price_sheet(name: str) -> dict[str, Any]:
     """A dated, sourced price sheet shipped in providers/price_sheets/."""
     sheet = json.loads((PRICE_SHEETS / f"{name}.json").read_text())
-    sheet["read_on_date"] = date.fromisoformat(sheet["read_on"])
+    sheet["read_on_date"] = date.fromisoformat(sheet["read_on"]) if sheet["read_on"] else None
     return sheet
