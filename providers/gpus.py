@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import transaction
 
-from providers.adapters.base import Catalog, OfferIn
+from providers.adapters.base import Catalog, OfferIn, usd
 from providers.http import NotSupported
 from providers.models import GpuModel
 
@@ -136,14 +136,13 @@ def log_unknown_gpus(slug: str, catalog: Catalog) -> None:
         )
 
 
-def per_gpu_hour(
-    total: Decimal | None, gpus: int, *, hours: float = 1, replicas: int = 1
-) -> Decimal | None:
-    """A price for `replicas` machines of `gpus` GPUs over `hours`, per GPU-hour."""
+def per_gpu_hour(total: Any, gpus: int, *, hours: float = 1, replicas: int = 1) -> Decimal | None:
+    """A price for `replicas` machines of `gpus` GPUs over `hours`, per GPU-hour (divided
+    before rounding, so 8 GPUs cost exactly 8 × the per-GPU figure, to the micro-dollar)."""
     units = Decimal(str(hours)) * replicas * gpus
-    if total is None or units <= 0:
+    if total is None or total == "" or units <= 0:
         return None
-    return (total / units).quantize(Decimal("0.000001"))
+    return usd(Decimal(str(total)) / units)
 
 
 def mib_to_gb(value: Any) -> float | None:

@@ -60,7 +60,6 @@ class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
 
     def _offer(self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog) -> OfferIn:
         cards = int(item["num_cards"])
-        total = usd(item.get("price"))
         country = geo.country_code(item.get("location"))
         sold_out = bool(item.get("sold_out"))
         offer = OfferIn(
@@ -79,8 +78,8 @@ class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
             interruptible=False,  # a VM rented for a fixed duration
             available=not sold_out,
             availability_count=0 if sold_out else None,
-            usd_per_instance_hour=total,
-            usd_per_gpu_hour=per_gpu_hour(total, cards),
+            usd_per_instance_hour=usd(item.get("price")),
+            usd_per_gpu_hour=per_gpu_hour(item.get("price"), cards),
             price_note=f"List price of the {cards}-GPU VM per hour ÷ {cards}; quotes add fees.",
         )
         vocabulary.label(
@@ -108,7 +107,7 @@ class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
         body = self.client.get_json(PRICE, params=params, headers=self._headers())
         try:
             data = body["data"]
-            total, gpus = usd(data["total_cost_usdc"]), int(data.get("gpus_per_vm") or 0)
+            total, gpus = data["total_cost_usdc"], int(data.get("gpus_per_vm") or 0)
         except (KeyError, TypeError, ValueError) as exc:
             raise BadPayload(f"{self.slug}: {PRICE} has no data.total_cost_usdc") from exc
         return per_gpu_hour(total, gpus or int(item["num_cards"]), hours=hours, replicas=replicas)
@@ -123,7 +122,7 @@ class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
         if sample is None:
             return AuthResult(ok=True, detail=detail)
         quoted = self.quote_per_gpu_hour(sample)
-        listed = per_gpu_hour(usd(sample["price"]), int(sample["num_cards"]))
+        listed = per_gpu_hour(sample["price"], int(sample["num_cards"]))
         return AuthResult(
             ok=True,
             detail=f"{detail} {sample['id']}: list ${listed}/GPU-hour, quote ${quoted}/GPU-hour.",

@@ -89,7 +89,6 @@ class VastAiAdapter(ProviderAdapter):
         if gpus < 1:
             raise ValueError(f"num_gpus is {gpus}")
         country = geo.country_code(item.get("geolocation"))
-        total = usd(item.get("dph_total"))
         offer = OfferIn(
             upstream_id=str(int(item["id"])),
             name="",
@@ -106,8 +105,8 @@ class VastAiAdapter(ProviderAdapter):
             interruptible=False,
             availability_count=gpus,
             benchmark_score=item.get("dlperf"),
-            usd_per_instance_hour=total,
-            usd_per_gpu_hour=per_gpu_hour(total, gpus),
+            usd_per_instance_hour=usd(item.get("dph_total")),
+            usd_per_gpu_hour=per_gpu_hour(item.get("dph_total"), gpus),
             price_note=f"On-demand, whole offer incl. {STORAGE_GB} GB disk; bandwidth extra.",
         )
         vocabulary.label(offer, catalog, item.get("gpu_name") or "", memory_gb=offer.vram_gb)
@@ -145,7 +144,7 @@ def _interruptible(offer: OfferIn, item: dict[str, Any], gpus: int) -> OfferIn:
         canonical_id="",
         interruptible=True,
         usd_per_instance_hour=usd(bid),
-        usd_per_gpu_hour=per_gpu_hour(usd(bid), gpus),
+        usd_per_gpu_hour=per_gpu_hour(bid, gpus),
         price_note=(
             f"Interruptible: current minimum bid for the whole offer, plus {STORAGE_GB} GB "
             "disk. A higher bid can stop it."
