@@ -105,7 +105,7 @@ class OfferAdmin(admin.ModelAdmin):
     list_select_related = ["provider"]
     actions = ["rent"]
 
-    @admin.action(description="Rent on the provider (asks for confirmation)", permissions=["change"])
+    @admin.action(description="Rent on the provider (asks to confirm)", permissions=["change"])
     def rent(self, request, queryset) -> TemplateResponse | None:
         """Create a billed instance from one GPU offer: a confirmation page first, never
         automatically. Providers whose API cannot rent say where to go instead."""
