@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Q
+from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Cast, Coalesce, Greatest, Least, NullIf, Round
 
-from providers.models import Kind, Offer
+from providers.models import GpuModel, Kind, Offer
 
 EXPLANATION = (
     "G-Score: GPU compute per dollar. The GPU's spec-sheet BF16 TFLOPS (FP16 where it has no "
@@ -28,17 +30,27 @@ EXPLANATION = (
 )
 RELIABILITY_WEIGHT = 3
 REFERENCE_PERCENTILE = 0.99
-BATCH_SIZE = 1000
 
 
-def value(
-    tflops: float | None, usd_per_gpu_hour: float | None, reliability: float | None
-) -> float | None:
-    """TFLOPS per $/GPU-hour after the reliability penalty; None when it cannot be known."""
-    if not tflops or not usd_per_gpu_hour or usd_per_gpu_hour <= 0:
-        return None
-    penalty = 1.0 if reliability is None else max(0.0, 1 - RELIABILITY_WEIGHT * (1 - reliability))
-    return tflops / usd_per_gpu_hour * penalty
+def value_expression() -> CombinedExpression:
+    """tflops / usd_per_gpu_hour × penalty, in SQL: NULL where any input is unknown."""
+    tflops = Subquery(
+        GpuModel.objects.filter(pk=OuterRef("gpu_id"))
+        .annotate(tflops=Coalesce("bf16_tflops", "fp16_tflops"))
+        .values("tflops")[:1],
+        output_field=FloatField(),
+    )
+    unreliability = Value(1.0) - Coalesce(F("reliability"), Value(1.0))
+    penalty = Greatest(Value(0.0), Value(1.0) - RELIABILITY_WEIGHT * unreliability)
+    price = NullIf(Cast("usd_per_gpu_hour", FloatField()), Value(0.0))  # never ÷ 0
+    return tflops / price * penalty
+
+
+def scored() -> QuerySet[Offer]:
+    """The offers a G-Score is given to: GPU offers on sale now with a USD per-GPU-hour."""
+    return Offer.objects.filter(
+        kind=Kind.GPU, available=True, gpu__isnull=False, usd_per_gpu_hour__gt=0
+    )
 
 
 def scale(values: list[float]) -> float | None:
@@ -49,37 +61,15 @@ def scale(values: list[float]) -> float | None:
     return ranked[max(0, math.ceil(REFERENCE_PERCENTILE * len(ranked)) - 1)]
 
 
-def score(raw: float | None, reference: float | None) -> float | None:
-    if raw is None or not reference:
-        return None
-    return round(min(100.0, 100 * raw / reference), 1)
-
-
-def refresh() -> int:
-    """Recompute every current GPU offer's G-Score; returns how many offers have one."""
-    rows = list(
-        Offer.objects.filter(kind=Kind.GPU)
-        .filter(Q(available=True) | Q(gscore__isnull=False))
-        .values_list(
-            "id",
-            "available",
-            "usd_per_gpu_hour",
-            "reliability",
-            "gpu__bf16_tflops",
-            "gpu__fp16_tflops",
-            "gscore",
-        )
-    )
-    raw = {
-        pk: value(bf16 or fp16, float(price) if price is not None else None, reliability)
-        for pk, available, price, reliability, bf16, fp16, _ in rows
-        if available
-    }
-    reference = scale([v for v in raw.values() if v is not None])
-    changed = []
-    for pk, *_, old in rows:
-        new = score(raw.get(pk), reference)
-        if new != old:
-            changed.append(Offer(pk=pk, gscore=new))
-    Offer.objects.bulk_update(changed, ["gscore"], batch_size=BATCH_SIZE)
-    return sum(v is not None for v in raw.values())
+def refresh() -> float | None:
+    """Recompute every current GPU offer's G-Score in three queries; returns the reference."""
+    values = scored().annotate(value=value_expression()).filter(value__isnull=False)
+    reference = scale(list(values.values_list("value", flat=True)))
+    if reference:
+        score = Round(Least(Value(100.0), 100 * value_expression() / reference), 1)
+        scored().exclude(gscore=score).update(gscore=score)  # only rows whose score moved
+    stale = Offer.objects.filter(kind=Kind.GPU, gscore__isnull=False)
+    if reference:
+        stale = stale.exclude(pk__in=scored().values("pk"))
+    stale.update(gscore=None)
+    return reference

@@ -17,32 +17,35 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     ("tflops", "price", "reliability", "expected"),
     [
-        (100.0, 1.0, None, 100.0),  # no reliability reported: no penalty
-        (100.0, 2.0, None, 50.0),  # twice the price, half the value
-        (100.0, 1.0, 0.99, 97.0),
-        (100.0, 1.0, 0.9, 70.0),  # each point under 100% costs 3%
-        (100.0, 1.0, 0.5, 0.0),  # never negative
-        (None, 1.0, 0.99, None),  # GPU not in the catalog
+        (100.0, "1.00", None, 100.0),  # no reliability reported: no penalty
+        (100.0, "2.00", None, 50.0),  # twice the price, half the value
+        (100.0, "1.00", 0.99, 97.0),
+        (100.0, "1.00", 0.9, 70.0),  # each point under 100% costs 3%
+        (100.0, "1.00", 0.5, 0.0),  # never negative
+        (None, "1.00", 0.99, None),  # no spec-sheet figure
         (100.0, None, 0.99, None),  # no USD price (Render, Akash with no bids)
-        (100.0, 0.0, None, None),
+        (100.0, "0", None, None),
     ],
 )
 def test_it_values_compute_per_dollar_with_a_reliability_penalty(
-    tflops, price, reliability, expected
+    registry, tflops, price, reliability, expected
 ):
-    result = gscore.value(tflops, price, reliability)
-    assert result == (pytest.approx(expected) if expected is not None else None)
+    gpu = GpuModel.objects.create(canonical="Test GPU", vendor="Test", bf16_tflops=tflops)
+    ingest(registry["vastai"], Catalog(offers=[gpu_offer("x", gpu, price, reliability)]))
+    value = Offer.objects.annotate(value=gscore.value_expression()).get().value
+    assert value == (pytest.approx(expected) if expected is not None else None)
 
 
 def test_it_scales_to_100_at_the_99th_percentile_so_an_outlier_cannot_squash_the_rest():
     values = [float(v) for v in range(1, 101)] + [10_000.0]  # 101 offers, one absurd
-    reference = gscore.scale(values)
-    assert reference == 100.0
-    assert gscore.score(10_000.0, reference) == 100.0
-    assert gscore.score(50.0, reference) == 50.0
+    assert gscore.scale(values) == 100.0  # the absurd one scores 100 too, the rest keep theirs
+    assert gscore.scale([5.0]) == 5.0
+    assert gscore.scale([]) is None
 
 
-def gpu_offer(upstream_id: str, gpu: GpuModel, price: str, reliability: float | None = None):
+def gpu_offer(
+    upstream_id: str, gpu: GpuModel, price: str | None, reliability: float | None = None
+) -> OfferIn:
     return OfferIn(
         upstream_id=upstream_id,
         name=upstream_id,
@@ -50,7 +53,7 @@ def gpu_offer(upstream_id: str, gpu: GpuModel, price: str, reliability: float | 
         gpu_id=gpu.pk,
         gpu_name=gpu.canonical,
         gpu_count=1,
-        usd_per_gpu_hour=Decimal(price),
+        usd_per_gpu_hour=Decimal(price) if price is not None else None,
         reliability=reliability,
     )
 
