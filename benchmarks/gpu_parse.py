@@ -12,6 +12,7 @@ Prints the median and best of 5 runs for each step.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import sys
@@ -76,6 +77,7 @@ def main(count: int) -> None:
     from providers.registry import load_registry
 
     load_registry()
+    logging.getLogger("providers.gpus").setLevel(logging.ERROR)  # the unnamed-GPU warning
     body = json.dumps(vast_search(count)).encode()
     server = serve(body)
     settings.VASTAI_BASE_URL = f"http://127.0.0.1:{server.server_port}"
