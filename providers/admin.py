@@ -97,6 +97,7 @@ class OfferAdmin(admin.ModelAdmin):
         "usd_per_1m_input",
         "usd_per_1m_output",
         "usd_per_gpu_hour",
+        "gscore",
         "available",
         "last_seen",
     ]
@@ -195,3 +196,4 @@ class PollRunAdmin(admin.ModelAdmin):
 @admin.register(GpuModel)
 class GpuModelAdmin(admin.ModelAdmin):
     list_display = ["canonical", "vendor", "architecture", "memory_gb", "bf16_tflops"]
+    search_fields = ["canonical"]

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,24 @@ def _by_memory(candidates: list[GpuModel], memory_gb: float | None) -> GpuModel 
         if m.memory_gb is None or abs(memory_gb - m.memory_gb) <= MEMORY_TOLERANCE * m.memory_gb
     ]
     return min(near, key=lambda m: abs(memory_gb - (m.memory_gb or memory_gb)), default=None)
+
+
+PARSE_ERRORS = (AttributeError, KeyError, TypeError, ValueError, ArithmeticError)
+Parser = Callable[[Any, "GpuVocabulary", Catalog], list[OfferIn]]
+
+
+def parse_gpu_offers(slug: str, items: Iterable[Any], parse: Parser) -> Catalog:
+    """Run `parse` over a provider's items with the GPU vocabulary: a malformed item is
+    skipped and counted, an unknown GPU kept and counted, and the unknowns logged once."""
+    vocabulary = GpuVocabulary.load()
+    catalog = Catalog()
+    for item in items:
+        try:
+            catalog.offers.extend(parse(item, vocabulary, catalog))
+        except PARSE_ERRORS as exc:
+            catalog.skip(item, f"{type(exc).__name__}: {exc}", slug)
+    log_unknown_gpus(slug, catalog)
+    return catalog
 
 
 def log_unknown_gpus(slug: str, catalog: Catalog) -> None:

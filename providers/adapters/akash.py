@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
-from providers.gpus import GpuVocabulary, NoInstanceApiMixin, log_unknown_gpus
+from providers.gpus import GpuVocabulary, NoInstanceApiMixin, parse_gpu_offers
 from providers.http import BadPayload, ProviderClient, Transient
 
 GIB = re.compile(r"^(\d+(?:\.\d+)?)\s*Gi$")
@@ -34,17 +34,11 @@ class AkashAdapter(NoInstanceApiMixin, ProviderAdapter):
         models = body.get("models") if isinstance(body, dict) else None
         if not isinstance(models, list):
             raise BadPayload(f"{self.slug}: /v1/gpu-prices has no models list")
-        vocabulary = GpuVocabulary.load()
-        catalog = Catalog()
-        for item in models:
-            try:
-                catalog.offers.append(self._offer(item, vocabulary, catalog))
-            except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                catalog.skip(item, f"{type(exc).__name__}: {exc}", self.slug)
-        log_unknown_gpus(self.slug, catalog)
-        return catalog
+        return parse_gpu_offers(self.slug, models, self._offers)
 
-    def _offer(self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog) -> OfferIn:
+    def _offers(
+        self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog
+    ) -> list[OfferIn]:
         model = item["model"]
         if not model:
             raise ValueError("no model")
@@ -63,7 +57,7 @@ class AkashAdapter(NoInstanceApiMixin, ProviderAdapter):
         vocabulary.label(offer, catalog, model, variant=interface, memory_gb=offer.vram_gb)
         offer.name = " ".join(p for p in (offer.gpu_name, ram, interface) if p)
         _price(offer, item.get("price"))
-        return offer
+        return [offer]
 
     def health_check(self) -> AuthResult:
         self.list_models()

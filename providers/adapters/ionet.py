@@ -24,7 +24,7 @@ from typing import Any
 
 from providers import geo
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
-from providers.gpus import GpuVocabulary, NoInstanceApiMixin, log_unknown_gpus, per_gpu_hour
+from providers.gpus import GpuVocabulary, NoInstanceApiMixin, parse_gpu_offers, per_gpu_hour
 from providers.http import BadPayload
 
 HARDWARE = "/enterprise/v1/io-cloud/vmaas/hardware"
@@ -47,18 +47,11 @@ class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
         return [item for item in items if not isinstance(item, dict) or item.get("num_cards")]
 
     def list_models(self) -> Catalog:
-        items = self._hardware()
-        vocabulary = GpuVocabulary.load()
-        catalog = Catalog()
-        for item in items:
-            try:
-                catalog.offers.append(self._offer(item, vocabulary, catalog))
-            except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                catalog.skip(item, f"{type(exc).__name__}: {exc}", self.slug)
-        log_unknown_gpus(self.slug, catalog)
-        return catalog
+        return parse_gpu_offers(self.slug, self._hardware(), self._offers)
 
-    def _offer(self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog) -> OfferIn:
+    def _offers(
+        self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog
+    ) -> list[OfferIn]:
         cards = int(item["num_cards"])
         country = geo.country_code(item.get("location"))
         sold_out = bool(item.get("sold_out"))
@@ -90,7 +83,7 @@ class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
             memory_gb=offer.vram_gb,
         )
         offer.name = f"{cards}× {offer.gpu_name or 'unnamed GPU'}"
-        return offer
+        return [offer]
 
     def quote_per_gpu_hour(
         self, item: dict[str, Any], *, hours: int = 1, replicas: int = 1

@@ -27,7 +27,7 @@ from typing import Any
 
 from providers import geo
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
-from providers.gpus import GpuVocabulary, log_unknown_gpus, mib_to_gb, per_gpu_hour
+from providers.gpus import GpuVocabulary, mib_to_gb, parse_gpu_offers, per_gpu_hour
 from providers.http import (
     BadPayload,
     Forbidden,
@@ -72,15 +72,7 @@ class VastAiAdapter(ProviderAdapter):
         offers = body.get("offers") if isinstance(body, dict) else None
         if not isinstance(offers, list):
             raise BadPayload(f"{self.slug}: /api/v0/bundles/ has no offers list")
-        vocabulary = GpuVocabulary.load()
-        catalog = Catalog()
-        for item in offers:
-            try:
-                catalog.offers.extend(self._offers(item, vocabulary, catalog))
-            except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                catalog.skip(item, f"{type(exc).__name__}: {exc}", self.slug)
-        log_unknown_gpus(self.slug, catalog)
-        return catalog
+        return parse_gpu_offers(self.slug, offers, self._offers)
 
     def _offers(
         self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog
