@@ -12,8 +12,9 @@ tests/payloads/SOURCES-gpu.md). Every call carries `x-api-key`.
   currency=usdc&duration_hours&gpus_per_vm&replica_count` → `{"data": {total_cost_usdc, …}}`,
   the total for the whole deployment (duration × replicas × GPUs, fees included): divided
   back to a GPU-hour, it is the check `authenticate()` reports against the list price.
-- Deploying a VM is a multi-step flow (SSH key, cluster, duration) the console walks
-  through; run_inference points there.
+- The docs' deployment example shows VMs can be deployed by API too, but each needs an SSH
+  key, a duration and locations chosen per deployment; renting is wired for Vast only so far,
+  so run_inference points at the console.
 """
 
 from __future__ import annotations
