@@ -39,7 +39,7 @@ from providers.http import (
 
 STORAGE_GB = 5  # the CLI's --storage default; dph_total prices it in
 SEARCH = {
-    # The CLI's default query: machines Vast verified, in its datacenter/host pool, free now.
+    # The CLI's default query: verified machines, no external offers, rentable now.
     "verified": {"eq": True},
     "external": {"eq": False},
     "rentable": {"eq": True},
