@@ -91,6 +91,8 @@ def _error_text(response: httpx.Response) -> str:
         err = body.get("error") or body.get("detail") or body.get("msg") or body.get("message")
         if isinstance(err, dict):
             err = err.get("message") or err.get("msg")
+        if isinstance(err, str) and isinstance(body.get("msg"), str) and body["msg"] != err:
+            err = f"{err}: {body['msg']}"  # Vast: a code in "error", the sentence in "msg"
         if err:
             return str(err)[:200]
     return ""

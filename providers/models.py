@@ -204,6 +204,12 @@ class GpuModel(models.Model):
     fp16_tflops = models.FloatField(null=True, blank=True)
     memory_bandwidth_gbps = models.FloatField(null=True, blank=True)
     source = models.URLField(blank=True)
+    aliases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Provider spellings of this GPU. Ones added here survive catalog reloads.",
+    )
+    note = models.TextField(blank=True, default="", help_text="Where each figure came from.")
 
     class Meta:
         ordering = ["canonical"]
