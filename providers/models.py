@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -217,6 +218,13 @@ class PriceSource(models.TextChoices):
     SHEET = "sheet", "Price sheet"
 
 
+# An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; the low
+# end of a market range), for sorting and the marketplace's price ceiling. Indexed below.
+UNIT_PRICE = Coalesce(
+    "usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min"
+)
+
+
 class OfferQuerySet(models.QuerySet):
     def available(self) -> OfferQuerySet:
         return self.filter(available=True)
@@ -295,6 +303,11 @@ class Offer(models.Model):
             models.Index(fields=["available", "gpu_name"]),
             models.Index(fields=["available", "usd_per_1m_input"]),
             models.Index(fields=["available", "usd_per_gpu_hour"]),
+            # Marketplace (0002_marketplace_indexes): price order, newest order.
+            models.Index(UNIT_PRICE, "id", name="offer_unit_price", condition=Q(available=True)),
+            models.Index(
+                fields=["-first_seen", "-id"], name="offer_newest", condition=Q(available=True)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -312,6 +325,7 @@ class PriceChange(models.Model):
 
     class Meta:
         ordering = ["at"]
+        indexes = [models.Index(fields=["offer", "at"], name="pricechange_offer_at")]
 
     def __str__(self) -> str:
         return f"{self.field}: {self.old} → {self.new} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,108 @@
+"""Price history pictures: inline SVG sparklines drawn on the server from PriceChange rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+
+from marketplace.templatetags.market import usd
+from providers.models import Offer, PriceChange
+
+# The price a card draws: the one its headline shows (see providers.models.UNIT_PRICE).
+HEADLINE_FIELDS = ("usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min")
+FIELD_LABELS = {
+    "usd_per_1m_input": "USD per 1M input tokens",
+    "usd_per_1m_output": "USD per 1M output tokens",
+    "usd_per_image": "USD per image",
+    "usd_per_gpu_hour": "USD per GPU-hour",
+    "usd_per_gpu_hour_min": "USD per GPU-hour (market low)",
+    "usd_per_gpu_hour_max": "USD per GPU-hour (market high)",
+    "usd_per_instance_hour": "USD per instance-hour",
+}
+CARD_CHANGES = 60  # a card draws at most this many recent changes; the detail page draws all
+WIDTH, HEIGHT, PAD = 120, 28, 3
+
+
+@dataclass
+class Sparkline:
+    label: str
+    points: str  # SVG polyline points, in a WIDTH × HEIGHT box
+    changes: int
+    low: Decimal
+    high: Decimal
+    since: datetime
+
+    @property
+    def title(self) -> str:
+        if not self.changes:
+            return f"{self.label}: unchanged since {self.since:%Y-%m-%d}"
+        return (
+            f"{self.label}: {self.changes} change{'s' * (self.changes != 1)} since "
+            f"{self.since:%Y-%m-%d}, between {usd(self.low)} and {usd(self.high)}"
+        )
+
+
+def headline_field(offer: Offer) -> str | None:
+    return next((name for name in HEADLINE_FIELDS if getattr(offer, name) is not None), None)
+
+
+def recent_changes(offers: list[Offer]) -> dict[int, list[PriceChange]]:
+    """The latest CARD_CHANGES headline-price changes of each offer, oldest first: one query."""
+    ranked = (
+        PriceChange.objects.filter(offer__in=[o.pk for o in offers], field__in=HEADLINE_FIELDS)
+        .annotate(recent=Window(RowNumber(), partition_by=[F("offer_id")], order_by=F("at").desc()))
+        .filter(recent__lte=CARD_CHANGES)
+        .order_by("offer_id", "at", "id")
+    )
+    by_offer: dict[int, list[PriceChange]] = defaultdict(list)
+    for change in ranked:
+        by_offer[change.offer_id].append(change)
+    return by_offer
+
+
+def sparkline(
+    offer: Offer,
+    changes: list[PriceChange],
+    now: datetime,
+    field: str | None = None,
+    *,
+    complete: bool = False,
+) -> Sparkline | None:
+    """A step line of one price from first sight until now; from the oldest change given when
+    `changes` may be only the latest CARD_CHANGES."""
+    field = field or headline_field(offer)
+    current = getattr(offer, field) if field else None
+    if current is None:
+        return None
+    mine = [c for c in changes if c.field == field]
+    start = offer.first_seen if complete or len(mine) < CARD_CHANGES else mine[0].at
+    opening = mine[0].old if mine and mine[0].old is not None else current
+    steps = [(start, opening), *((c.at, c.new) for c in mine if c.new is not None), (now, current)]
+    values = [v for _, v in steps]
+    low, high = min(values), max(values)
+    span = (now - start).total_seconds() or 1.0
+
+    def x(at: datetime) -> float:
+        return PAD + (WIDTH - 2 * PAD) * min(max((at - start).total_seconds() / span, 0), 1)
+
+    def y(value: Decimal) -> float:
+        if high == low:
+            return HEIGHT / 2
+        return PAD + (HEIGHT - 2 * PAD) * float((high - value) / (high - low))
+
+    points = [(x(start), y(opening))]
+    for at, value in steps[1:]:
+        points += [(x(at), points[-1][1]), (x(at), y(value))]
+    return Sparkline(
+        label=FIELD_LABELS[field],
+        points=" ".join(f"{px:.1f},{py:.1f}" for px, py in points),
+        changes=len(mine),
+        low=low,
+        high=high,
+        since=start,
+    )

@@ -1,0 +1,61 @@
+"""Formatting for offer cards: prices as people read them, never a made-up zero."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django import template
+from django.db import models
+
+register = template.Library()
+
+
+@register.filter
+def usd(value: Decimal | float | None) -> str:
+    """$0.02, $0.00015, $1,234.50: at least cents, every significant digit stored."""
+    if value is None or value == "":
+        return ""
+    text = format(Decimal(str(value)).normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"${int(whole):,}.{frac.ljust(2, '0')}"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A 0–1 ratio as a percentage with one decimal place."""
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+@register.filter
+def extra_tags(tags: list[str] | None) -> list[str]:
+    """Compliance tags other than the region one (the card shows the region already)."""
+    return [t for t in tags or [] if not str(t).startswith("region=")]
+
+
+@register.filter
+def every_field(offer: models.Model) -> list[tuple[str, str]]:
+    """(label, shown value) for every stored field of a row, for the offer detail page."""
+    return [
+        (
+            f.verbose_name,
+            _shown(getattr(offer, f.name) if f.is_relation else f.value_from_object(offer)),
+        )
+        for f in offer._meta.concrete_fields
+    ]
+
+
+def _shown(value) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, Decimal):
+        return usd(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M} UTC"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
