@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.db.models import Count, F, Q, QuerySet
 
-from providers.models import UNIT_PRICE, Kind, Offer, Provider
+from providers.models import UNIT_PRICE, Kind, Offer, OfferFacet, Provider
 
 PAGE_SIZE = 24
 KINDS = {"llm": Kind.LLM.value, "gpu": Kind.GPU.value}
@@ -128,7 +128,7 @@ class OfferFilter(forms.Form):
         """The filters that are not facets: search, minimums, the price ceiling."""
         v, q = self.values, Q()
         if v["q"]:
-            q &= Q(name__icontains=v["q"]) | Q(gpu_name__icontains=v["q"])
+            q &= Q(name__icontains=v["q"])
         if v["min_vram"] is not None:
             q &= Q(vram_gb__gte=v["min_vram"])
         if v["max_price"] is not None:
@@ -151,7 +151,7 @@ class OfferFilter(forms.Form):
     def facets(self) -> tuple[list[Facet], int]:
         """Each facet with its options and their counts, and the number of matching offers."""
         if self.refinements():
-            rows = list(facet_rows(self._refined()))
+            rows = list(self._refined().values(*FACETS.values()).annotate(n=Count("*")).order_by())
         else:  # the catalog already holds these counts
             rows = [r for r in self.catalog if self.values["unavailable"] or r["available"]]
         selected = self.selected()
@@ -236,13 +236,9 @@ class Facet:
         return self.active or self.name in ("kind", "provider")
 
 
-def facet_rows(qs: QuerySet[Offer]) -> QuerySet:
-    return qs.values(*FACETS.values(), "available").annotate(n=Count("pk")).order_by()
-
-
 def catalog_rows() -> list[dict[str, Any]]:
     """Every combination of facet values among stored offers, with its offer count."""
-    return list(facet_rows(Offer.objects.all()))
+    return list(OfferFacet.objects.values(*FACETS.values(), "available", n=F("offers")))
 
 
 def count_facets(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -219,7 +219,8 @@ class PriceSource(models.TextChoices):
 
 
 # An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; the low
-# end of a market range), for sorting and the marketplace's price ceiling. Indexed below.
+# end of a market range), for sorting and the marketplace's price ceiling. Indexed on
+# PostgreSQL by migration 0002_marketplace_indexes (the index repeats this expression).
 UNIT_PRICE = Coalesce(
     "usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min"
 )
@@ -303,8 +304,7 @@ class Offer(models.Model):
             models.Index(fields=["available", "gpu_name"]),
             models.Index(fields=["available", "usd_per_1m_input"]),
             models.Index(fields=["available", "usd_per_gpu_hour"]),
-            # Marketplace (0002_marketplace_indexes): price order, newest order.
-            models.Index(UNIT_PRICE, "id", name="offer_unit_price", condition=Q(available=True)),
+            # Marketplace: newest first (more, PostgreSQL-only, in 0002_marketplace_indexes).
             models.Index(
                 fields=["-first_seen", "-id"], name="offer_newest", condition=Q(available=True)
             ),
@@ -312,6 +312,34 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.provider_id}"
+
+
+class OfferFacet(models.Model):
+    """How many of a provider's offers share each combination of the marketplace's facet
+    values. Rewritten with the offers by every ingest, so the marketplace lists its choices
+    and counts without grouping every offer on every request."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    region = models.CharField(max_length=40, blank=True)
+    task = models.CharField(max_length=40, blank=True)
+    gpu_name = models.CharField(max_length=80, blank=True)
+    available = models.BooleanField()
+    offers = models.PositiveIntegerField()
+
+    COLUMNS = ("kind", "region", "task", "gpu_name", "available")
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.kind} {self.region} {self.task} {self.gpu_name}"
+
+    @classmethod
+    def refresh(cls, provider: Provider) -> None:
+        groups = Offer.objects.filter(provider=provider).values(*cls.COLUMNS)
+        cls.objects.filter(provider=provider).delete()
+        cls.objects.bulk_create(
+            cls(provider=provider, offers=row.pop("n"), **row)
+            for row in groups.annotate(n=Count("*")).order_by()
+        )
 
 
 class PriceChange(models.Model):
