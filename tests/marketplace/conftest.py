@@ -3,6 +3,8 @@ reach the database the way a poll puts them there, through `providers.pipeline.i
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -149,3 +151,20 @@ def days_ago(n: float) -> datetime:
 
 
 SHEET_DATE = date(2026, 6, 23)
+
+
+def names(response) -> list[str]:
+    """The offer cards' titles, in page order."""
+    found = re.findall(r'<h2><a href="/offers/\d+/">(.*?)</a></h2>', response.content.decode())
+    return [html.unescape(name) for name in found]
+
+
+def facet_count(response, facet: str, value: str) -> int:
+    """The count printed beside one filter option on a full page."""
+    pattern = (
+        rf'name="{facet}" value="{re.escape(html.escape(value))}"[^>]*>\s*[^<]*'
+        r'<span class="n" id="[^"]+">([\d,]+)</span>'
+    )
+    found = re.search(pattern, response.content.decode())
+    assert found, f"no option {facet}={value}"
+    return int(found.group(1).replace(",", ""))
