@@ -38,6 +38,12 @@ class Sparkline:
     since: datetime
 
     @property
+    def caption(self) -> str:
+        if not self.changes:
+            return f"no change since {self.since:%-d %b}"
+        return f"{self.changes} change{'s' * (self.changes != 1)} since {self.since:%-d %b}"
+
+    @property
     def title(self) -> str:
         if not self.changes:
             return f"{self.label}: unchanged since {self.since:%Y-%m-%d}"

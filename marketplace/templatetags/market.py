@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django import template
 from django.db import models
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -19,6 +21,16 @@ def usd(value: Decimal | float | None) -> str:
     text = format(Decimal(str(value)).normalize(), "f")
     whole, _, frac = text.partition(".")
     return f"${int(whole):,}.{frac.ljust(2, '0')}"
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """How long since a moment, for freshness lines: "just now", "3 minutes ago", "never"."""
+    if moment is None:
+        return "never"
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment, depth=1)} ago"
 
 
 @register.filter

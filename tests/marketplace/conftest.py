@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from providers.adapters.base import Catalog, OfferIn
 from providers.models import Kind, Offer, Provider
-from providers.pipeline import ingest
+from providers.pipeline import ingest, poll_provider
+from tests.conftest import payload
 
 
 def llm(upstream_id: str, **fields) -> OfferIn:
@@ -168,3 +169,25 @@ def facet_count(response, facet: str, value: str) -> int:
     found = re.search(pattern, response.content.decode())
     assert found, f"no option {facet}={value}"
     return int(found.group(1).replace(",", ""))
+
+
+@pytest.fixture
+def recorded_world(registry, serve, settings) -> dict[str, Provider]:
+    """The recorded provider payloads in tests/payloads, polled through the real adapters,
+    HTTP client and pipeline: what the marketplace shows after a first round of polls."""
+    settings.GROQ_API_KEY = "gsk_recorded0000000000000001"  # Groq lists models only with a key
+    server = serve(registry["deepinfra"])
+    serve(registry["huggingface"], "HUB_URL")
+    serve(registry["groq"])
+    server.expect_request("/models/list").respond_with_json(payload("deepinfra/models_list.json"))
+    server.expect_request("/v1/openai/models").respond_with_json(
+        payload("deepinfra/openai_models.json")
+    )
+    server.expect_request("/v1/models").respond_with_json(payload("huggingface/router_models.json"))
+    server.expect_request("/api/models").respond_with_json(
+        payload("huggingface/hub_models_page1.json")
+    )
+    server.expect_request("/openai/v1/models").respond_with_json(payload("groq/models.json"))
+    for slug in ("deepinfra", "huggingface", "groq"):
+        assert poll_provider(slug).outcome in ("ok", "partial"), slug
+    return registry
