@@ -148,6 +148,13 @@ class OfferFilter(forms.Form):
         tie = "-id" if self.values["sort"] == "newest" else "id"
         return self._refined().filter(**chosen).order_by(SORTS[self.values["sort"]][1], tie)
 
+    def page_of_offers(self, page: Page) -> list[Offer]:
+        offers = list(self.offers()[page.offset : page.offset + PAGE_SIZE].defer("description"))
+        by_pk = {p.pk: p for p in self.providers}
+        for offer in offers:
+            offer.provider = by_pk[offer.provider_id]  # loaded already, with their status
+        return offers
+
     def facets(self) -> tuple[list[Facet], int]:
         """Each facet with its options and their counts, and the number of matching offers."""
         if self.refinements():

@@ -9,21 +9,13 @@ from decimal import Decimal
 
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
-from marketplace.templatetags.market import usd
-from providers.models import Offer, PriceChange
+from marketplace.templatetags.market import FIELD_LABELS, usd
+from providers.models import UNIT_PRICE, Offer, PriceChange
 
-# The price a card draws: the one its headline shows (see providers.models.UNIT_PRICE).
-HEADLINE_FIELDS = ("usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min")
-FIELD_LABELS = {
-    "usd_per_1m_input": "USD per 1M input tokens",
-    "usd_per_1m_output": "USD per 1M output tokens",
-    "usd_per_image": "USD per image",
-    "usd_per_gpu_hour": "USD per GPU-hour",
-    "usd_per_gpu_hour_min": "USD per GPU-hour (market low)",
-    "usd_per_gpu_hour_max": "USD per GPU-hour (market high)",
-    "usd_per_instance_hour": "USD per instance-hour",
-}
+# The price a card draws: the first one stated of those its unit price is made from.
+HEADLINE_FIELDS = tuple(f.name for f in UNIT_PRICE.get_source_expressions())
 CARD_CHANGES = 60  # a card draws at most this many recent changes; the detail page draws all
 WIDTH, HEIGHT, PAD = 120, 28, 3
 
@@ -69,6 +61,14 @@ def recent_changes(offers: list[Offer]) -> dict[int, list[PriceChange]]:
     for change in ranked:
         by_offer[change.offer_id].append(change)
     return by_offer
+
+
+def with_sparklines(offers: list[Offer]) -> list[Offer]:
+    """Give each offer of a page its `sparkline` (or None), from one query."""
+    changes, now = recent_changes(offers), timezone.now()
+    for offer in offers:
+        offer.sparkline = sparkline(offer, changes[offer.pk], now)
+    return offers
 
 
 def sparkline(

@@ -12,6 +12,16 @@ from django.utils.timesince import timesince
 
 register = template.Library()
 
+FIELD_LABELS = {  # each price field's unit, in words
+    "usd_per_1m_input": "USD per 1M input tokens",
+    "usd_per_1m_output": "USD per 1M output tokens",
+    "usd_per_image": "USD per image",
+    "usd_per_gpu_hour": "USD per GPU-hour",
+    "usd_per_gpu_hour_min": "USD per GPU-hour (market low)",
+    "usd_per_gpu_hour_max": "USD per GPU-hour (market high)",
+    "usd_per_instance_hour": "USD per instance-hour",
+}
+
 
 @register.filter
 def usd(value: Decimal | float | None) -> str:
@@ -31,6 +41,12 @@ def ago(moment: datetime | None) -> str:
     if timezone.now() - moment < timedelta(minutes=1):
         return "just now"
     return f"{timesince(moment, depth=1)} ago"
+
+
+@register.filter
+def price_label(field: str) -> str:
+    """A price field's unit in words: "USD per GPU-hour"."""
+    return FIELD_LABELS.get(field, field)
 
 
 @register.filter

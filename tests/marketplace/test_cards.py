@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from django.utils import timezone
@@ -164,6 +166,17 @@ def test_each_card_draws_its_price_history(client, registry):
     assert '<svg class="spark"' in html
     assert "USD per 1M input tokens: 2 changes since" in html
     assert "between $0.60 and $1.00" in html
+
+
+def test_a_price_drop_draws_a_line_that_steps_down(client, registry):
+    deepinfra = registry["deepinfra"]
+    publish(deepinfra, llm("a/model", usd_per_1m_input=usd("1.00")), at=days_ago(4))
+    publish(deepinfra, llm("a/model", usd_per_1m_input=usd("0.50")), at=days_ago(2))
+    points = re.search(r'<polyline points="([^"]+)"', card(client.get("/"), "a/model")).group(1)
+    xy = [tuple(map(float, p.split(","))) for p in points.split()]
+    assert xy[0][1] < xy[-1][1]  # SVG y grows downwards: the line ends lower
+    step = next(x for (x, y), (_, y2) in pairwise(xy) if y2 != y)
+    assert 55 < step < 65  # halfway between first sight and now
 
 
 def test_the_offer_page_shows_every_field_and_the_whole_history(client, registry):
