@@ -304,10 +304,7 @@ class Offer(models.Model):
             models.Index(fields=["available", "gpu_name"]),
             models.Index(fields=["available", "usd_per_1m_input"]),
             models.Index(fields=["available", "usd_per_gpu_hour"]),
-            # Marketplace: newest first (more, PostgreSQL-only, in 0002_marketplace_indexes).
-            models.Index(
-                fields=["-first_seen", "-id"], name="offer_newest", condition=Q(available=True)
-            ),
+            # The marketplace's sort orders: PostgreSQL-only, in 0002_marketplace_indexes.
         ]
 
     def __str__(self) -> str:

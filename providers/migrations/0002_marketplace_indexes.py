@@ -1,36 +1,34 @@
 """Indexes for the marketplace at 100,000 offers (see README, "Marketplace"), and the
 OfferFacet roll-up that the poll writes beside the offers.
 
-Portable indexes are declared on the models. The rest use what only PostgreSQL has: covering
-indexes (INCLUDE), DESC NULLS LAST keys, trigram GIN. They are created only on PostgreSQL; on
-SQLite the same queries run without them.
+The indexes use what only PostgreSQL has (covering INCLUDE columns, DESC NULLS LAST keys,
+trigram GIN), so they are created only there; on SQLite the same queries run without them.
 
-The facet counts under a search or a limit are a GROUP BY over the offers passing it. Each
-covering index below leads with one limit's column and carries the facet columns and the
-other limits' columns, so that GROUP BY reads only the index entries in range (an index-only
-scan) instead of every wide offer row.
+One index per sort order, each carrying the facet columns and the limits' columns, so that:
+- a page of offers is found by an index-only scan in sort order that skips non-matching
+  entries without reading the wide offer rows (the page's 24 rows are read after);
+- the facet counts under a limit are a GROUP BY over the index entries in the limit's range
+  (the VRAM index exists for this alone).
 """
 
-import django.db.models.deletion
 from django.db import migrations, models
+import django.db.models.deletion
 
 OFFER = "providers_offer"
 FACETS = "kind, provider_id, region, task, gpu_name"
 PRICES = "usd_per_1m_input, usd_per_image, usd_per_gpu_hour, usd_per_gpu_hour_min"
 # The same expression as providers.models.UNIT_PRICE, as Django writes it.
 UNIT_PRICE = f"COALESCE({PRICES})"
+INCLUDED = f"{FACETS}, vram_gb, context_length, {PRICES}"
+COVER = f"INCLUDE ({INCLUDED}) WHERE available"
 POSTGRES_INDEXES = {
-    # Price order and the price ceiling.
-    "offer_unit_price": f"ON {OFFER} (({UNIT_PRICE}), id) "
-    f"INCLUDE ({FACETS}, vram_gb, context_length) WHERE available",
-    # Context order and the context minimum.
-    "offer_context": f"ON {OFFER} (context_length DESC NULLS LAST, id) "
-    f"INCLUDE ({FACETS}, vram_gb, {PRICES}) WHERE available",
-    # The VRAM minimum.
-    "offer_vram": f"ON {OFFER} (vram_gb) "
-    f"INCLUDE ({FACETS}, context_length, {PRICES}) WHERE available",
-    "offer_throughput": f"ON {OFFER} (throughput_tps DESC NULLS LAST, id) WHERE available",
-    "offer_gscore": f"ON {OFFER} (gscore DESC NULLS LAST, id) WHERE available",
+    # The default order also serves "show unavailable offers", so it covers every offer.
+    "offer_unit_price": f"ON {OFFER} (({UNIT_PRICE}), id) INCLUDE ({INCLUDED}, available)",
+    "offer_newest": f"ON {OFFER} (first_seen DESC, id DESC) {COVER}",
+    "offer_context": f"ON {OFFER} (context_length DESC NULLS LAST, id) {COVER}",
+    "offer_throughput": f"ON {OFFER} (throughput_tps DESC NULLS LAST, id) {COVER}",
+    "offer_gscore": f"ON {OFFER} (gscore DESC NULLS LAST, id) {COVER}",
+    "offer_vram": f"ON {OFFER} (vram_gb, id) {COVER}",
     # Search: icontains is UPPER(name) LIKE UPPER('%q%'), so a trigram index on UPPER(name).
     "offer_name_trgm": f"ON {OFFER} USING gin (upper(name) gin_trgm_ops)",
 }
@@ -67,10 +65,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
-            model_name='offer',
-            index=models.Index(condition=models.Q(('available', True)), fields=['-first_seen', '-id'], name='offer_newest'),
-        ),
         migrations.AddIndex(
             model_name='pricechange',
             index=models.Index(fields=['offer', 'at'], name='pricechange_offer_at'),
