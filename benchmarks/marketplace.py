@@ -38,9 +38,9 @@ os.environ.setdefault("SECRET_KEY", "benchmark-only")
 os.environ.setdefault("GPUBROKER_ENCRYPTION_KEYS", "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=")
 
 OFFERS = int(os.environ.get("BENCH_OFFERS", "100000"))
-RUNS = int(os.environ.get("BENCH_RUNS", "40"))
+RUNS = int(os.environ.get("BENCH_RUNS", "100"))
 GPU_SHARE = 0.6  # GPU marketplaces list far more machines than LLM providers list models
-TARGETS = {"fragment_p95_ms": 50, "page_p95_ms": 80, "ingest_s": 10}
+TARGETS = {"fragment_p95_ms": 50, "page_p95_ms": 80, "ingest_s": 10, "queries": 6}
 PAYLOADS = ROOT / "tests" / "payloads"
 
 
@@ -332,6 +332,7 @@ def report(loaded: dict, rows: list[dict]) -> bool:
         )
     worst_page = max(r["page_p95"] for r in rows)
     worst_fragment = max(r["fragment_p95"] for r in rows)
+    most_queries = max(max(r["page_queries"], r["fragment_queries"]) for r in rows)
     checks = [
         (
             f"fragment p95 < {TARGETS['fragment_p95_ms']} ms",
@@ -352,11 +353,10 @@ def report(loaded: dict, rows: list[dict]) -> bool:
             loaded["ingest_s"] < TARGETS["ingest_s"],
         ),
         (
-            "same query count for every request",
-            len({r["page_queries"] for r in rows}),
-            "distinct",
-            max(r["page_queries"] for r in rows) <= 6
-            and max(r["fragment_queries"] for r in rows) <= 6,
+            f"at most {TARGETS['queries']} SQL queries a request, however many offers match",
+            most_queries,
+            "queries",
+            most_queries <= TARGETS["queries"],
         ),
     ]
     print()
