@@ -199,3 +199,11 @@ def test_the_offer_page_shows_every_field_and_the_whole_history(client, registry
 
 def test_an_unknown_offer_is_a_404(client, db):
     assert client.get("/offers/999999/").status_code == 404
+
+
+def test_a_gpu_offer_page_shows_its_card_and_hardware_fields(client, world):
+    offer = Offer.objects.get(gpu_name="H100 SXM 80GB")
+    body = client.get(f"/offers/{offer.pk}/").content.decode()
+    assert "<strong>$16.80</strong> <small>per instance-hour</small>" in body
+    assert "<dt>gpu count</dt><dd>8</dd>" in body
+    assert "<dt>reliability</dt><dd>0.992</dd>" in body
