@@ -304,7 +304,6 @@ class Offer(models.Model):
             models.Index(fields=["available", "gpu_name"]),
             models.Index(fields=["available", "usd_per_1m_input"]),
             models.Index(fields=["available", "usd_per_gpu_hour"]),
-            # The marketplace's sort orders: PostgreSQL-only, in 0002_marketplace_indexes.
         ]
 
     def __str__(self) -> str:
