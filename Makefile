@@ -46,3 +46,9 @@ format: install
 
 clean:
 	rm -rf $(VENV) var staticfiles
+
+# Marketplace at 100,000 offers: ingest time, p50/p95 server time, SQL queries per request.
+# Uses its own database: BENCH_DATABASE_URL (default gpubroker_bench on 127.0.0.1).
+.PHONY: bench-marketplace
+bench-marketplace: install
+	$(BIN)/python benchmarks/marketplace.py

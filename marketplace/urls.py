@@ -8,4 +8,5 @@ app_name = "marketplace"
 urlpatterns = [
     path("", views.index, name="index"),
     path("marketplace/", views.index),
+    path("offers/<int:pk>/", views.offer_detail, name="offer"),
 ]

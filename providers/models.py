@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -223,6 +224,14 @@ class PriceSource(models.TextChoices):
     SHEET = "sheet", "Price sheet"
 
 
+# An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; the low
+# end of a market range), for sorting and the marketplace's price ceiling. Indexed on
+# PostgreSQL by migration 0002_marketplace_indexes (the index repeats this expression).
+UNIT_PRICE = Coalesce(
+    "usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min"
+)
+
+
 class OfferQuerySet(models.QuerySet):
     def available(self) -> OfferQuerySet:
         return self.filter(available=True)
@@ -307,6 +316,34 @@ class Offer(models.Model):
         return f"{self.name} @ {self.provider_id}"
 
 
+class OfferFacet(models.Model):
+    """How many of a provider's offers share each combination of the marketplace's facet
+    values. Rewritten with the offers by every ingest, so the marketplace lists its choices
+    and counts without grouping every offer on every request."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    region = models.CharField(max_length=40, blank=True)
+    task = models.CharField(max_length=40, blank=True)
+    gpu_name = models.CharField(max_length=80, blank=True)
+    available = models.BooleanField()
+    offers = models.PositiveIntegerField()
+
+    COLUMNS = ("kind", "region", "task", "gpu_name", "available")
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.kind} {self.region} {self.task} {self.gpu_name}"
+
+    @classmethod
+    def refresh(cls, provider: Provider) -> None:
+        groups = Offer.objects.filter(provider=provider).values(*cls.COLUMNS)
+        cls.objects.filter(provider=provider).delete()
+        cls.objects.bulk_create(
+            cls(provider=provider, offers=row.pop("n"), **row)
+            for row in groups.annotate(n=Count("*")).order_by()
+        )
+
+
 class PriceChange(models.Model):
     """Append-only: one row per price field that changed in a poll."""
 
@@ -318,6 +355,7 @@ class PriceChange(models.Model):
 
     class Meta:
         ordering = ["at"]
+        indexes = [models.Index(fields=["offer", "at"], name="pricechange_offer_at")]
 
     def __str__(self) -> str:
         return f"{self.field}: {self.old} → {self.new} at {self.at:%Y-%m-%d %H:%M}"

@@ -10,13 +10,14 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
 from providers.http import ProviderError
-from providers.models import Kind, Offer, PollRun, PriceChange, Provider
+from providers.models import Kind, Offer, OfferFacet, PollRun, PriceChange, Provider
 from providers.secrets import scrub
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         (row["upstream_id"], row["region"]): row
         for row in Offer.objects.filter(provider=provider).values("id", *CONTENT_FIELDS)
     }
-    new: list[Offer] = []
+    new: list[dict] = []
     updated: list[Offer] = []
     changes: list[PriceChange] = []
     added = changed = 0
@@ -90,7 +91,7 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         old = existing.get(key)
         if old is None:
             added += 1
-            new.append(Offer(provider=provider, first_seen=now, last_seen=now, **row))
+            new.append(row)
             continue
         if all(_same(old[name], row[name]) for name in CONTENT_FIELDS if name in row):
             continue
@@ -115,14 +116,18 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         old["id"] for key, old in existing.items() if key not in incoming and old["available"]
     ]
     with transaction.atomic():
-        Offer.objects.bulk_create(new, batch_size=BATCH_SIZE)
+        _create(provider, new, now)
         _update(updated)
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
         for start in range(0, len(gone_ids), BATCH_SIZE):
             Offer.objects.filter(id__in=gone_ids[start : start + BATCH_SIZE]).update(
                 available=False
             )
-        Offer.objects.filter(provider=provider, available=True).update(last_seen=now)
+        # Rows written above already say `now`; rewriting them would double the work.
+        Offer.objects.filter(provider=provider, available=True).exclude(last_seen=now).update(
+            last_seen=now
+        )
+        OfferFacet.refresh(provider)
     if provider.kind == Kind.GPU:
         gscore.refresh()  # scaled across every provider's GPU offers, so after each poll
     return {"seen": len(incoming), "added": added, "changed": changed, "gone": len(gone_ids)}
@@ -139,6 +144,28 @@ def _same(old, new) -> bool:
             old is not None and new is not None and Decimal(old) == Decimal(new)
         )
     return old == new
+
+
+def _create(provider: Provider, rows: list[dict], now: datetime) -> None:
+    """Insert new offers. On PostgreSQL through COPY: bulk_create's per-field preparation
+    (~0.1 ms an offer) made a 100,000-offer first poll take ~15 s; COPY takes ~3 s."""
+    fields = [f for f in Offer._meta.concrete_fields if not f.primary_key]
+    plain = not rows or set(rows[0]) <= {f.attname for f in fields}  # no model instances
+    if connection.vendor != "postgresql" or not plain:
+        offers = [Offer(provider=provider, first_seen=now, last_seen=now, **row) for row in rows]
+        Offer.objects.bulk_create(offers, batch_size=BATCH_SIZE)
+        return
+    base = {f.attname: f.get_default() for f in fields}
+    base |= {"provider_id": provider.pk, "first_seen": now, "last_seen": now}
+    json_fields = [f.attname for f in fields if isinstance(f, models.JSONField)]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = f"COPY {Offer._meta.db_table} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            values = base | row
+            for name in json_fields:
+                values[name] = Jsonb(values[name])
+            copy.write_row([values[f.attname] for f in fields])
 
 
 def _update(offers: list[Offer]) -> None:

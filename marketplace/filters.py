@@ -1,0 +1,288 @@
+"""The marketplace's filter form and its facet counts.
+
+Every filter is a GET parameter, so every state of the page is a shareable URL. A bad value
+never fails the page: it is dropped and the page says so (`OfferFilter.ignored`).
+
+Facet counts are disjunctive, as in any shop's sidebar: the number beside a provider is how
+many offers that provider has given every *other* active filter. They come from one GROUP BY
+over the facet columns; the per-facet sums are done here over the combinations it returns
+(a few thousand at most), instead of one COUNT query per facet over every offer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.db.models import Count, F, Q, QuerySet
+
+from providers.models import UNIT_PRICE, Kind, Offer, OfferFacet, Provider
+
+PAGE_SIZE = 24
+KINDS = {"llm": Kind.LLM.value, "gpu": Kind.GPU.value}
+KIND_LABELS = {"llm": "LLM inference", "gpu": "GPU compute"}
+SORTS = {
+    "price": ("Price, lowest first", UNIT_PRICE.asc(nulls_last=True)),
+    "throughput": ("Throughput, highest first", F("throughput_tps").desc(nulls_last=True)),
+    "gscore": ("G-Score, highest first", F("gscore").desc(nulls_last=True)),
+    "context": ("Context length, longest first", F("context_length").desc(nulls_last=True)),
+    "newest": ("Newest first", F("first_seen").desc()),
+}
+# Facet (URL parameter) → the Offer column it groups and filters by. Facet rows are tuples of
+# these columns in this order, then (catalog rows only) `available`, then the offer count.
+FACETS = {
+    "kind": "kind",
+    "provider": "provider_id",
+    "region": "region",
+    "task": "task",
+    "gpu": "gpu_name",
+}
+COLUMN = {column: i for i, column in enumerate(FACETS.values())}
+FACET_LABELS = {
+    "kind": "Kind",
+    "provider": "Provider",
+    "region": "Region",
+    "task": "Task",
+    "gpu": "GPU model",
+}
+MULTIPLE = {"provider", "region", "gpu"}
+
+
+class OfferFilter(forms.Form):
+    """The marketplace's GET form. Choices of provider, region, task and GPU model come from
+    the database: `providers`, and `catalog`, the facet rows of every stored offer."""
+
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    kind = forms.ChoiceField(required=False, choices=[("", "Any"), *KIND_LABELS.items()])
+    provider = forms.MultipleChoiceField(required=False)
+    region = forms.MultipleChoiceField(required=False)
+    task = forms.ChoiceField(required=False)
+    gpu = forms.MultipleChoiceField(required=False, label="GPU model")
+    min_vram = forms.FloatField(required=False, min_value=0, max_value=10_000)
+    max_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=6)
+    min_context = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+    unavailable = forms.BooleanField(required=False, label="Show unavailable offers")
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def __init__(self, data, *, providers: list[Provider], catalog: list[tuple]):
+        super().__init__(data)
+        self.providers = providers
+        self.catalog = catalog
+        self.fields["provider"].choices = [(p.slug, p.name) for p in providers]
+        for name in ("region", "task", "gpu"):
+            values = {row[COLUMN[FACETS[name]]] for row in catalog} - {""}
+            choices = [(v, v) for v in sorted(values, key=str.lower)]
+            self.fields[name].choices = [("", "Any"), *choices] if name == "task" else choices
+
+    # --- reading the request -------------------------------------------------------------
+    @cached_property
+    def values(self) -> dict[str, Any]:
+        """Cleaned values, with each invalid one dropped (for a multiple choice, only the
+        unknown items), so one bad parameter does not cost the user the rest."""
+        self.is_valid()
+        values = {name: self.cleaned_data.get(name) for name in self.fields}
+        self.ignored: list[str] = []
+        for name in self.errors:
+            raw = self.data.getlist(name)
+            if name in MULTIPLE:
+                known = {v for v, _ in self.fields[name].choices}
+                values[name] = [v for v in raw if v in known]
+                raw = [v for v in raw if v not in known]
+            self.ignored += [f"{name}={v[:40]}" for v in raw]
+        for name in MULTIPLE:
+            values[name] = values[name] or []
+        values["sort"] = values["sort"] or "price"
+        return values
+
+    @property
+    def has_filters(self) -> bool:
+        skip = ("sort", "page")
+        return any(
+            self.values[n] not in (None, "", [], False) for n in self.fields if n not in skip
+        )
+
+    @property
+    def price_unit(self) -> str:
+        return {"llm": "USD per 1M input tokens or per image", "gpu": "USD per GPU-hour"}.get(
+            self.values["kind"], "USD per 1M input tokens, per image or per GPU-hour"
+        )
+
+    def selected(self) -> dict[str, set]:
+        """Per facet column, the stored values chosen (an empty set: no filter)."""
+        slugs = set(self.values["provider"])
+        chosen = {
+            "kind": {KINDS[self.values["kind"]]} if self.values["kind"] else set(),
+            "provider_id": {p.pk for p in self.providers if p.slug in slugs},
+            "region": set(self.values["region"]),
+            "task": {self.values["task"]} if self.values["task"] else set(),
+            "gpu_name": set(self.values["gpu"]),
+        }
+        return chosen
+
+    def refinements(self) -> Q:
+        """The filters that are not facets: search, minimums, the price ceiling."""
+        v, q = self.values, Q()
+        if v["q"]:
+            q &= Q(name__icontains=v["q"])
+        if v["min_vram"] is not None:
+            q &= Q(vram_gb__gte=v["min_vram"])
+        if v["max_price"] is not None:
+            q &= Q(unit_price__lte=v["max_price"])
+        if v["min_context"] is not None:
+            q &= Q(context_length__gte=v["min_context"])
+        return q
+
+    # --- querying -----------------------------------------------------------------------
+    def _refined(self) -> QuerySet[Offer]:
+        qs = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(self.refinements())
+        return qs if self.values["unavailable"] else qs.filter(available=True)
+
+    def offers(self) -> QuerySet[Offer]:
+        """Every matching offer in the chosen order (newest: newest id first on ties)."""
+        chosen = {f"{column}__in": values for column, values in self.selected().items() if values}
+        tie = "-id" if self.values["sort"] == "newest" else "id"
+        return self._refined().filter(**chosen).order_by(SORTS[self.values["sort"]][1], tie)
+
+    def page_of_offers(self, page: Page) -> list[Offer]:
+        """One page, in one query: the page's ids first (on PostgreSQL an index-only scan of
+        the sort's covering index, which can skip many non-matching entries cheaply), then
+        those rows."""
+        ids = self.offers().values("pk")[page.offset : page.offset + PAGE_SIZE]
+        matching = self.offers().filter(pk__in=ids)
+        offers = list(matching.defer("description"))
+        by_pk = {p.pk: p for p in self.providers}
+        for offer in offers:
+            offer.provider = by_pk[offer.provider_id]  # loaded already, with their status
+        return offers
+
+    def facets(self) -> tuple[list[Facet], int]:
+        """Each facet with its options and their counts, and the number of matching offers."""
+        if self.refinements():
+            refined = self._refined().values(*FACETS.values()).annotate(n=Count("*"))
+            rows = list(refined.order_by().values_list(*FACETS.values(), "n"))
+        else:  # the catalog already holds these counts
+            rows = [r for r in self.catalog if self.values["unavailable"] or r[-2]]
+        selected = self.selected()
+        counts, total = count_facets(rows, selected)
+        facets = []
+        for name, column in FACETS.items():
+            facet = Facet(name, FACET_LABELS[name], multiple=name in MULTIPLE)
+            for value, label, stored in self._options(name):
+                facet.options.append(
+                    Option(
+                        value=value,
+                        label=label,
+                        count=counts[column][stored],
+                        checked=stored in selected[column],
+                        dom_id=dom_id(name, value),
+                    )
+                )
+            facets.append(facet)
+        return facets, total
+
+    def _options(self, name: str) -> list[tuple[str, str, Any]]:
+        """(URL value, label, stored value) for each option of a facet."""
+        if name == "kind":
+            return [(k, label, KINDS[k]) for k, label in KIND_LABELS.items()]
+        if name == "provider":
+            return [(p.slug, p.name, p.pk) for p in self.providers]
+        return [(v, label, v) for v, label in self.fields[name].choices if v]
+
+    def querystring(self, **overrides) -> str:
+        """The canonical query for this state: valid, non-default values only."""
+        values = {**self.values, **overrides}
+        pairs = []
+        for name in self.fields:
+            value = values.get(name)
+            if value in (None, "", [], False) or (name, value) in (("sort", "price"), ("page", 1)):
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                pairs.append((name, _plain(item)))
+        return urlencode(pairs)
+
+
+class Page:
+    """Which slice of the matches to show; a page past the end shows the last one, and says so."""
+
+    def __init__(self, form: OfferFilter, total: int):
+        self.count = max(1, -(-total // PAGE_SIZE))
+        asked = form.values["page"] or 1
+        self.number = min(asked, self.count)
+        self.note = (
+            f"There is no page {asked}; showing page {self.number} of {self.count}."
+            if asked > self.count
+            else ""
+        )
+        self.offset = (self.number - 1) * PAGE_SIZE
+        self.previous = form.querystring(page=self.number - 1) if self.number > 1 else None
+        self.next = form.querystring(page=self.number + 1) if self.number < self.count else None
+
+
+@dataclass
+class Option:
+    value: str
+    label: str
+    count: int
+    checked: bool
+    dom_id: str
+
+
+@dataclass
+class Facet:
+    name: str
+    label: str
+    multiple: bool
+    options: list[Option] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return any(o.checked for o in self.options)
+
+    @property
+    def open(self) -> bool:
+        """Shown unfolded: when in use, and always for the two short, first-asked ones."""
+        return self.active or self.name in ("kind", "provider")
+
+
+def catalog_rows() -> list[tuple]:
+    """Every combination of facet values among stored offers, with its offer count."""
+    return list(OfferFacet.objects.values_list(*FACETS.values(), "available", "offers"))
+
+
+def count_facets(rows: list[tuple], selected: dict[str, set]) -> tuple[dict[str, Counter], int]:
+    """A row counts toward facet F when it passes every active filter except F's own."""
+    counts = [Counter() for _ in FACETS]
+    active = [(COLUMN[column], chosen) for column, chosen in selected.items() if chosen]
+    total = 0
+    for row in rows:
+        n = row[-1]
+        failed = [i for i, chosen in active if row[i] not in chosen]
+        if not failed:
+            total += n
+            for i, counter in enumerate(counts):
+                counter[row[i]] += n
+        elif len(failed) == 1:
+            counts[failed[0]][row[failed[0]]] += n
+    return {column: counts[i] for column, i in COLUMN.items()}, total
+
+
+def dom_id(facet: str, value: str) -> str:
+    """A stable element id for an option's count, whatever characters the value holds."""
+    return f"n-{facet}-{hashlib.blake2s(value.encode(), digest_size=5).hexdigest()}"
+
+
+def _plain(value: Any) -> str:
+    if value is True:
+        return "1"
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,114 @@
+"""Price history pictures: inline SVG sparklines drawn on the server from PriceChange rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from marketplace.templatetags.market import FIELD_LABELS, usd
+from providers.models import UNIT_PRICE, Offer, PriceChange
+
+# The price a card draws: the first one stated of those its unit price is made from.
+HEADLINE_FIELDS = tuple(f.name for f in UNIT_PRICE.get_source_expressions())
+CARD_CHANGES = 60  # a card draws at most this many recent changes; the detail page draws all
+WIDTH, HEIGHT, PAD = 120, 28, 3
+
+
+@dataclass
+class Sparkline:
+    label: str
+    points: str  # SVG polyline points, in a WIDTH × HEIGHT box
+    changes: int
+    low: Decimal
+    high: Decimal
+    since: datetime
+
+    @property
+    def caption(self) -> str:
+        if not self.changes:
+            return f"no change since {self.since:%-d %b}"
+        return f"{self.changes} change{'s' * (self.changes != 1)} since {self.since:%-d %b}"
+
+    @property
+    def title(self) -> str:
+        if not self.changes:
+            return f"{self.label}: unchanged since {self.since:%Y-%m-%d}"
+        return (
+            f"{self.label}: {self.changes} change{'s' * (self.changes != 1)} since "
+            f"{self.since:%Y-%m-%d}, between {usd(self.low)} and {usd(self.high)}"
+        )
+
+
+def headline_field(offer: Offer) -> str | None:
+    return next((name for name in HEADLINE_FIELDS if getattr(offer, name) is not None), None)
+
+
+def recent_changes(offers: list[Offer]) -> dict[int, list[PriceChange]]:
+    """The latest CARD_CHANGES headline-price changes of each offer, oldest first: one query."""
+    ranked = (
+        PriceChange.objects.filter(offer__in=[o.pk for o in offers], field__in=HEADLINE_FIELDS)
+        .annotate(recent=Window(RowNumber(), partition_by=[F("offer_id")], order_by=F("at").desc()))
+        .filter(recent__lte=CARD_CHANGES)
+        .order_by("offer_id", "at", "id")
+    )
+    by_offer: dict[int, list[PriceChange]] = defaultdict(list)
+    for change in ranked:
+        by_offer[change.offer_id].append(change)
+    return by_offer
+
+
+def with_sparklines(offers: list[Offer]) -> list[Offer]:
+    """Give each offer of a page its `sparkline` (or None), from one query."""
+    changes, now = recent_changes(offers), timezone.now()
+    for offer in offers:
+        offer.sparkline = sparkline(offer, changes[offer.pk], now)
+    return offers
+
+
+def sparkline(
+    offer: Offer,
+    changes: list[PriceChange],
+    now: datetime,
+    field: str | None = None,
+    *,
+    complete: bool = False,
+) -> Sparkline | None:
+    """A step line of one price from first sight until now; from the oldest change given when
+    `changes` may be only the latest CARD_CHANGES."""
+    field = field or headline_field(offer)
+    current = getattr(offer, field) if field else None
+    if current is None:
+        return None
+    mine = [c for c in changes if c.field == field]
+    start = offer.first_seen if complete or len(mine) < CARD_CHANGES else mine[0].at
+    opening = mine[0].old if mine and mine[0].old is not None else current
+    steps = [(start, opening), *((c.at, c.new) for c in mine if c.new is not None), (now, current)]
+    values = [v for _, v in steps]
+    low, high = min(values), max(values)
+    span = (now - start).total_seconds() or 1.0
+
+    def x(at: datetime) -> float:
+        return PAD + (WIDTH - 2 * PAD) * min(max((at - start).total_seconds() / span, 0), 1)
+
+    def y(value: Decimal) -> float:
+        if high == low:
+            return HEIGHT / 2
+        return PAD + (HEIGHT - 2 * PAD) * float((high - value) / (high - low))
+
+    points = [(x(start), y(opening))]
+    for at, value in steps[1:]:
+        points += [(x(at), points[-1][1]), (x(at), y(value))]
+    return Sparkline(
+        label=FIELD_LABELS[field],
+        points=" ".join(f"{px:.1f},{py:.1f}" for px, py in points),
+        changes=len(mine),
+        low=low,
+        high=high,
+        since=start,
+    )

@@ -1,0 +1,57 @@
+"""Why a provider has nothing on the marketplace, in words a visitor can act on.
+
+Loaded with the providers in one query (`providers_with_status`), so the page pays no
+query per provider for keys or poll runs.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+
+from providers.models import Credential, PollRun, Provider
+
+
+def providers_with_status() -> QuerySet[Provider]:
+    finished = PollRun.objects.filter(
+        provider=OuterRef("pk"),
+        outcome__in=[PollRun.Outcome.OK, PollRun.Outcome.PARTIAL, PollRun.Outcome.FAILED],
+    ).order_by("-started_at")
+    return Provider.objects.annotate(
+        has_credential=Exists(Credential.objects.filter(provider=OuterRef("pk"))),
+        last_outcome=Subquery(finished.values("outcome")[:1]),
+        last_error_class=Subquery(finished.values("error_class")[:1]),
+    )
+
+
+def breaker_is_open(provider: Provider) -> bool:
+    """HOOK for the shared circuit breaker (issue 4, built on another branch): return True
+    while the provider's breaker is OPEN. Until that lands this branch cannot read breaker
+    state, so it reports closed and the other reasons below still apply."""
+    return False
+
+
+def problem(provider: Provider) -> str:
+    """The reason a provider may be missing from the page, or "" when it is healthy.
+
+    Expects a provider from `providers_with_status()`.
+    """
+    if not provider.is_enabled:
+        where = "in admin" if not provider.enabled else f"by {provider.env_prefix}_ENABLED"
+        return f"disabled {where}"
+    if provider.key_required and not (provider.has_credential or provider.setting("API_KEY")):
+        return f"no API key configured (set {provider.env_prefix}_API_KEY or add one in admin)"
+    if breaker_is_open(provider):
+        return "circuit breaker open: calls are paused after repeated failures"
+    if provider.last_outcome == PollRun.Outcome.FAILED:
+        return f"last poll failed ({provider.last_error_class or 'error'})"
+    if not provider.last_polled_at and not provider.last_success_at:
+        return "never polled"
+    if not provider.last_success_at:
+        return "no successful poll yet"
+    return ""
+
+
+def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
+    """Each provider in view (all, or the ones filtered on) that has a problem, with it."""
+    in_view = [p for p in providers if not chosen or p.slug in chosen]
+    return [(p, reason) for p in in_view if (reason := problem(p))]

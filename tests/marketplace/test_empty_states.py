@@ -1,0 +1,74 @@
+"""With nothing to list, the page says why, provider by provider, and points ops to /health/."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers.models import Credential, Provider
+from providers.pipeline import poll_provider
+from tests.conftest import payload
+from tests.marketplace.conftest import llm, publish, usd
+
+pytestmark = pytest.mark.django_db
+
+
+def reasons(client, query: str = "") -> str:
+    body = client.get(f"/?{query}").content.decode()
+    assert "No offers match." in body
+    assert '<a href="/health/">Provider health</a>' in body
+    return body
+
+
+def test_a_provider_that_needs_a_key_and_has_none_says_so(client, registry, settings):
+    settings.GROQ_API_KEY = ""
+    body = reasons(client, "provider=groq")
+    assert (
+        "<strong>Groq</strong>: no API key configured (set GROQ_API_KEY or add one in admin)"
+        in (body)
+    )
+
+
+def test_a_key_added_in_admin_counts_as_configured(client, registry, settings):
+    settings.GROQ_API_KEY = ""
+    credential = Credential(provider=registry["groq"])
+    credential.set_key("gsk_fromadmin000000000000001")
+    credential.save()
+    assert "no API key configured" not in reasons(client, "provider=groq")
+
+
+def test_a_provider_disabled_in_admin_or_by_environment_says_which(client, registry, settings):
+    Provider.objects.filter(slug="deepinfra").update(enabled=False)
+    settings.HUGGINGFACE_ENABLED = False
+    body = reasons(client)
+    assert "<strong>DeepInfra</strong>: disabled in admin" in body
+    assert "<strong>Hugging Face</strong>: disabled by HUGGINGFACE_ENABLED" in body
+
+
+def test_a_provider_never_polled_says_so(client, registry):
+    assert "<strong>DeepInfra</strong>: never polled" in reasons(client)
+
+
+def test_a_failed_last_poll_says_so_with_its_error_class(client, registry, serve, settings):
+    settings.GROQ_API_KEY = "gsk_revoked00000000000000001"
+    serve(registry["groq"]).expect_request("/openai/v1/models").respond_with_json(
+        payload("groq/error_401.json"), status=401
+    )
+    assert poll_provider("groq").outcome == "failed"
+    body = reasons(client, "provider=groq")
+    assert "<strong>Groq</strong>: last poll failed (InvalidKey)" in body
+    assert "gsk_revoked" not in body
+
+
+def test_a_healthy_provider_with_nothing_matching_is_not_blamed(client, registry):
+    publish(registry["deepinfra"], llm("a/model", usd_per_1m_input=usd("1")))
+    body = reasons(client, "provider=deepinfra&q=zzz")
+    assert "<strong>DeepInfra</strong>:" not in body
+    assert "Every provider in view is polled and healthy" in body
+
+
+def test_problems_are_listed_above_the_offers_that_are_there(client, registry, settings):
+    settings.GROQ_API_KEY = ""
+    publish(registry["deepinfra"], llm("a/model", usd_per_1m_input=usd("1")))
+    body = client.get("/").content.decode()
+    assert "Some providers may be missing or out of date" in body
+    assert "<strong>Groq</strong>: no API key configured" in body

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import pytest
+
+from marketplace.filters import PAGE_SIZE, dom_id
+from tests.marketplace.conftest import facet_count, gpu, llm, names, publish, usd
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HX-Request": "true"}
+GPUS = {"8× H100 SXM 80GB", "1× RTX 4090", "1× A100 PCIe 40GB"}
+
+
+def test_it_filters_by_one_or_several_providers(client, world):
+    only_hf = names(client.get("/?provider=huggingface"))
+    assert set(only_hf) == {"Qwen/Qwen3-32B", "mistralai/Mistral-7B"}
+    both = names(client.get("/?provider=huggingface&provider=gpucloud"))
+    assert set(both) == set(only_hf) | GPUS
+
+
+def test_it_filters_by_one_or_several_regions(client, world):
+    assert set(names(client.get("/?region=Norway"))) == {"1× RTX 4090"}
+    assert set(names(client.get("/?region=Norway&region=EU"))) == {
+        "1× RTX 4090",
+        "1× A100 PCIe 40GB",
+    }
+
+
+def test_it_filters_by_task(client, world):
+    assert names(client.get("/?task=embedding")) == ["BAAI/bge-m3"]
+
+
+def test_it_filters_by_kind(client, world):
+    assert set(names(client.get("/?kind=gpu"))) == GPUS
+    assert not GPUS & set(names(client.get("/?kind=llm")))
+
+
+def test_it_filters_by_gpu_model(client, world):
+    assert names(client.get("/?gpu=RTX+4090")) == ["1× RTX 4090"]
+
+
+def test_it_filters_by_minimum_vram(client, world):
+    assert set(names(client.get("/?min_vram=40"))) == {"8× H100 SXM 80GB", "1× A100 PCIe 40GB"}
+
+
+def test_max_price_is_in_each_kinds_own_unit(client, world):
+    # GPUs per GPU-hour (a range by its low end), LLMs per 1M input tokens, images per image.
+    assert set(names(client.get("/?kind=gpu&max_price=0.8"))) == {
+        "1× RTX 4090",
+        "1× A100 PCIe 40GB",
+    }
+    assert set(names(client.get("/?kind=llm&max_price=0.25"))) == {
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "BAAI/bge-m3",
+        "black-forest-labs/FLUX-1-schnell",
+    }
+
+
+def test_an_offer_with_an_unknown_price_never_passes_a_price_ceiling(client, world):
+    assert "mistralai/Mistral-7B" not in names(client.get("/?max_price=1000"))
+
+
+def test_it_filters_by_minimum_context_length(client, world):
+    assert set(names(client.get("/?min_context=100000"))) == {"meta-llama/Llama-3.3-70B-Instruct"}
+
+
+def test_it_searches_names_case_insensitively(client, world):
+    assert names(client.get("/?q=QWEN")) == ["Qwen/Qwen3-32B"]
+
+
+def test_it_combines_filters(client, world):
+    response = client.get("/?kind=llm&provider=deepinfra&task=text-generation&max_price=1&q=llama")
+    assert names(response) == ["meta-llama/Llama-3.3-70B-Instruct"]
+
+
+@pytest.mark.parametrize(
+    ("sort", "first"),
+    [
+        ("price", "black-forest-labs/FLUX-1-schnell"),  # $0.0005 per image
+        ("throughput", "Qwen/Qwen3-32B"),  # 88 tokens/s
+        ("context", "meta-llama/Llama-3.3-70B-Instruct"),  # 131,072 tokens
+    ],
+)
+def test_it_sorts(client, world, sort, first):
+    assert names(client.get(f"/?sort={sort}"))[0] == first
+
+
+def test_it_sorts_by_g_score_highest_first_with_unscored_offers_last(client, world):
+    from providers.models import Offer
+
+    Offer.objects.filter(gpu_name="RTX 4090").update(gscore=40)
+    Offer.objects.filter(gpu_name="H100 SXM 80GB").update(gscore=90)
+    assert names(client.get("/?sort=gscore"))[:2] == ["8× H100 SXM 80GB", "1× RTX 4090"]
+
+
+def test_it_sorts_newest_first(client, world):
+    publish(world["deepinfra"], llm("brand/new-model", usd_per_1m_input=usd("9")))
+    assert names(client.get("/?sort=newest"))[0] == "brand/new-model"
+
+
+def test_it_counts_offers_beside_each_option_given_the_other_filters(client, world):
+    response = client.get("/?provider=deepinfra")
+    # A provider's count ignores the provider filter itself: what ticking it would add.
+    assert facet_count(response, "provider", "deepinfra") == 4
+    assert facet_count(response, "provider", "huggingface") == 2
+    assert facet_count(response, "provider", "gpucloud") == 3
+    # Other facets count within the chosen provider.
+    assert facet_count(response, "kind", "llm") == 4
+    assert facet_count(response, "kind", "gpu") == 0
+    assert facet_count(response, "task", "embedding") == 1
+    assert facet_count(response, "gpu", "RTX 4090") == 0
+
+
+def test_counts_follow_the_search_and_limits_too(client, world):
+    response = client.get("/?min_vram=40")
+    assert facet_count(response, "provider", "gpucloud") == 2
+    assert facet_count(response, "provider", "deepinfra") == 0
+    assert facet_count(response, "region", "Norway") == 0
+
+
+def test_counts_leave_out_offers_gone_from_the_last_poll(client, world):
+    publish(
+        world["gpucloud"],
+        gpu("1002", "RTX 4090", vram_gb=24.0, usd_per_gpu_hour=usd("0.35"), region="Norway"),
+    )
+    assert facet_count(client.get("/"), "provider", "gpucloud") == 1
+    assert facet_count(client.get("/?unavailable=1"), "provider", "gpucloud") == 3
+
+
+def test_the_htmx_request_gets_only_the_results_with_fresh_counts(client, world):
+    response = client.get("/?provider=deepinfra", headers=HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="results"')
+    assert "<html" not in body and '<form id="filters"' not in body
+    assert f'<span class="n" id="{dom_id("kind", "gpu")}" hx-swap-oob="true">0</span>' in body
+    assert response["Vary"] == "HX-Request"
+
+
+def test_a_full_page_and_a_history_restore_get_the_whole_page(client, world):
+    for headers in ({}, {**HTMX, "HX-History-Restore-Request": "true"}):
+        body = client.get("/?provider=deepinfra", headers=headers).content.decode()
+        assert "<html" in body and '<form id="filters"' in body
+        assert "hx-swap-oob" not in body
+
+
+def test_the_form_works_without_javascript_and_swaps_results_with_it(client, world):
+    body = client.get("/").content.decode()
+    assert '<form id="filters" class="filters" method="get" action="/"' in body
+    assert 'hx-get="/" hx-target="#results"' in body and 'hx-push-url="true"' in body
+    assert '<button type="submit">' in body
+    assert 'hx-trigger="input changed delay:400ms, search"' in body
+
+
+def test_the_pushed_url_is_the_canonical_filter_state(client, world):
+    response = client.get(
+        "/?q=&provider=deepinfra&region=&sort=price&max_price=1.50&min_vram=&page=1", headers=HTMX
+    )
+    assert response["HX-Push-Url"] == "/?provider=deepinfra&max_price=1.5"
+
+
+def test_it_pages_through_results_keeping_the_filters(client, registry):
+    offers = [llm(f"m/{i:03}", usd_per_1m_input=usd(str(1 + i))) for i in range(PAGE_SIZE + 5)]
+    publish(registry["deepinfra"], *offers)
+    first = client.get("/?provider=deepinfra&sort=price")
+    assert names(first)[0] == "m/000" and len(names(first)) == PAGE_SIZE
+    assert 'href="?provider=deepinfra&amp;page=2"' in first.content.decode()
+    second = client.get("/?provider=deepinfra&page=2")
+    assert names(second) == [f"m/{i:03}" for i in range(PAGE_SIZE, PAGE_SIZE + 5)]
+    assert 'href="?provider=deepinfra"' in second.content.decode()  # back to page 1
+
+
+@pytest.mark.parametrize(
+    ("query", "ignored"),
+    [
+        ("provider=nosuchprovider", "provider=nosuchprovider"),
+        ("max_price=abc", "max_price=abc"),
+        ("min_vram=-1", "min_vram=-1"),
+        ("min_context=1e999", "min_context=1e999"),
+        ("sort=cheapest", "sort=cheapest"),
+        ("kind=quantum", "kind=quantum"),
+        ("task=nope", "task=nope"),
+        ("gpu=Voodoo2", "gpu=Voodoo2"),
+        ("page=abc", "page=abc"),
+        ("page=" + "9" * 5000, "page=" + "9" * 40),
+        ("unavailable=maybe", None),  # any value but "false"-like means "show them"
+    ],
+)
+def test_bad_values_are_ignored_and_the_page_says_so(client, world, query, ignored):
+    response = client.get(f"/?{query}")
+    assert response.status_code == 200
+    body = response.content.decode()
+    if ignored:
+        assert "Ignored values that are not valid here" in body and ignored in body
+    assert "meta-llama/Llama-3.3-70B-Instruct" in names(response)
+
+
+def test_a_known_provider_next_to_an_unknown_one_still_filters(client, world):
+    response = client.get("/?provider=huggingface&provider=<b>nope</b>")
+    assert set(names(response)) == {"Qwen/Qwen3-32B", "mistralai/Mistral-7B"}
+    assert "provider=&lt;b&gt;nope&lt;/b&gt;" in response.content.decode()
+
+
+def test_a_page_past_the_end_shows_the_last_page_and_says_so(client, world):
+    response = client.get("/?page=100000000000000000000")
+    assert response.status_code == 200
+    assert "There is no page 100000000000000000000; showing page 1 of 1." in (
+        response.content.decode()
+    )
+    assert names(response)
+
+
+def test_no_match_says_so_and_offers_a_way_back(client, world):
+    body = client.get("/?q=no-such-model-anywhere").content.decode()
+    assert "No offers match." in body and "start over</a>" in body
