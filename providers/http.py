@@ -66,6 +66,22 @@ class NotSupported(ProviderError):
     pass
 
 
+class CircuitBreakerOpen(ProviderError):
+    """The provider's shared circuit breaker is open: refused without a network call."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitExceeded(ProviderError):
+    """Our own token bucket for the provider stayed empty longer than we may wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """Seconds to wait from `Retry-After` (seconds or HTTP date) or IETF `RateLimit` (t=)."""
     value = response.headers.get("retry-after")
@@ -122,7 +138,10 @@ class ProviderClient:
 
     def __init__(self, slug: str, env_prefix: str, *, base_url: str | None = None):
         self.slug = slug
+        self.env_prefix = env_prefix
         self.calls = 0
+        self.use_cache = True  # False: always ask the provider (health checks)
+        self.max_retries: int | None = None  # None: PROVIDER_MAX_RETRIES
         timeout = getattr(settings, f"{env_prefix}_TIMEOUT")
         self._http = httpx.Client(
             base_url=base_url or getattr(settings, f"{env_prefix}_BASE_URL"),
@@ -135,10 +154,17 @@ class ProviderClient:
         self._http.close()
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A provider call through the shared breaker, limiter, cache and retries."""
+        from health.client import call
+
+        return call(self, self._http.build_request(method, url, **kwargs))
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        """One bare attempt: no breaker, limiter, cache or retry (health.client adds them)."""
         self.calls += 1
         started = time.monotonic()
         try:
-            response = self._http.request(method, url, **kwargs)
+            response = self._http.send(request)
         except httpx.TimeoutException as exc:
             elapsed = time.monotonic() - started
             raise Transient(
