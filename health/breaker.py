@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 
+from health import metrics
 from health.store import store
 from providers.http import CircuitBreakerOpen
 
@@ -110,6 +111,7 @@ def before_call(slug: str) -> None:
     if store().state(key(slug)).get("state", CLOSED) == CLOSED:
         return  # the common case costs one read; a trip racing it is like an in-flight call
     if not store().update(key(slug), lambda s: admit(s, now, cfg)):
+        metrics.count(slug, "breaker_rejected")
         state = store().state(key(slug))
         wait = max(0.0, (state.get("opened_at") or now) + cfg.timeout - now)
         raise CircuitBreakerOpen(

@@ -37,4 +37,7 @@ def load_registry() -> list[Provider]:
         )
         provider.sync_schedule()
         providers.append(provider)
+    from health.checks import sync_schedule  # the minute-by-minute health checks
+
+    sync_schedule()
     return providers

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from health import breaker
+from health.store import store
+from providers import http
+from tests.health.conftest import MODELS, PATH, get, requests_to
+
+
+@pytest.fixture
+def breaker_settings(settings):
+    settings.PROVIDER_CIRCUIT_BREAKER_THRESHOLD = 5
+    settings.PROVIDER_CIRCUIT_BREAKER_TIMEOUT = 0.5
+    settings.PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS = 3
+    return settings
+
+
+def state() -> str:
+    return breaker.describe(store().state(breaker.key("groq")))["state"]
+
+
+def open_it(server, client) -> float:
+    """Five 500s in a row; returns when the breaker opened."""
+    server.expect_request(PATH).respond_with_json({"error": "down"}, status=500)
+    for _ in range(5):
+        with pytest.raises(http.Transient):
+            get(client)
+    server.clear()
+    return time.time()
+
+
+def test_it_opens_after_five_failures_and_the_sixth_call_makes_no_request(
+    backend, breaker_settings, groq_server, groq_client
+):
+    groq_server.expect_request(PATH).respond_with_json({"error": "down"}, status=503)
+    for _ in range(4):
+        with pytest.raises(http.Transient):
+            get(groq_client)
+    assert state() == "CLOSED"
+    with pytest.raises(http.Transient):
+        get(groq_client)
+    assert state() == "OPEN"
+    with pytest.raises(http.CircuitBreakerOpen, match="no call made"):
+        get(groq_client)
+    assert requests_to(groq_server) == 5
+    described = breaker.describe(store().state(breaker.key("groq")))
+    assert described["failure_count"] == 5 and described["trip_count"] == 1
+    assert described["last_failure_time"] is not None
+
+
+def test_a_success_resets_the_count_of_consecutive_failures(
+    backend, breaker_settings, groq_server, groq_client
+):
+    groq_server.expect_request(PATH).respond_with_json({}, status=500)
+    for _ in range(4):
+        with pytest.raises(http.Transient):
+            get(groq_client)
+    groq_server.clear()
+    groq_server.expect_request(PATH).respond_with_json(MODELS)
+    get(groq_client)
+    groq_server.clear()
+    groq_server.expect_request(PATH).respond_with_json({}, status=500)
+    for _ in range(4):
+        with pytest.raises(http.Transient):
+            get(groq_client)
+    assert state() == "CLOSED"
+
+
+def test_after_the_timeout_exactly_three_trial_calls_pass_across_two_processes(
+    transactional_db, backend, breaker_settings, groq_server, groq_client, processes
+):
+    opened = open_it(groq_server, groq_client)
+
+    def slow_ok(request):
+        time.sleep(0.3)  # trials still in flight while the other callers ask
+        from werkzeug import Response
+
+        return Response('{"object": "list", "data": []}', content_type="application/json")
+
+    groq_server.expect_request(PATH).respond_with_handler(slow_ok)
+    outcomes = processes(2, threads=3, not_before=opened + 0.6)
+    assert sorted(outcomes) == ["CircuitBreakerOpen"] * 3 + ["ok"] * 3
+    assert requests_to(groq_server) == 3
+    assert state() == "CLOSED"  # all three trials succeeded
+    get(groq_client)
+    assert requests_to(groq_server) == 4
+
+
+def test_a_failed_trial_opens_it_again(backend, breaker_settings, groq_server, groq_client):
+    open_it(groq_server, groq_client)
+    time.sleep(0.55)
+    groq_server.expect_request(PATH).respond_with_json({}, status=502)
+    with pytest.raises(http.Transient):
+        get(groq_client)
+    assert state() == "OPEN"
+    with pytest.raises(http.CircuitBreakerOpen):
+        get(groq_client)
+    assert requests_to(groq_server) == 1
+    assert breaker.describe(store().state(breaker.key("groq")))["trip_count"] == 2
+
+
+def test_reset_closes_it_and_calls_go_out_again(
+    backend, breaker_settings, groq_server, groq_client
+):
+    open_it(groq_server, groq_client)
+    breaker.reset("groq")
+    assert state() == "CLOSED"
+    groq_server.expect_request(PATH).respond_with_json(MODELS)
+    assert get(groq_client).json() == MODELS
+    assert requests_to(groq_server) == 1
+
+
+def test_only_transient_failures_count(backend, breaker_settings, groq_server, groq_client):
+    """A provider answering 401, 404 or 429 is up: the breaker stays closed."""
+    for status, error in [(401, http.InvalidKey), (404, http.NotFound), (429, http.RateLimited)]:
+        groq_server.expect_request(PATH).respond_with_json({"error": "no"}, status=status)
+        for _ in range(6):
+            with pytest.raises(error):
+                get(groq_client)
+        groq_server.clear()
+    assert state() == "CLOSED"
