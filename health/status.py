@@ -238,9 +238,9 @@ def hourly_checks(providers: list[Provider], now: datetime | None = None) -> dic
         .filter(provider__in=providers)
         .annotate(hour=TruncHour("at"))
         .values("provider_id", "hour")
-        .annotate(ok=Count("pk", filter=Q(ok=True)), failed=Count("pk", filter=Q(ok=False)))
+        .annotate(passed=Count("pk", filter=Q(ok=True)), failed=Count("pk", filter=Q(ok=False)))
     )
-    counts = {(r["provider_id"], r["hour"]): (r["ok"], r["failed"]) for r in rows}
+    counts = {(r["provider_id"], r["hour"]): (r["passed"], r["failed"]) for r in rows}
     return {
         p.pk: _place([Bar(h, *counts.get((p.pk, h), (0, 0))) for h in hours]) for p in providers
     }

@@ -22,6 +22,11 @@ PATH = "/openai/v1/models"
 MODELS = {"object": "list", "data": [{"id": "llama-3.1-8b-instant", "active": True}]}
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(params=["redis", "database"])
 def backend(request, settings) -> str:
     """Run the test once on Redis and once on the embedded default's database store."""
