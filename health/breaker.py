@@ -25,6 +25,8 @@ from health.store import store
 from providers.http import CircuitBreakerOpen
 
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
+# The outcome classes (health.metrics.outcome_of) that count as failures.
+FAILURES = frozenset({"server_error", "timeout", "connection"})
 Outcome = Literal["success", "failure", "cancel"]  # cancel: admitted, but never sent
 
 
@@ -47,7 +49,6 @@ def initial() -> dict[str, Any]:
     return {
         "state": CLOSED,
         "failure_count": 0,
-        "success_count": 0,
         "last_failure_time": None,
         "trip_count": 0,
         "opened_at": None,
@@ -82,7 +83,6 @@ def settle(state: dict, outcome: Outcome, now: float, cfg: Config) -> tuple[dict
             return None, s["state"]
         s["trials"] -= 1
     elif outcome == "success":
-        s["success_count"] += 1
         if s["state"] == HALF_OPEN:
             s["trial_successes"] += 1
             if s["trial_successes"] >= cfg.half_open_max_calls:
@@ -104,27 +104,42 @@ def key(slug: str) -> str:
     return f"breaker:{slug}"
 
 
-def before_call(slug: str) -> None:
-    """Raise CircuitBreakerOpen, without any network call, unless the breaker admits one."""
+def before_call(slug: str) -> dict:
+    """Raise CircuitBreakerOpen, without any network call, unless the breaker admits one.
+    Returns the state it saw, for `after_call`."""
     cfg = Config.from_settings()
     now = time.time()
-    if store().state(key(slug)).get("state", CLOSED) == CLOSED:
-        return  # the common case costs one read; a trip racing it is like an in-flight call
-    if not store().update(key(slug), lambda s: admit(s, now, cfg)):
-        metrics.count(slug, "breaker_rejected")
-        state = store().state(key(slug))
-        wait = max(0.0, (state.get("opened_at") or now) + cfg.timeout - now)
-        raise CircuitBreakerOpen(
-            f"{slug}: circuit breaker {state.get('state', OPEN)}; "
-            f"no call made (next trial in {wait:.0f}s)",
-            retry_after=wait,
-        )
+    seen = store().state(key(slug))
+    if seen.get("state", CLOSED) == CLOSED:
+        return seen  # one read; a trip racing it is like a call already in flight
+    if store().update(key(slug), lambda s: admit(s, now, cfg)):
+        return {"state": HALF_OPEN}
+    metrics.count(slug, "breaker_rejected")
+    state = store().state(key(slug))
+    wait = max(0.0, (state.get("opened_at") or now) + cfg.timeout - now)
+    raise CircuitBreakerOpen(
+        f"{slug}: circuit breaker {state.get('state', OPEN)}; "
+        f"no call made (next trial in {wait:.0f}s)",
+        retry_after=wait,
+    )
 
 
-def after_call(slug: str, outcome: Outcome) -> str:
+def after_call(slug: str, outcome_class: str | None, seen: dict) -> None:
+    """Settle an admitted call: its outcome class (None: it was never sent)."""
+    if outcome_class is None:
+        outcome: Outcome = "cancel"
+    else:
+        outcome = "failure" if outcome_class in FAILURES else "success"
+    quiet = seen.get("state", CLOSED) == CLOSED and not seen.get("failure_count")
+    if outcome == "success" and quiet:
+        return  # nothing to change: the common case writes nothing
     cfg = Config.from_settings()
     now = time.time()
-    return store().update(key(slug), lambda s: settle(s, outcome, now, cfg))
+    store().update(key(slug), lambda s: settle(s, outcome, now, cfg))
+
+
+def current(slug: str) -> dict[str, Any]:
+    return initial() | store().state(key(slug))
 
 
 def reset(slug: str) -> None:
@@ -138,14 +153,16 @@ def reset(slug: str) -> None:
     store().update(key(slug), closed)
 
 
-def describe(state: dict) -> dict[str, Any]:
-    """The public view of a breaker (the provider guide's shape)."""
+def describe(state: dict, totals: dict[str, float]) -> dict[str, Any]:
+    """The public view of a breaker (the provider guide's shape). Its success count, calls
+    the provider answered, is derived from the metrics totals rather than stored twice."""
     s = initial() | state
     last = s["last_failure_time"]
+    failed = sum(totals.get(f"class:{name}", 0) for name in FAILURES)
     return {
         "state": s["state"],
         "failure_count": s["failure_count"],
-        "success_count": s["success_count"],
+        "success_count": int(totals.get("calls", 0) - failed),
         "last_failure_time": datetime.fromtimestamp(last, UTC).isoformat() if last else None,
         "trip_count": s["trip_count"],
     }

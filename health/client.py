@@ -51,24 +51,24 @@ def call(client: ProviderClient, request: httpx.Request) -> httpx.Response:
 
 def attempt(client: ProviderClient, request: httpx.Request) -> httpx.Response:
     slug = client.slug
-    breaker.before_call(slug)
+    seen = breaker.before_call(slug)
     try:
         limiter.acquire(slug, client.env_prefix)
     except RateLimitExceeded:
-        breaker.after_call(slug, "cancel")
+        breaker.after_call(slug, None, seen)
         raise
     started = time.monotonic()
     try:
         response = client.send(request)
     except ProviderError as exc:
-        failed = exc.transient and not isinstance(exc, RateLimited)
-        breaker.after_call(slug, "failure" if failed else "success")
-        metrics.record(slug, metrics.outcome_of(exc), time.monotonic() - started)
+        outcome = metrics.outcome_of(exc)
+        breaker.after_call(slug, outcome, seen)
+        metrics.record(slug, outcome, time.monotonic() - started)
         raise
     except BaseException:
-        breaker.after_call(slug, "cancel")
+        breaker.after_call(slug, None, seen)
         raise
-    breaker.after_call(slug, "success")
+    breaker.after_call(slug, "ok", seen)
     metrics.record(slug, "ok", time.monotonic() - started)
     return response
 

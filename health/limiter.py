@@ -43,6 +43,21 @@ def take(state: dict, now: float, rate: float, capacity: float) -> tuple[dict, f
     return {"tokens": tokens, "at": now}, (1 - tokens) / rate
 
 
+# `take` for Redis, in one atomic round trip (Redis runs a script alone, start to end).
+TAKE_LUA = """
+local now, rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local raw, tokens = redis.call("GET", KEYS[1]), capacity
+if raw then
+  local s = cjson.decode(raw)
+  tokens = math.min(capacity, s.tokens + math.max(0, now - s.at) * rate)
+end
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call("SET", KEYS[1], cjson.encode({tokens = tokens, at = now}))
+return cjson.encode(wait)
+"""
+
+
 def acquire(slug: str, env_prefix: str) -> None:
     if not settings.PROVIDER_RATE_LIMITER_ENABLED:
         return
@@ -52,7 +67,12 @@ def acquire(slug: str, env_prefix: str) -> None:
     deadline = time.monotonic() + settings.PROVIDER_RATE_LIMITER_MAX_WAIT
     waited = False
     while True:
-        wait = store().update(key(slug), lambda s: take(s, time.time(), rate, capacity))
+        now = time.time()
+        wait = store().update(
+            key(slug),
+            lambda s, now=now: take(s, now, rate, capacity),
+            script=(TAKE_LUA, [now, rate, capacity]),
+        )
         if not wait:
             if waited:
                 metrics.count(slug, "limiter_waited")

@@ -164,7 +164,8 @@ def status_of(report: Report) -> tuple[str, str]:
     if state == breaker.HALF_OPEN:
         return DEGRADED, "circuit breaker half-open: trial calls decide"
     if rate is None:
-        return UNKNOWN, f"no calls in the last {minutes} min (never checked?)"
+        never = "" if getattr(report.provider, "last_check_at", None) else "; never health-checked"
+        return UNKNOWN, f"no calls in the last {minutes} min{never}"
     if rate < 0.9:
         return DEGRADED, f"success rate {rate:.0%} (under 90%) over {minutes} min"
     return HEALTHY, f"success rate {rate:.0%} over {minutes} min"
@@ -185,7 +186,7 @@ def reports(providers: list[Provider], *, history: bool = False) -> list[Report]
         window = metrics.Window.of([counter_values[k] for k in windows[p.slug]])
         report = Report(
             provider=p,
-            breaker=breaker.describe(state_values[breaker.key(p.slug)]),
+            breaker=breaker.describe(state_values[breaker.key(p.slug)], totals),
             limiter=limiter.describe(state_values[limiter.key(p.slug)], p.env_prefix, totals),
             cache=cache.describe(p.slug, totals, window.success_rate),
             window=window,

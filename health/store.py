@@ -27,12 +27,30 @@ T = TypeVar("T")
 # A transition returns the new state (None: unchanged) and what the caller wants to know.
 Transition = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, T]]
 CounterOp = tuple[str, dict[str, float], int | None]  # key, increments, expiry in seconds
+# The same transition as a Lua script and its arguments, for a hot path on Redis: one round
+# trip instead of WATCH, GET, MULTI/EXEC. KEYS[1] is the state; it returns its result as JSON.
+Script = tuple[str, list[Any]]
 
 REDIS_PREFIX = "gpubroker:health:"
+# Many counters in one command (a pipeline of HINCRBYFLOATs costs a reply per field).
+# ARGV per key: expiry (0: none), number of fields, then field, amount pairs.
+INCR_LUA = """
+local i = 1
+for k = 1, #KEYS do
+  local ttl, fields = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  i = i + 2
+  for _ = 1, fields do
+    redis.call("HINCRBYFLOAT", KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  if ttl > 0 then redis.call("EXPIRE", KEYS[k], ttl) end
+end
+return 0
+"""
 
 
 class Store(Protocol):
-    def update(self, key: str, transition: Transition[T]) -> T: ...
+    def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T: ...
     def state(self, key: str) -> dict[str, Any]: ...
     def incr(self, ops: Iterable[CounterOp]) -> None: ...
     def read(
@@ -44,9 +62,13 @@ class Store(Protocol):
 class RedisStore:
     def __init__(self, url: str):
         self.redis = redis.Redis.from_url(url)
+        self.scripts: dict[str, Any] = {}
 
-    def update(self, key: str, transition: Transition[T]) -> T:
+    def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T:
         name = REDIS_PREFIX + key
+        if script:
+            source, args = script
+            return json.loads(self._script(source)(keys=[name], args=args))
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -66,13 +88,18 @@ class RedisStore:
         return json.loads(raw) if raw else {}
 
     def incr(self, ops: Iterable[CounterOp]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        keys, args = [], []
         for key, fields, ttl in ops:
+            keys.append(REDIS_PREFIX + key)
+            args += [ttl or 0, len(fields)]
             for field, amount in fields.items():
-                pipe.hincrbyfloat(REDIS_PREFIX + key, field, amount)
-            if ttl:
-                pipe.expire(REDIS_PREFIX + key, ttl)
-        pipe.execute()
+                args += [field, amount]
+        self._script(INCR_LUA)(keys=keys, args=args)
+
+    def _script(self, source: str):
+        if source not in self.scripts:
+            self.scripts[source] = self.redis.register_script(source)
+        return self.scripts[source]
 
     def read(self, states: list[str], counters: list[str]) -> tuple[dict, dict]:
         pipe = self.redis.pipeline(transaction=False)
@@ -109,7 +136,7 @@ class DatabaseStore:
             row.value, row.expires_at = {}, None
         return row
 
-    def update(self, key: str, transition: Transition[T]) -> T:
+    def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T:
         with transaction.atomic():
             row = self._locked(key)
             new, result = transition(row.value)

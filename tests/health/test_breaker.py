@@ -5,7 +5,6 @@ import time
 import pytest
 
 from health import breaker
-from health.store import store
 from providers import http
 from tests.health.conftest import MODELS, PATH, get, requests_to
 
@@ -19,7 +18,7 @@ def breaker_settings(settings):
 
 
 def state() -> str:
-    return breaker.describe(store().state(breaker.key("groq")))["state"]
+    return breaker.current("groq")["state"]
 
 
 def open_it(server, client) -> float:
@@ -46,7 +45,7 @@ def test_it_opens_after_five_failures_and_the_sixth_call_makes_no_request(
     with pytest.raises(http.CircuitBreakerOpen, match="no call made"):
         get(groq_client)
     assert requests_to(groq_server) == 5
-    described = breaker.describe(store().state(breaker.key("groq")))
+    described = breaker.current("groq")
     assert described["failure_count"] == 5 and described["trip_count"] == 1
     assert described["last_failure_time"] is not None
 
@@ -99,7 +98,7 @@ def test_a_failed_trial_opens_it_again(backend, breaker_settings, groq_server, g
     with pytest.raises(http.CircuitBreakerOpen):
         get(groq_client)
     assert requests_to(groq_server) == 1
-    assert breaker.describe(store().state(breaker.key("groq")))["trip_count"] == 2
+    assert breaker.current("groq")["trip_count"] == 2
 
 
 def test_reset_closes_it_and_calls_go_out_again(

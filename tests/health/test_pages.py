@@ -6,7 +6,6 @@ from django.test import Client
 from gpubroker.celery import app
 from health import breaker
 from health.models import HealthCheck
-from health.store import store
 from providers import http
 from providers.models import PollRun
 from tests.health.conftest import KEY, MODELS, PATH, get
@@ -25,7 +24,7 @@ def open_breaker(registry, groq_server, groq_client):
 
 
 def breaker_state() -> str:
-    return breaker.describe(store().state(breaker.key("groq")))["state"]
+    return breaker.current("groq")["state"]
 
 
 def test_the_dashboard_shows_a_card_per_provider(open_breaker, staff_client):

@@ -65,7 +65,7 @@ def test_a_401_is_not_retried_does_not_trip_but_marks_the_provider_unavailable(
         with pytest.raises(http.InvalidKey):
             get(groq_client)
     assert requests_to(retrying) == 6  # one each: never retried
-    assert breaker.describe(store().state(breaker.key("groq")))["state"] == "CLOSED"
+    assert breaker.current("groq")["state"] == "CLOSED"
     report = status.report(registry["groq"])
     assert report.status == "UNAVAILABLE"
     assert report.errors == {"invalid_key": 6}

@@ -11,7 +11,7 @@ def report(provider, state="CLOSED", calls=0, ok=0, last_check=None) -> status.R
     provider.last_check_class = last_check
     r = status.Report(
         provider=provider,
-        breaker=breaker.describe({"state": state}),
+        breaker=breaker.describe({"state": state}, {}),
         limiter={},
         cache={},
         window=metrics.Window(calls, ok, None, None),
