@@ -84,13 +84,21 @@ def processes(settings):
     """Start `count` worker processes configured like this test (same store, same knobs),
     release them together, and return each one's call outcomes."""
 
-    def run(count: int, *, threads: int = 1, calls: int = 1, not_before: float = 0) -> list[str]:
+    def run(
+        count: int,
+        *,
+        threads: int = 1,
+        calls: int = 1,
+        not_before: float = 0,
+        database_url: str = "",
+    ) -> list[str]:
         db = connection.settings_dict
         env = {
             **os.environ,
             **{name: str(getattr(settings, name)) for name in KNOBS},
             "DJANGO_SETTINGS_MODULE": "gpubroker.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "DATABASE_URL": database_url
+            or f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         }
         spec = json.dumps(
             {"slug": "groq", "prefix": "GROQ", "path": PATH, "threads": threads, "calls": calls}

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
+from werkzeug import Response
 
 from health import breaker
 from providers import http
-from tests.health.conftest import MODELS, PATH, get, requests_to
+from tests.health.conftest import MODELS, PATH, ROOT, get, requests_to
 
 
 @pytest.fixture
@@ -19,6 +25,11 @@ def breaker_settings(settings):
 
 def state() -> str:
     return breaker.current("groq")["state"]
+
+
+def slow_ok(request) -> Response:
+    time.sleep(0.3)  # trials are still in flight while the other callers ask
+    return Response('{"object": "list", "data": []}', content_type="application/json")
 
 
 def open_it(server, client) -> float:
@@ -72,13 +83,6 @@ def test_after_the_timeout_exactly_three_trial_calls_pass_across_two_processes(
     transactional_db, backend, breaker_settings, groq_server, groq_client, processes
 ):
     opened = open_it(groq_server, groq_client)
-
-    def slow_ok(request):
-        time.sleep(0.3)  # trials still in flight while the other callers ask
-        from werkzeug import Response
-
-        return Response('{"object": "list", "data": []}', content_type="application/json")
-
     groq_server.expect_request(PATH).respond_with_handler(slow_ok)
     outcomes = processes(2, threads=3, not_before=opened + 0.6)
     assert sorted(outcomes) == ["CircuitBreakerOpen"] * 3 + ["ok"] * 3
@@ -121,3 +125,24 @@ def test_only_transient_failures_count(backend, breaker_settings, groq_server, g
                 get(groq_client)
         groq_server.clear()
     assert state() == "CLOSED"
+
+
+def test_on_the_embedded_default_the_trials_are_shared_through_sqlite(
+    tmp_path, breaker_settings, settings, groq_server, processes
+):
+    """No Redis, no Postgres: `make run`'s SQLite file carries the breaker for every process."""
+    url = f"sqlite:///{tmp_path / 'gpubroker.sqlite3'}"
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": ""}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    settings.REDIS_URL = ""
+    groq_server.expect_request(PATH).respond_with_json({}, status=500)
+    assert processes(1, calls=5, database_url=url) == ["Transient"] * 5
+    opened = time.time()
+    groq_server.clear()
+    groq_server.expect_request(PATH).respond_with_handler(slow_ok)
+    outcomes = processes(2, threads=3, not_before=opened + 0.6, database_url=url)
+    assert sorted(outcomes) == ["CircuitBreakerOpen"] * 3 + ["ok"] * 3
+    assert requests_to(groq_server) == 3
+    with sqlite3.connect(tmp_path / "gpubroker.sqlite3") as db:
+        row = db.execute("SELECT value FROM health_sharedstate WHERE key = 'breaker:groq'")
+        assert json.loads(row.fetchone()[0])["state"] == "CLOSED"
