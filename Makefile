@@ -23,7 +23,7 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 migrate: install
-	mkdir -p var/broker var/broker-processed
+	mkdir -p var/broker var/broker-processed var/broker-control
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py load_providers

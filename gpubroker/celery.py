@@ -16,8 +16,14 @@ logger = logging.getLogger("gpubroker.worker")
 
 
 @worker_ready.connect
-def log_enabled_providers(**kwargs) -> None:
+def start_providers(**kwargs) -> None:
+    """Log the enabled providers and queue a poll for any whose data is stale, so a fresh
+    install shows prices without waiting a whole interval for beat."""
     from providers.models import Provider
+    from providers.tasks import poll_provider
 
-    count = len(Provider.objects.enabled())
-    logger.info("Initialized %d providers", count)
+    providers = Provider.objects.enabled()
+    logger.info("Initialized %d providers", len(providers))
+    for provider in providers:
+        if provider.is_stale():
+            poll_provider.apply_async([provider.slug], expires=provider.poll_interval)

@@ -74,8 +74,11 @@ def lookup(slug: str, key: str) -> tuple[httpx.Response | None, int]:
 DROPPED_HEADERS = {"content-encoding", "content-length", "transfer-encoding", "set-cookie"}
 
 
-def save(slug: str, key: str, response: httpx.Response, generation: int) -> int:
-    """Keep a successful response for the provider's current TTL; returns that TTL."""
+def save(slug: str, key: str, response: httpx.Response, generation: int | None) -> int:
+    """Keep a successful response for the provider's current TTL; returns that TTL.
+    `generation` is the one seen by the lookup (None: there was none; read it now)."""
+    if generation is None:
+        generation = cache.get(_generation_key(slug), 0)
     ttl = ttl_for(metrics.window(slug).success_rate)
     entry = {
         "generation": generation,

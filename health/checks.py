@@ -16,7 +16,7 @@ from django.utils import timezone
 from health import metrics
 from health.models import HealthCheck
 from health.store import purge_expired
-from providers.http import ProviderClient, ProviderError
+from providers.http import ProviderError, call_policy
 from providers.models import Provider
 from providers.secrets import scrub
 
@@ -28,21 +28,18 @@ KEEP_CHECKS = timedelta(days=7)
 
 def run_check(provider: Provider) -> HealthCheck:
     adapter = provider.adapter()
-    clients = [c for c in vars(adapter).values() if isinstance(c, ProviderClient)]
-    for client in clients:
-        client.use_cache, client.max_retries = False, 0
     error: BaseException | None = None
     started = time.monotonic()
     try:
-        adapter.health_check()
+        with call_policy(fresh=True, max_retries=0):
+            adapter.health_check()
     except ProviderError as exc:
         error = exc
     except Exception as exc:  # a bug must still leave a row saying the check failed
         logger.exception("%s: health check crashed", provider.slug)
         error = exc
     finally:
-        for client in clients:
-            client.close()
+        adapter.client.close()
     return HealthCheck.objects.create(
         provider=provider,
         ok=error is None,

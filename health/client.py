@@ -3,8 +3,11 @@
     cache (GET) → retries (tenacity) → [breaker → limiter → one attempt → metrics]
 
 A cache hit makes no network call, so it takes no token and is not refused by an open
-breaker. Each attempt asks the breaker first (an open breaker fails fast, spending no token),
-then waits for a token, then goes out; its outcome feeds the breaker and the metrics.
+breaker. Calls under `call_policy(fresh=True)` (price polls, health checks, Test connection)
+skip the lookup but still store what they get, so the next ordinary read is served from it.
+
+Each attempt asks the breaker first (an open breaker fails fast, spending no token), then
+waits for a token, then goes out; its outcome feeds the breaker and the metrics.
 Retries cover transient failures only (5xx, timeouts, connection errors, 429), and a refusal
 by our own breaker or limiter ends them.
 """
@@ -28,7 +31,7 @@ from tenacity import (
 )
 
 from health import breaker, cache, limiter, metrics
-from providers.http import ProviderError, RateLimited, RateLimitExceeded
+from providers.http import ProviderError, RateLimited, RateLimitExceeded, current_policy
 
 if TYPE_CHECKING:
     from providers.http import ProviderClient
@@ -37,13 +40,13 @@ logger = logging.getLogger(__name__)
 
 
 def call(client: ProviderClient, request: httpx.Request) -> httpx.Response:
-    key = None
-    if client.use_cache and cache.applies(request):
-        key = cache.key_for(client.slug, request)
+    key = cache.key_for(client.slug, request) if cache.applies(request) else None
+    generation = None
+    if key and not current_policy().fresh:
         hit, generation = cache.lookup(client.slug, key)
         if hit is not None:
             return hit
-    response = retrying(client)(attempt, client, request)
+    response = retrying()(attempt, client, request)
     if key and response.is_success:
         cache.save(client.slug, key, response, generation)
     return response
@@ -73,8 +76,10 @@ def attempt(client: ProviderClient, request: httpx.Request) -> httpx.Response:
     return response
 
 
-def retrying(client: ProviderClient) -> Retrying:
-    retries = settings.PROVIDER_MAX_RETRIES if client.max_retries is None else client.max_retries
+def retrying() -> Retrying:
+    retries = current_policy().max_retries
+    if retries is None:
+        retries = settings.PROVIDER_MAX_RETRIES
     return Retrying(
         retry=retry_if_exception(lambda exc: isinstance(exc, ProviderError) and exc.transient),
         stop=stop_any(stop_after_attempt(retries + 1), retry_after_too_long),

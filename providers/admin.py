@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
-from providers.models import Credential, GpuModel, Offer, PollRun, Provider
+from providers.http import ProviderError
+from providers.models import Credential, GpuModel, Kind, Offer, PollRun, Provider
 
 
 @admin.register(Provider)
@@ -91,12 +97,83 @@ class OfferAdmin(admin.ModelAdmin):
         "usd_per_1m_input",
         "usd_per_1m_output",
         "usd_per_gpu_hour",
+        "gscore",
         "available",
         "last_seen",
     ]
-    list_filter = ["provider", "kind", "available"]
-    search_fields = ["name", "upstream_id"]
+    list_filter = ["provider", "kind", "available", ("gpu", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "upstream_id", "gpu_name"]
     list_select_related = ["provider"]
+    actions = ["rent"]
+
+    @admin.action(description="Rent on the provider (asks to confirm)", permissions=["change"])
+    def rent(self, request, queryset) -> TemplateResponse | None:
+        """Create a billed instance from one GPU offer: a confirmation page first, never
+        automatically. Providers whose API cannot rent say where to go instead."""
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one offer to rent.", messages.WARNING)
+            return None
+        offer = queryset.select_related("provider").get()
+        if offer.kind != Kind.GPU:
+            self.message_user(request, "Only GPU offers can be rented.", messages.WARNING)
+            return None
+        adapter = offer.provider.adapter()
+        try:
+            if not getattr(adapter, "creates_instances", False):
+                adapter.run_inference({})  # raises NotSupported, naming the provider's console
+            form = RentForm(request.POST if "confirm" in request.POST else None, offer=offer)
+            if form.is_valid():
+                result = adapter.run_inference(form.payload())
+                self.message_user(
+                    request,
+                    f"{offer.provider.name}: rented {offer.name} as instance "
+                    f"{result['new_contract']}.",
+                    messages.SUCCESS,
+                )
+                return None
+        except ProviderError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        finally:
+            adapter.client.close()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Rent this offer?",
+            "opts": self.model._meta,
+            "offer": offer,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/providers/offer/rent.html", context)
+
+
+class RentForm(forms.Form):
+    """The create-instance body (Vast's PUT /api/v0/asks/{id}/ fields)."""
+
+    image = forms.CharField(max_length=1024, initial="vastai/base-image:@vastai-automatic-tag")
+    disk = forms.FloatField(label="Disk (GB)", min_value=8, initial=16)
+    price = forms.DecimalField(
+        label="Bid ($/hour for the whole offer)",
+        min_value=Decimal("0.001"),
+        max_value=Decimal(128),
+        decimal_places=3,
+        required=False,
+        help_text="Interruptible offers only; a higher bid can stop yours.",
+    )
+
+    def __init__(self, *args: Any, offer: Offer, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.offer = offer
+        if offer.interruptible:
+            self.fields["price"].required = True
+        else:
+            del self.fields["price"]
+
+    def payload(self) -> dict[str, Any]:
+        data = {"offer": self.offer.upstream_id, **self.cleaned_data}
+        if data.get("price") is not None:
+            data["price"] = float(data["price"])
+        return data
 
 
 @admin.register(PollRun)
@@ -119,3 +196,4 @@ class PollRunAdmin(admin.ModelAdmin):
 @admin.register(GpuModel)
 class GpuModelAdmin(admin.ModelAdmin):
     list_display = ["canonical", "vendor", "architecture", "memory_gb", "bf16_tflops"]
+    search_fields = ["canonical"]

@@ -9,6 +9,10 @@ from __future__ import annotations
 import email.utils
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,6 +86,33 @@ class RateLimitExceeded(ProviderError):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class CallPolicy:
+    """How the calls made in a `with call_policy(...)` block behave (health.client)."""
+
+    fresh: bool = False  # never answered from the response cache: the provider is asked
+    max_retries: int | None = None  # None: PROVIDER_MAX_RETRIES
+
+
+_policy: ContextVar[CallPolicy | None] = ContextVar("provider_call_policy", default=None)
+
+
+@contextmanager
+def call_policy(**changes: Any) -> Iterator[CallPolicy]:
+    """E.g. a price poll: `with call_policy(fresh=True): adapter.list_models()`. It reaches
+    every ProviderClient used inside, including ones an adapter creates on the way."""
+    policy = replace(current_policy(), **changes)
+    token = _policy.set(policy)
+    try:
+        yield policy
+    finally:
+        _policy.reset(token)
+
+
+def current_policy() -> CallPolicy:
+    return _policy.get() or CallPolicy()
+
+
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """Seconds to wait from `Retry-After` (seconds or HTTP date) or IETF `RateLimit` (t=)."""
     value = response.headers.get("retry-after")
@@ -107,6 +138,8 @@ def _error_text(response: httpx.Response) -> str:
         err = body.get("error") or body.get("detail") or body.get("msg") or body.get("message")
         if isinstance(err, dict):
             err = err.get("message") or err.get("msg")
+        if isinstance(err, str) and isinstance(body.get("msg"), str) and body["msg"] != err:
+            err = f"{err}: {body['msg']}"  # Vast: a code in "error", the sentence in "msg"
         if err:
             return str(err)[:200]
     return ""
@@ -140,8 +173,6 @@ class ProviderClient:
         self.slug = slug
         self.env_prefix = env_prefix
         self.calls = 0
-        self.use_cache = True  # False: always ask the provider (health checks)
-        self.max_retries: int | None = None  # None: PROVIDER_MAX_RETRIES
         timeout = getattr(settings, f"{env_prefix}_TIMEOUT")
         self._http = httpx.Client(
             base_url=base_url or getattr(settings, f"{env_prefix}_BASE_URL"),

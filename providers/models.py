@@ -109,7 +109,8 @@ class Provider(models.Model):
         ]
         adapter = self.adapter()
         try:
-            result = adapter.authenticate()
+            with http.call_policy(fresh=True):  # a test is a test: no cached answer
+                result = adapter.authenticate()
         except http.ProviderError as exc:
             status = next(word for cls, word in outcomes if isinstance(exc, cls))
             return ConnectionResult(status, str(exc))
@@ -204,6 +205,12 @@ class GpuModel(models.Model):
     fp16_tflops = models.FloatField(null=True, blank=True)
     memory_bandwidth_gbps = models.FloatField(null=True, blank=True)
     source = models.URLField(blank=True)
+    aliases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Provider spellings of this GPU. Ones added here survive catalog reloads.",
+    )
+    note = models.TextField(blank=True, default="", help_text="Where each figure came from.")
 
     class Meta:
         ordering = ["canonical"]

@@ -13,9 +13,10 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from providers import gscore
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
-from providers.http import ProviderError
-from providers.models import Offer, PollRun, PriceChange, Provider
+from providers.http import ProviderError, call_policy
+from providers.models import Kind, Offer, PollRun, PriceChange, Provider
 from providers.secrets import scrub
 
 logger = logging.getLogger(__name__)
@@ -23,9 +24,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 # Fields compared to decide whether a stored offer changed (timestamps excluded).
 CONTENT_FIELDS = [
-    f.name
+    f.attname  # gpu_id: the GPU an offer normalised to is content too
     for f in Offer._meta.concrete_fields
-    if f.name not in {"id", "provider", "first_seen", "last_seen", "last_price_change", "gpu"}
+    if f.name not in {"id", "provider", "first_seen", "last_seen", "last_price_change"}
 ]
 
 
@@ -43,7 +44,8 @@ def poll_provider(slug: str) -> PollRun:
     adapter = None
     try:
         adapter = provider.adapter()
-        catalog = adapter.list_models()
+        with call_policy(fresh=True):  # a poll asks the provider, never the response cache
+            catalog = adapter.list_models()
         counts = ingest(provider, catalog)
     except ProviderError as exc:
         _fail(run, exc)
@@ -122,6 +124,8 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
                 available=False
             )
         Offer.objects.filter(provider=provider, available=True).update(last_seen=now)
+    if provider.kind == Kind.GPU:
+        gscore.refresh()  # scaled across every provider's GPU offers, so after each poll
     return {"seen": len(incoming), "added": added, "changed": changed, "gone": len(gone_ids)}
 
 

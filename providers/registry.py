@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
+from providers.gpus import load_gpu_catalog
 from providers.models import Provider
 
 
@@ -37,6 +38,7 @@ def load_registry() -> list[Provider]:
         )
         provider.sync_schedule()
         providers.append(provider)
+    load_gpu_catalog()  # the vocabulary GPU adapters normalise names to
     from health.checks import sync_schedule  # the minute-by-minute health checks
 
     sync_schedule()

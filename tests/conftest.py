@@ -19,6 +19,10 @@ def payload(path: str):
     return json.loads((PAYLOADS / path).read_text())
 
 
+def by_id(catalog) -> dict:
+    return {offer.upstream_id: offer for offer in catalog.offers}
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
@@ -70,6 +72,7 @@ class OfferIn:
     throughput_tps: float | None = None
     latency_ms: float | None = None
     gpu_name: str = ""
+    gpu_id: int | None = None  # the GpuModel the name normalised to (providers/gpus.py)
     gpu_count: int | None = None
     vram_gb: float | None = None
     vcpus: float | None = None
@@ -104,6 +107,26 @@ class Catalog:
 
     offers: list[OfferIn] = field(default_factory=list)
     skipped: int = 0
+    unknown_gpus: Counter[str] = field(default_factory=Counter)  # spelling → offers
+
+    # What a parser raises on an item missing or mangling a field it needs.
+    ITEM_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+    @classmethod
+    def parse(cls, slug: str, items: Iterable[Any], parse_item: Callable) -> Catalog:
+        return cls().add_parsed(slug, items, parse_item)
+
+    def add_parsed(self, slug: str, items: Iterable[Any], parse_item: Callable) -> Catalog:
+        """Parse every item with `parse_item` (returning one OfferIn or a list of them);
+        an item it cannot parse is skipped, logged and counted, and the rest are kept."""
+        for item in items:
+            try:
+                parsed = parse_item(item)
+            except self.ITEM_ERRORS as exc:
+                self.skip(item, f"{type(exc).__name__}: {exc}", slug)
+                continue
+            self.offers.extend(parsed if isinstance(parsed, list) else [parsed])
+        return self
 
     def skip(self, item: Any, reason: str, slug: str) -> None:
         self.skipped += 1
@@ -180,5 +203,5 @@ class ProviderAdapter:
 def load_price_sheet(name: str) -> dict[str, Any]:
     """A dated, sourced price sheet shipped in providers/price_sheets/."""
     sheet = json.loads((PRICE_SHEETS / f"{name}.json").read_text())
-    sheet["read_on_date"] = date.fromisoformat(sheet["read_on"])
+    sheet["read_on_date"] = date.fromisoformat(sheet["read_on"]) if sheet["read_on"] else None
     return sheet

@@ -51,13 +51,7 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
             raise BadPayload(f"{self.slug}: /models/list is not a list")
         contexts = self._context_lengths()
         region = (self.provider.regions or [""])[0]
-        catalog = Catalog()
-        for item in models:
-            try:
-                catalog.offers.append(self._offer(item, contexts, region))
-            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                catalog.skip(item, f"{type(exc).__name__}: {exc}", self.slug)
-        return catalog
+        return Catalog.parse(self.slug, models, lambda item: self._offer(item, contexts, region))
 
     def _context_lengths(self) -> dict[str, int]:
         body = self.client.get_json("/v1/openai/models", headers=self.auth_headers())

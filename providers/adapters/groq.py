@@ -40,13 +40,7 @@ class GroqAdapter(OpenAIChatMixin, ProviderAdapter):
     def list_models(self) -> Catalog:
         models = self._models()
         sheet = load_price_sheet("groq")
-        catalog = Catalog()
-        for item in models:
-            try:
-                catalog.offers.append(self._offer(item, sheet))
-            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                catalog.skip(item, f"{type(exc).__name__}: {exc}", self.slug)
-        return catalog
+        return Catalog.parse(self.slug, models, lambda item: self._offer(item, sheet))
 
     def _offer(self, item: dict[str, Any], sheet: dict[str, Any]) -> OfferIn:
         model_id = item["id"]

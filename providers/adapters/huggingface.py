@@ -53,14 +53,11 @@ class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise BadPayload(f"{self.slug}: /v1/models has no data list")
         tags = self._pipeline_tags()
-        catalog = Catalog()
-        for model in body["data"]:
-            try:
-                for route in model["providers"]:
-                    catalog.offers.append(self._offer(model, route, tags))
-            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                catalog.skip(model, f"{type(exc).__name__}: {exc}", self.slug)
-        return catalog
+        return Catalog.parse(
+            self.slug,
+            body["data"],
+            lambda model: [self._offer(model, route, tags) for route in model["providers"]],
+        )
 
     def _pipeline_tags(self) -> dict[str, str]:
         params = {"inference_provider": "all", "limit": HUB_PAGE_SIZE, "expand[]": "pipeline_tag"}

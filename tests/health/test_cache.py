@@ -6,7 +6,7 @@ from redis import Redis
 
 from health import cache, status
 from providers import http
-from providers.http import ProviderClient
+from providers.http import ProviderClient, call_policy
 from tests.health.conftest import KEY, MODELS, PATH, get, requests_to
 
 pytestmark = pytest.mark.django_db
@@ -84,9 +84,10 @@ def test_only_successful_gets_are_cached(cached, groq_client):
     assert requests_to(cached, "/missing") == 2
 
 
-def test_health_checks_bypass_the_cache(cached, groq_client):
-    get(groq_client)
-    groq_client.use_cache = False
+def test_fresh_calls_skip_the_cache_but_fill_it(cached, groq_client):
+    with call_policy(fresh=True):
+        get(groq_client)
+        get(groq_client)
     get(groq_client)
     assert requests_to(cached) == 2
 

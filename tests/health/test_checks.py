@@ -56,7 +56,9 @@ def test_a_check_asks_the_provider_even_when_a_cached_answer_exists(
 
 
 def test_the_beat_task_checks_every_enabled_provider(registry, settings, groq_server):
-    settings.DEEPINFRA_ENABLED = False
+    for provider in registry.values():
+        if provider.slug not in ("groq", "huggingface"):
+            setattr(settings, f"{provider.env_prefix}_ENABLED", False)
     settings.HUGGINGFACE_BASE_URL = settings.GROQ_BASE_URL
     groq_server.expect_request(PATH).respond_with_json(MODELS)
     groq_server.expect_request("/v1/models").respond_with_json({"data": []})

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from providers import http
-from tests.conftest import payload
+from tests.conftest import by_id, payload
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +25,6 @@ def serve_catalog(server, models=None, openai=None):
     server.expect_request("/v1/openai/models").respond_with_json(
         payload("deepinfra/openai_models.json") if openai is None else openai
     )
-
-
-def by_id(catalog):
-    return {offer.upstream_id: offer for offer in catalog.offers}
 
 
 def test_it_converts_cents_per_token_to_usd_per_million(deepinfra):

@@ -62,7 +62,13 @@ def test_it_maps_an_invalid_key(groq):
 def test_it_reads_retry_after_on_429(groq):
     provider, server = groq
     server.expect_request("/openai/v1/models").respond_with_json(
-        {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+        {
+            "error": {
+                "message": "Rate limit reached",
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
+        },
         status=429,
         headers={"retry-after": "2", "x-ratelimit-remaining-requests": "0"},
     )

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from providers import http
-from tests.conftest import payload
+from tests.conftest import by_id, payload
 
 pytestmark = pytest.mark.django_db
 
@@ -18,21 +18,15 @@ def huggingface(registry, serve):
 
 
 def serve_catalog(server):
-    server.expect_request("/v1/models").respond_with_json(
-        payload("huggingface/router_models.json")
-    )
+    server.expect_request("/v1/models").respond_with_json(payload("huggingface/router_models.json"))
     next_page = server.url_for("/api/models") + "?cursor=abc&limit=1000"
-    server.expect_request("/api/models", query_string={"cursor": "abc", "limit": "1000"}).respond_with_json(
-        payload("huggingface/hub_models_page2.json")
-    )
+    server.expect_request(
+        "/api/models", query_string={"cursor": "abc", "limit": "1000"}
+    ).respond_with_json(payload("huggingface/hub_models_page2.json"))
     server.expect_request("/api/models").respond_with_json(
         payload("huggingface/hub_models_page1.json"),
         headers={"Link": f'<{next_page}>; rel="next"'},
     )
-
-
-def by_id(catalog):
-    return {offer.upstream_id: offer for offer in catalog.offers}
 
 
 def test_it_makes_one_offer_per_model_and_serving_provider(huggingface):
@@ -77,7 +71,10 @@ def test_it_reads_the_ratelimit_header_on_429(huggingface):
     server.expect_request("/v1/models").respond_with_json(
         payload("huggingface/error_429.json"),
         status=429,
-        headers={"RateLimit": '"api";r=0;t=55', "RateLimit-Policy": '"fixed window";"api";q=2500;w=300'},
+        headers={
+            "RateLimit": '"api";r=0;t=55',
+            "RateLimit-Policy": '"fixed window";"api";q=2500;w=300',
+        },
     )
     with pytest.raises(http.RateLimited, match="rate limit you") as raised:
         provider.adapter().list_models()

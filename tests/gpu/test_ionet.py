@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from providers import http
+from tests.conftest import payload
+from tests.gpu.conftest import by_id, serve_ionet
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_fails_with_missing_key_and_calls_nothing_without_one(registry, serve):
+    provider = registry["ionet"]
+    server = serve(provider)
+    with pytest.raises(http.MissingKey, match="IONET_API_KEY"):
+        provider.adapter().list_models()
+    assert server.log == []
+    assert provider.test_connection().status == "no key"
+
+
+def test_it_sends_the_key_as_x_api_key(ionet):
+    provider, server = ionet
+    serve_ionet(server)
+    provider.adapter().list_models()
+    assert server.log[0][0].headers["x-api-key"] == "io-test-key-5678"
+
+
+def test_it_divides_the_configuration_price_per_gpu(ionet):
+    provider, server = ionet
+    serve_ionet(server)
+    offers = by_id(provider.adapter().list_models())
+    one, two = offers["12__1"], offers["12__2"]
+    assert one.usd_per_gpu_hour == two.usd_per_gpu_hour == Decimal("0.3")
+    assert two.usd_per_instance_hour == Decimal("0.6") and two.gpu_count == 2
+    h100x8 = offers["8H100.80S.176V__FI"]
+    assert h100x8.usd_per_gpu_hour == Decimal("3.484418")  # 27.875342465753423 / 8
+    assert (h100x8.gpu_name, h100x8.country, h100x8.region) == ("H100 SXM 80GB", "FI", "eu")
+
+
+def test_it_names_gpus_by_interconnect_and_keeps_an_undecidable_h100(ionet):
+    provider, server = ionet
+    serve_ionet(server)
+    catalog = provider.adapter().list_models()
+    offers = by_id(catalog)
+    assert offers["8A100.80S.240V__US"].gpu_name == "A100 SXM 80GB"
+    assert offers["B200_sxm6x8__US"].gpu_name == "B200"
+    assert offers["12__1"].gpu_name == "RTX 4090"
+    pcie = offers["1H100.80P.24V__CA"]  # interconnect null: SXM or PCIe cannot be told
+    assert pcie.gpu_name == "H100" and pcie.gpu_id is None
+    assert catalog.unknown_gpus == {"H100": 1}
+
+
+def test_it_leaves_out_cpu_only_vms_and_marks_sold_out_ones(ionet):
+    provider, server = ionet
+    serve_ionet(server)
+    offers = by_id(provider.adapter().list_models())
+    assert "1CPU__US" not in offers
+    sold_out = offers["12__8"]
+    assert sold_out.available is False and sold_out.availability_count == 0
+    sparse = offers["1A6000.32V__SG"]  # no vram, vcpu, memory or sold_out keys
+    assert sparse.available and sparse.vram_gb is None and sparse.gpu_name == "RTX A6000"
+
+
+def test_it_keeps_a_configuration_without_a_price_at_an_unknown_price(ionet):
+    provider, server = ionet
+    body = payload("ionet/hardware.json")
+    body["data"]["hardware"][0]["price"] = None
+    serve_ionet(server, body)
+    offer = by_id(provider.adapter().list_models())["12__1"]
+    assert offer.usd_per_gpu_hour is None and offer.usd_per_instance_hour is None
+
+
+def test_it_rejects_a_body_without_the_hardware_list(ionet):
+    provider, server = ionet
+    serve_ionet(server, {"data": []})
+    with pytest.raises(http.BadPayload, match=r"data\.hardware"):
+        provider.adapter().list_models()
+
+
+def test_a_quote_total_divides_by_hours_replicas_and_gpus(ionet):
+    provider, server = ionet
+    server.expect_request(
+        "/enterprise/v1/io-cloud/vmaas/price",
+        query_string={
+            "location_ids": '["US"]',
+            "hardware_id": "12",
+            "currency": "usdc",
+            "duration_hours": "4",
+            "gpus_per_vm": "2",
+            "replica_count": "3",
+        },
+    ).respond_with_json(payload("ionet/price.json"))
+    item = payload("ionet/hardware.json")["data"]["hardware"][1]  # 12__2
+    quoted = provider.adapter().quote_per_gpu_hour(item, hours=4, replicas=3)
+    assert quoted == Decimal("0.3")  # total_cost_usdc 7.2 / (4 h × 3 VMs × 2 GPUs)
+
+
+def test_authenticate_reports_list_price_against_a_quote(ionet):
+    provider, server = ionet
+    serve_ionet(server)
+    quote = payload("ionet/price.json")
+    quote["data"].update(replica_count=1, gpus_per_vm=1, total_cost_usdc=0.3)
+    server.expect_request("/enterprise/v1/io-cloud/vmaas/price").respond_with_json(quote)
+    result = provider.test_connection()
+    assert result.status == "ok"
+    assert "12__1: list $0.300000/GPU-hour, quote $0.300000/GPU-hour" in result.detail
+    assert json.loads(server.log[1][0].args["location_ids"]) == ["US"]
+
+
+def test_a_rejected_key_is_an_invalid_key(ionet):
+    provider, server = ionet
+    server.expect_request("/enterprise/v1/io-cloud/vmaas/hardware").respond_with_json(
+        {"detail": "Invalid API key"}, status=401
+    )
+    with pytest.raises(http.InvalidKey, match="Invalid API key"):
+        provider.adapter().list_models()
+
+
+def test_renting_points_at_the_console(ionet):
+    provider, _ = ionet
+    with pytest.raises(http.NotSupported, match=r"https://cloud\.io\.net"):
+        provider.adapter().run_inference({})

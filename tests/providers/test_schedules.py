@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django_celery_beat.models import PeriodicTask
+
+from providers.models import PollRun, Provider
+from providers.registry import load_registry
+from providers.tasks import poll_provider
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_provider_gets_a_poll_schedule_with_its_interval(registry):
+    task = PeriodicTask.objects.get(name="poll huggingface")
+    assert task.task == "providers.tasks.poll_provider"
+    assert json.loads(task.args) == ["huggingface"]
+    assert task.interval.every == 3600
+    assert task.expire_seconds == 3600
+    assert PeriodicTask.objects.get(name="poll groq").interval.every == 300
+
+
+def test_reloading_the_registry_keeps_admin_edits(registry):
+    Provider.objects.filter(slug="groq").update(enabled=False, poll_interval=900)
+    load_registry()
+    groq = Provider.objects.get(slug="groq")
+    assert (groq.enabled, groq.poll_interval) == (False, 900)
+    assert Provider.objects.count() == len(registry)
+
+
+def test_changing_the_interval_in_admin_reschedules_the_poll(registry, admin_client):
+    groq = registry["groq"]
+    response = admin_client.post(
+        f"/admin/providers/provider/{groq.pk}/change/",
+        {
+            "name": "Groq",
+            "kind": "llm-inference",
+            "enabled": "on",
+            "poll_interval": "120",
+            "regions": "[]",
+            "docs_url": groq.docs_url,
+        },
+    )
+    assert response.status_code == 302
+    assert PeriodicTask.objects.get(name="poll groq").interval.every == 120
+
+
+def test_an_env_switch_disables_a_provider(registry, settings):
+    settings.GROQ_ENABLED = False
+    assert "groq" not in [p.slug for p in Provider.objects.enabled()]
+
+
+def test_the_poll_task_runs_the_pipeline(registry, settings):
+    settings.GROQ_API_KEY = ""
+    poll_provider.apply(args=["groq"])
+    run = PollRun.objects.get(provider__slug="groq")
+    assert (run.outcome, run.error_class) == ("failed", "MissingKey")
