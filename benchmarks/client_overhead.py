@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,15 +70,16 @@ def measure(store: str) -> list[dict]:
     from health.store import store as shared_store
     from providers.http import ProviderClient
 
+    server = subprocess.Popen(  # its own process: no GIL shared with the client measured
+        [sys.executable, __file__, "serve"], stdout=subprocess.PIPE, text=True
+    )
+    origin = f"http://127.0.0.1:{server.stdout.readline().strip()}"
     old_config = None
     if store == "postgres":  # a throwaway test database on DATABASE_URL's server
         old_config = setup_databases(0, False)
     elif store == "sqlite":  # a temporary file, as `make run` would have
         call_command("migrate", verbosity=0)
         call_command("createcachetable")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_port}"
     for name, value in {
         "BENCH_BASE_URL": origin,
         "BENCH_TIMEOUT": 10,
@@ -107,7 +107,8 @@ def measure(store: str) -> list[dict]:
     )
     rows.append(("resilient, cache hit", timed(lambda i: client.request("GET", "/v1/models"))))
     client.close()
-    server.shutdown()
+    server.terminate()
+    server.wait()
     if old_config is not None:
         teardown_databases(old_config, 0)
     return [
@@ -132,7 +133,16 @@ def child_env(store: str, workdir: str) -> dict[str, str]:
     return env
 
 
+def serve() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_port, flush=True)
+    server.serve_forever()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["serve"]:
+        serve()
+        return
     if len(sys.argv) > 1:  # a child: one store
         print(json.dumps(measure(sys.argv[1])))
         return

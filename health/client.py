@@ -46,7 +46,7 @@ def call(client: ProviderClient, request: httpx.Request) -> httpx.Response:
         hit, generation = cache.lookup(client.slug, key)
         if hit is not None:
             return hit
-    response = retrying()(attempt, client, request)
+    response = retrying(request)(attempt, client, request)
     if key and response.is_success:
         cache.save(client.slug, key, response, generation)
     return response
@@ -76,17 +76,32 @@ def attempt(client: ProviderClient, request: httpx.Request) -> httpx.Response:
     return response
 
 
-def retrying() -> Retrying:
+def retrying(request: httpx.Request) -> Retrying:
     retries = current_policy().max_retries
     if retries is None:
         retries = settings.PROVIDER_MAX_RETRIES
     return Retrying(
-        retry=retry_if_exception(lambda exc: isinstance(exc, ProviderError) and exc.transient),
+        retry=retry_if_exception(lambda exc: retryable(exc, request.method)),
         stop=stop_any(stop_after_attempt(retries + 1), retry_after_too_long),
         wait=backoff,
         before_sleep=log_retry,
         reraise=True,
     )
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def retryable(exc: BaseException, method: str) -> bool:
+    """Transient failures only. A POST or PUT (an inference, a rented instance) is retried
+    only when the provider surely did not act on it: a 429, or a connection never made; a
+    5xx or a timeout may have come after the work was done, so it goes to the caller."""
+    if not (isinstance(exc, ProviderError) and exc.transient):
+        return False
+    if method in SAFE_METHODS or isinstance(exc, RateLimited):
+        return True
+    return isinstance(exc.__cause__, NEVER_SENT)
 
 
 def backoff(state: RetryCallState) -> float:

@@ -93,3 +93,14 @@ def test_a_timeout_is_retried_then_raised_as_transient(retrying, settings, groq_
     client.close()
     counters = store().read([], [metrics.stats_key("groq")])[1][metrics.stats_key("groq")]
     assert counters["class:timeout"] == 2
+
+
+def test_a_post_is_retried_after_a_429_but_not_after_a_5xx(retrying, groq_client):
+    """A 5xx may come after the provider did the work (an inference, a rented machine)."""
+    chat = "/openai/v1/chat/completions"
+    retrying.expect_oneshot_request(chat, method="POST").respond_with_json({}, status=429)
+    retrying.expect_oneshot_request(chat, method="POST").respond_with_json({}, status=500)
+    retrying.expect_request(chat, method="POST").respond_with_json({"choices": []})
+    with pytest.raises(http.Transient):
+        groq_client.request("POST", chat, json={"model": "x", "messages": []})
+    assert requests_to(retrying, chat) == 2
