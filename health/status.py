@@ -107,7 +107,7 @@ class Report:
             "rate_limit_utilization": self.limiter["utilization"],
         }
 
-    def metrics(self) -> dict[str, Any]:
+    def window_metrics(self) -> dict[str, Any]:
         return {
             "window_seconds": settings.PROVIDER_METRICS_WINDOW,
             "calls": self.window.calls,
@@ -128,7 +128,7 @@ class Report:
             "enabled": self.provider.is_enabled,
             "status": self.status,
             "reason": self.reason,
-            **self.metrics(),
+            **self.window_metrics(),
             "circuit_breaker": self.breaker,
             "rate_limiter": self.limiter,
             "cache": self.cache,

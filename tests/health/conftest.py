@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,7 +84,8 @@ KNOBS = [
 @pytest.fixture
 def processes(settings):
     """Start `count` worker processes configured like this test (same store, same knobs),
-    release them together, and return each one's call outcomes."""
+    release them together, and return their call outcomes; `on_outcome` hears each one as it
+    happens."""
 
     def run(
         count: int,
@@ -91,6 +94,7 @@ def processes(settings):
         calls: int = 1,
         not_before: float = 0,
         database_url: str = "",
+        on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> list[str]:
         db = connection.settings_dict
         env = {
@@ -120,11 +124,19 @@ def processes(settings):
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        outcomes = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=60)
-            assert proc.returncode == 0
-            outcomes += json.loads(out.strip().splitlines()[-1])
+        outcomes: list[str] = []
+
+        def read(proc: subprocess.Popen) -> None:
+            for line in proc.stdout:
+                outcomes.append(line.strip())
+                on_outcome(line.strip())
+
+        readers = [threading.Thread(target=read, args=(proc,)) for proc in procs]
+        for reader in readers:
+            reader.start()
+        for proc, reader in zip(procs, readers, strict=True):
+            reader.join(timeout=60)
+            assert proc.wait(timeout=5) == 0
         return outcomes
 
     return run

@@ -5,7 +5,9 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from werkzeug import Response
@@ -27,9 +29,23 @@ def state() -> str:
     return breaker.current("groq")["state"]
 
 
-def slow_ok(request) -> Response:
-    time.sleep(0.3)  # trials are still in flight while the other callers ask
-    return Response('{"object": "list", "data": []}', content_type="application/json")
+def held_trials() -> tuple[Callable, Callable[[str], None]]:
+    """A handler holding every trial call until three callers have been refused, so the
+    refusals happen while the trials are in flight however slowly the processes start."""
+    refused: list[str] = []
+    release = threading.Event()
+
+    def handler(request) -> Response:
+        release.wait(timeout=10)
+        return Response('{"object": "list", "data": []}', content_type="application/json")
+
+    def on_outcome(outcome: str) -> None:
+        if outcome == "CircuitBreakerOpen":
+            refused.append(outcome)
+        if len(refused) == 3:
+            release.set()
+
+    return handler, on_outcome
 
 
 def open_it(server, client) -> float:
@@ -83,8 +99,9 @@ def test_after_the_timeout_exactly_three_trial_calls_pass_across_two_processes(
     transactional_db, backend, breaker_settings, groq_server, groq_client, processes
 ):
     opened = open_it(groq_server, groq_client)
-    groq_server.expect_request(PATH).respond_with_handler(slow_ok)
-    outcomes = processes(2, threads=3, not_before=opened + 0.6)
+    handler, on_outcome = held_trials()
+    groq_server.expect_request(PATH).respond_with_handler(handler)
+    outcomes = processes(2, threads=3, not_before=opened + 0.6, on_outcome=on_outcome)
     assert sorted(outcomes) == ["CircuitBreakerOpen"] * 3 + ["ok"] * 3
     assert requests_to(groq_server) == 3
     assert state() == "CLOSED"  # all three trials succeeded
@@ -139,8 +156,11 @@ def test_on_the_embedded_default_the_trials_are_shared_through_sqlite(
     assert processes(1, calls=5, database_url=url) == ["Transient"] * 5
     opened = time.time()
     groq_server.clear()
-    groq_server.expect_request(PATH).respond_with_handler(slow_ok)
-    outcomes = processes(2, threads=3, not_before=opened + 0.6, database_url=url)
+    handler, on_outcome = held_trials()
+    groq_server.expect_request(PATH).respond_with_handler(handler)
+    outcomes = processes(
+        2, threads=3, not_before=opened + 0.6, database_url=url, on_outcome=on_outcome
+    )
     assert sorted(outcomes) == ["CircuitBreakerOpen"] * 3 + ["ok"] * 3
     assert requests_to(groq_server) == 3
     with sqlite3.connect(tmp_path / "gpubroker.sqlite3") as db:

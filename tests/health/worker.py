@@ -4,7 +4,8 @@
                                     "threads": 3, "calls": 1}'
 
 Configured only through the environment, like web, worker and beat. Prints "ready" once
-Django is up, waits for a line on stdin, makes the calls, prints their outcomes as JSON.
+Django is up, waits for a line on stdin, makes the calls and prints each outcome ("ok" or the
+error's class name) on its own line as it happens.
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ def main() -> None:
     from providers.http import ProviderClient, ProviderError
 
     spec = json.loads(sys.argv[1])
-    outcomes: list[str] = []
+
+    printing = threading.Lock()
 
     def calls() -> None:
         client = ProviderClient(spec["slug"], spec["prefix"])
         for _ in range(spec["calls"]):
             try:
                 client.request("GET", spec["path"])
-                outcomes.append("ok")
+                outcome = "ok"
             except ProviderError as exc:
-                outcomes.append(type(exc).__name__)
+                outcome = type(exc).__name__
+            with printing:  # whole lines, however the threads interleave
+                print(outcome, flush=True)
         client.close()
 
     threads = [threading.Thread(target=calls) for _ in range(spec["threads"])]
@@ -42,7 +46,6 @@ def main() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    print(json.dumps(outcomes), flush=True)
 
 
 if __name__ == "__main__":
