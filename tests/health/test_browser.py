@@ -48,4 +48,7 @@ def test_reset_on_an_open_breaker_shows_closed_without_a_reload(
         assert page.url == f"{live_server.url}/health/"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "health-dashboard.png", full_page=True)
+        page.set_viewport_size({"width": 360, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+        page.screenshot(path=ARTIFACTS / "health-dashboard-phone.png", full_page=True)
         chromium.close()
