@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from django.conf import settings
@@ -68,14 +68,26 @@ def bucket_of(seconds: float) -> str:
 
 def record(slug: str, outcome: str, seconds: float) -> None:
     """One network attempt: its outcome class and how long it took."""
-    sample = {"calls": 1, "ok": float(outcome == "ok"), "lat_sum": seconds, bucket_of(seconds): 1}
+    sample = {
+        "calls": 1,
+        "ok": float(outcome == "ok"),
+        "lat_sum": seconds,
+        bucket_of(seconds): 1,
+        f"class:{outcome}": 1,
+    }
     now_key = window_key(slug, int(time.time() // 60))
     store().incr(
-        [
-            (stats_key(slug), sample | {f"class:{outcome}": 1}, None),
-            (now_key, sample, settings.PROVIDER_METRICS_WINDOW + 120),
-        ]
+        [(stats_key(slug), sample, None), (now_key, sample, settings.PROVIDER_METRICS_WINDOW + 120)]
     )
+
+
+def errors_by_class(counters: dict[str, float]) -> dict[str, int]:
+    """{"server_error": 3, …} from counters holding "class:<outcome>" fields."""
+    return {
+        name.removeprefix("class:"): int(n)
+        for name, n in sorted(counters.items())
+        if name.startswith("class:") and name != "class:ok"
+    }
 
 
 def count(slug: str, field: str) -> None:
@@ -89,6 +101,7 @@ class Window:
     ok: int
     avg_ms: float | None
     p95_ms: float | None
+    errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float | None:
@@ -98,8 +111,8 @@ class Window:
     def of(cls, minutes: list[dict[str, float]]) -> Window:
         total: dict[str, float] = {}
         for counters in minutes:
-            for field, value in counters.items():
-                total[field] = total.get(field, 0) + value
+            for name, value in counters.items():
+                total[name] = total.get(name, 0) + value
         calls = int(total.get("calls", 0))
         if not calls:
             return cls(0, 0, None, None)
@@ -109,6 +122,7 @@ class Window:
             int(total.get("ok", 0)),
             round(1000 * total.get("lat_sum", 0) / calls, 1),
             round(1000 * p95, 1) if p95 is not None else None,
+            errors_by_class(total),
         )
 
 

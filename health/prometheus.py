@@ -49,7 +49,7 @@ class ProviderCollector:
             trips.add_metric([slug], r.breaker["trip_count"])
             health.add_metric([slug], STATUS_VALUES[r.status])
             calls.add_metric([slug, "ok"], totals.get("class:ok", 0))
-            for name, n in r.errors.items():
+            for name, n in r.total_errors.items():
                 calls.add_metric([slug, name], n)
             rejected.add_metric([slug, "circuit_breaker"], totals.get("breaker_rejected", 0))
             rejected.add_metric([slug, "rate_limiter"], r.limiter["requests_blocked"])

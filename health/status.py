@@ -80,12 +80,8 @@ class Report:
         return self.provider.slug
 
     @property
-    def errors(self) -> dict[str, int]:
-        return {
-            name.removeprefix("class:"): int(n)
-            for name, n in sorted(self.totals.items())
-            if name.startswith("class:") and name != "class:ok"
-        }
+    def total_errors(self) -> dict[str, int]:
+        return metrics.errors_by_class(self.totals)
 
     @property
     def last_error(self) -> tuple[datetime, str] | None:
@@ -115,8 +111,9 @@ class Report:
             "success_rate": _rate(self.window.success_rate),
             "avg_response_time": self.window.avg_ms,
             "p95_response_time": self.window.p95_ms,
+            "errors": self.window.errors,
             "total_calls": int(self.totals.get("calls", 0)),
-            "errors": self.errors,
+            "total_errors": self.total_errors,
         }
 
     def detail(self) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def test_a_401_is_not_retried_does_not_trip_but_marks_the_provider_unavailable(
     assert breaker.current("groq")["state"] == "CLOSED"
     report = status.report(registry["groq"])
     assert report.status == "UNAVAILABLE"
-    assert report.errors == {"invalid_key": 6}
+    assert report.window.errors == report.total_errors == {"invalid_key": 6}
     check = checks.run_check(registry["groq"])
     assert check.status_class == "invalid_key" and check.status_code == 401
     assert KEY not in check.error

@@ -64,8 +64,9 @@ def test_p95_is_read_from_the_histogram_like_prometheus():
 
 def test_the_window_sums_the_minutes_it_covers():
     minutes = [
-        {"calls": 2, "ok": 2, "lat_sum": 0.2, "le:0.1": 2},
-        {"calls": 2, "ok": 1, "lat_sum": 0.6, "le:0.5": 2},
+        {"calls": 2, "ok": 2, "lat_sum": 0.2, "le:0.1": 2, "class:ok": 2},
+        {"calls": 2, "ok": 1, "lat_sum": 0.6, "le:0.5": 2, "class:ok": 1, "class:timeout": 1},
     ]
     window = metrics.Window.of(minutes)
     assert (window.calls, window.ok, window.success_rate, window.avg_ms) == (4, 3, 0.75, 200.0)
+    assert window.errors == {"timeout": 1}
