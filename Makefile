@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gpubroker
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install migrate lint format bench clean
+.PHONY: run test install migrate lint format bench bench-client clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "GPUBroker needs Python 3.12+ (found " + sys.version + ")"'
@@ -43,6 +43,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Resilient client overhead per call against a loopback server (README "Resilience and provider health").
+bench-client: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	  $(BIN)/python benchmarks/client_overhead.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

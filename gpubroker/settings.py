@@ -162,6 +162,35 @@ PROVIDER_POLL_LOCK_SECONDS = env.int("PROVIDER_POLL_LOCK_SECONDS", default=600)
 GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="")
 HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github.com/gpubroker)")
 
+# --- Resilience and provider health (health app; README "Resilience and provider health") ---
+# Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
+# is set, else in the database (health.SharedState rows, updated under a row lock).
+PROVIDER_CIRCUIT_BREAKER_THRESHOLD = env.int("PROVIDER_CIRCUIT_BREAKER_THRESHOLD", default=5)
+PROVIDER_CIRCUIT_BREAKER_TIMEOUT = env.float("PROVIDER_CIRCUIT_BREAKER_TIMEOUT", default=60)
+PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS = env.int(
+    "PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS", default=3
+)
+PROVIDER_RATE_LIMITER_ENABLED = env.bool("PROVIDER_RATE_LIMITER_ENABLED", default=True)
+# A call finding the bucket empty waits at most this long for a token, then RateLimitExceeded.
+PROVIDER_RATE_LIMITER_MAX_WAIT = env.float("PROVIDER_RATE_LIMITER_MAX_WAIT", default=5)
+PROVIDER_CACHE_ENABLED = env.bool("PROVIDER_CACHE_ENABLED", default=True)
+PROVIDER_CACHE_TTL = env.int("PROVIDER_CACHE_TTL", default=30)
+PROVIDER_CACHE_MAX_TTL = env.int("PROVIDER_CACHE_MAX_TTL", default=300)
+PROVIDER_CACHE_MIN_TTL = env.int("PROVIDER_CACHE_MIN_TTL", default=10)
+PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=2)
+# Also the longest Retry-After waited out in-process; a longer one is raised to the caller.
+PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=32)
+PROVIDER_RETRY_JITTER = env.float("PROVIDER_RETRY_JITTER", default=1)
+PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=3)
+# Success rate, response times and status are computed over this many recent seconds.
+PROVIDER_METRICS_WINDOW = env.int("PROVIDER_METRICS_WINDOW", default=300)
+# Token-bucket burst per provider: <PREFIX>_RATE_LIMIT_BURST, default its <PREFIX>_RATE_LIMIT.
+for _entry in PROVIDER_REGISTRY.values():
+    _p = _entry["env_prefix"]
+    globals()[f"{_p}_RATE_LIMIT_BURST"] = env.int(
+        f"{_p}_RATE_LIMIT_BURST", default=globals()[f"{_p}_RATE_LIMIT"]
+    )
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
+from health import breaker
+from health.store import store
 from providers.models import Credential, PollRun, Provider
 
 
@@ -23,14 +25,18 @@ def providers_with_status() -> QuerySet[Provider]:
     )
 
 
-def breaker_is_open(provider: Provider) -> bool:
-    """HOOK for the shared circuit breaker (issue 4, built on another branch): return True
-    while the provider's breaker is OPEN. Until that lands this branch cannot read breaker
-    state, so it reports closed and the other reasons below still apply."""
-    return False
+def open_breakers(providers: list[Provider]) -> set[str]:
+    """Slugs whose shared circuit breaker is OPEN, in one read of the shared store."""
+    keys = [breaker.key(p.slug) for p in providers]
+    states, _ = store().read(keys, [])
+    return {
+        p.slug
+        for p, k in zip(providers, keys, strict=True)
+        if states.get(k, {}).get("state") == breaker.OPEN
+    }
 
 
-def problem(provider: Provider) -> str:
+def problem(provider: Provider, breaker_open: bool = False) -> str:
     """The reason a provider may be missing from the page, or "" when it is healthy.
 
     Expects a provider from `providers_with_status()`.
@@ -40,7 +46,7 @@ def problem(provider: Provider) -> str:
         return f"disabled {where}"
     if provider.key_required and not (provider.has_credential or provider.setting("API_KEY")):
         return f"no API key configured (set {provider.env_prefix}_API_KEY or add one in admin)"
-    if breaker_is_open(provider):
+    if breaker_open:
         return "circuit breaker open: calls are paused after repeated failures"
     if provider.last_outcome == PollRun.Outcome.FAILED:
         return f"last poll failed ({provider.last_error_class or 'error'})"
@@ -54,4 +60,5 @@ def problem(provider: Provider) -> str:
 def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
     """Each provider in view (all, or the ones filtered on) that has a problem, with it."""
     in_view = [p for p in providers if not chosen or p.slug in chosen]
-    return [(p, reason) for p in in_view if (reason := problem(p))]
+    tripped = open_breakers(in_view)
+    return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))]

@@ -9,6 +9,10 @@ from __future__ import annotations
 import email.utils
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +68,49 @@ class BadPayload(ProviderError):
 
 class NotSupported(ProviderError):
     pass
+
+
+class CircuitBreakerOpen(ProviderError):
+    """The provider's shared circuit breaker is open: refused without a network call."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitExceeded(ProviderError):
+    """Our own token bucket for the provider stayed empty longer than we may wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How the calls made in a `with call_policy(...)` block behave (health.client)."""
+
+    fresh: bool = False  # never answered from the response cache: the provider is asked
+    max_retries: int | None = None  # None: PROVIDER_MAX_RETRIES
+
+
+_policy: ContextVar[CallPolicy | None] = ContextVar("provider_call_policy", default=None)
+
+
+@contextmanager
+def call_policy(**changes: Any) -> Iterator[CallPolicy]:
+    """E.g. a price poll: `with call_policy(fresh=True): adapter.list_models()`. It reaches
+    every ProviderClient used inside, including ones an adapter creates on the way."""
+    policy = replace(current_policy(), **changes)
+    token = _policy.set(policy)
+    try:
+        yield policy
+    finally:
+        _policy.reset(token)
+
+
+def current_policy() -> CallPolicy:
+    return _policy.get() or CallPolicy()
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -124,6 +171,7 @@ class ProviderClient:
 
     def __init__(self, slug: str, env_prefix: str, *, base_url: str | None = None):
         self.slug = slug
+        self.env_prefix = env_prefix
         self.calls = 0
         timeout = getattr(settings, f"{env_prefix}_TIMEOUT")
         self._http = httpx.Client(
@@ -137,10 +185,17 @@ class ProviderClient:
         self._http.close()
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A provider call through the shared breaker, limiter, cache and retries."""
+        from health.client import call
+
+        return call(self, self._http.build_request(method, url, **kwargs))
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        """One bare attempt: no breaker, limiter, cache or retry (health.client adds them)."""
         self.calls += 1
         started = time.monotonic()
         try:
-            response = self._http.request(method, url, **kwargs)
+            response = self._http.send(request)
         except httpx.TimeoutException as exc:
             elapsed = time.monotonic() - started
             raise Transient(

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
-from providers.http import ProviderError
+from providers.http import ProviderError, call_policy
 from providers.models import Kind, Offer, OfferFacet, PollRun, PriceChange, Provider
 from providers.secrets import scrub
 
@@ -45,7 +45,8 @@ def poll_provider(slug: str) -> PollRun:
     adapter = None
     try:
         adapter = provider.adapter()
-        catalog = adapter.list_models()
+        with call_policy(fresh=True):  # a poll asks the provider, never the response cache
+            catalog = adapter.list_models()
         counts = ingest(provider, catalog)
     except ProviderError as exc:
         _fail(run, exc)

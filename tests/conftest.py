@@ -30,6 +30,14 @@ def _clean_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fast_retries(settings):
+    """Retries keep their count and rules in tests, with millisecond backoff."""
+    settings.PROVIDER_RETRY_BASE_DELAY = 0.001
+    settings.PROVIDER_RETRY_MAX_DELAY = 0.01
+    settings.PROVIDER_RETRY_JITTER = 0
+
+
 @pytest.fixture
 def registry(db) -> dict[str, Provider]:
     return {provider.slug: provider for provider in load_registry()}

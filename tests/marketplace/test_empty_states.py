@@ -72,3 +72,15 @@ def test_problems_are_listed_above_the_offers_that_are_there(client, registry, s
     body = client.get("/").content.decode()
     assert "Some providers may be missing or out of date" in body
     assert "<strong>Groq</strong>: no API key configured" in body
+
+
+def test_an_open_circuit_breaker_says_so(client, registry, serve):
+    server = serve(registry["deepinfra"])
+    server.expect_request("/models/list").respond_with_data("upstream down", status=503)
+    for _ in range(5):  # PROVIDER_CIRCUIT_BREAKER_THRESHOLD failed polls trip the breaker
+        poll_provider("deepinfra")
+    calls_before = len(server.log)
+    assert poll_provider("deepinfra").error_class == "CircuitBreakerOpen"
+    assert len(server.log) == calls_before  # no call made while open
+    body = reasons(client, "provider=deepinfra")
+    assert "<strong>DeepInfra</strong>: circuit breaker open" in body

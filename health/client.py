@@ -1,0 +1,132 @@
+"""The resilient call every provider request goes through (providers.http.ProviderClient).
+
+    cache (GET) → retries (tenacity) → [breaker → limiter → one attempt → metrics]
+
+A cache hit makes no network call, so it takes no token and is not refused by an open
+breaker. Calls under `call_policy(fresh=True)` (price polls, health checks, Test connection)
+skip the lookup but still store what they get, so the next ordinary read is served from it.
+
+Each attempt asks the breaker first (an open breaker fails fast, spending no token), then
+waits for a token, then goes out; its outcome feeds the breaker and the metrics.
+Retries cover transient failures only (5xx, timeouts, connection errors, 429), and a refusal
+by our own breaker or limiter ends them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+from django.conf import settings
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_exponential,
+    wait_random,
+)
+
+from health import breaker, cache, limiter, metrics
+from providers.http import ProviderError, RateLimited, RateLimitExceeded, current_policy
+
+if TYPE_CHECKING:
+    from providers.http import ProviderClient
+
+logger = logging.getLogger(__name__)
+
+
+def call(client: ProviderClient, request: httpx.Request) -> httpx.Response:
+    key = cache.key_for(client.slug, request) if cache.applies(request) else None
+    generation = None
+    if key and not current_policy().fresh:
+        hit, generation = cache.lookup(client.slug, key)
+        if hit is not None:
+            return hit
+    response = retrying(request)(attempt, client, request)
+    if key and response.is_success:
+        cache.save(client.slug, key, response, generation)
+    return response
+
+
+def attempt(client: ProviderClient, request: httpx.Request) -> httpx.Response:
+    slug = client.slug
+    seen = breaker.before_call(slug)
+    try:
+        limiter.acquire(slug, client.env_prefix)
+    except RateLimitExceeded:
+        breaker.after_call(slug, None, seen)
+        raise
+    started = time.monotonic()
+    try:
+        response = client.send(request)
+    except ProviderError as exc:
+        outcome = metrics.outcome_of(exc)
+        breaker.after_call(slug, outcome, seen)
+        metrics.record(slug, outcome, time.monotonic() - started)
+        raise
+    except BaseException:
+        breaker.after_call(slug, None, seen)
+        raise
+    breaker.after_call(slug, "ok", seen)
+    metrics.record(slug, "ok", time.monotonic() - started)
+    return response
+
+
+def retrying(request: httpx.Request) -> Retrying:
+    retries = current_policy().max_retries
+    if retries is None:
+        retries = settings.PROVIDER_MAX_RETRIES
+    return Retrying(
+        retry=retry_if_exception(lambda exc: retryable(exc, request.method)),
+        stop=stop_any(stop_after_attempt(retries + 1), retry_after_too_long),
+        wait=backoff,
+        before_sleep=log_retry,
+        reraise=True,
+    )
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def retryable(exc: BaseException, method: str) -> bool:
+    """Transient failures only. A POST or PUT (an inference, a rented instance) is retried
+    only when the provider surely did not act on it: a 429, or a connection never made; a
+    5xx or a timeout may have come after the work was done, so it goes to the caller."""
+    if not (isinstance(exc, ProviderError) and exc.transient):
+        return False
+    if method in SAFE_METHODS or isinstance(exc, RateLimited):
+        return True
+    return isinstance(exc.__cause__, NEVER_SENT)
+
+
+def backoff(state: RetryCallState) -> float:
+    """The provider's Retry-After when it sent one, else exponential backoff with jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        return exc.retry_after
+    exponential = wait_exponential(
+        multiplier=settings.PROVIDER_RETRY_BASE_DELAY, max=settings.PROVIDER_RETRY_MAX_DELAY
+    )
+    return (exponential + wait_random(0, settings.PROVIDER_RETRY_JITTER))(state)
+
+
+def retry_after_too_long(state: RetryCallState) -> bool:
+    """A Retry-After beyond PROVIDER_RETRY_MAX_DELAY is not slept through in a worker: the
+    RateLimited error (with its retry_after) goes to the caller at once."""
+    exc = state.outcome.exception() if state.outcome else None
+    return (
+        isinstance(exc, RateLimited)
+        and exc.retry_after is not None
+        and exc.retry_after > settings.PROVIDER_RETRY_MAX_DELAY
+    )
+
+
+def log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0
+    logger.info("retrying after %s (attempt %d, waiting %.2fs)", exc, state.attempt_number, wait)

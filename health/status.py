@@ -1,0 +1,255 @@
+"""What the health pages, the JSON API and /metrics say about each provider.
+
+The status rule (README "Resilience and provider health"), first match wins:
+- UNKNOWN      the provider is disabled, or nothing was called in the metrics window;
+- UNAVAILABLE  breaker OPEN, or the latest health check found no key or a rejected key,
+               or success rate < 50%;
+- DEGRADED     breaker HALF_OPEN, or success rate < 90%;
+- HEALTHY      otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from health import breaker, cache, limiter, metrics
+from health.models import HealthCheck
+from health.store import store
+from providers.models import PollRun, Provider
+
+HEALTHY, DEGRADED, UNAVAILABLE, UNKNOWN = "HEALTHY", "DEGRADED", "UNAVAILABLE", "UNKNOWN"
+KEY_PROBLEMS = {
+    "missing_key": "no API key configured",
+    "invalid_key": "the API key was rejected (401)",
+    "forbidden": "the API key is expired or lacks access (403)",
+}
+
+
+def annotated(providers: QuerySet[Provider]) -> QuerySet[Provider]:
+    """Providers with their latest health check and latest errors, in one query."""
+    checks = HealthCheck.objects.filter(provider=OuterRef("pk")).order_by("-at")
+    failed_checks = checks.filter(ok=False)
+    failed_polls = PollRun.objects.filter(provider=OuterRef("pk"), outcome="failed").order_by(
+        "-started_at"
+    )
+    return providers.annotate(
+        last_check_at=Subquery(checks.values("at")[:1]),
+        last_check_class=Subquery(checks.values("status_class")[:1]),
+        check_error=Subquery(failed_checks.values("error")[:1]),
+        check_error_at=Subquery(failed_checks.values("at")[:1]),
+        poll_error=Subquery(failed_polls.values("error_message")[:1]),
+        poll_error_at=Subquery(failed_polls.values("started_at")[:1]),
+    )
+
+
+@dataclass
+class Bar:
+    """One hour of health checks in the 24-hour picture."""
+
+    hour: datetime
+    ok: int
+    failed: int
+    x: int = 0
+    ok_y: float = 0
+    ok_h: float = 0
+    failed_y: float = 0
+    failed_h: float = 0
+
+
+@dataclass
+class Report:
+    provider: Provider
+    breaker: dict[str, Any]
+    limiter: dict[str, Any]
+    cache: dict[str, Any]
+    window: metrics.Window
+    totals: dict[str, float]
+    status: str = UNKNOWN
+    reason: str = ""
+    history: list[Bar] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return self.provider.slug
+
+    @property
+    def total_errors(self) -> dict[str, int]:
+        return metrics.errors_by_class(self.totals)
+
+    @property
+    def last_error(self) -> tuple[datetime, str] | None:
+        """The newest failed health check or poll, as (when, scrubbed message)."""
+        p, found = self.provider, []
+        if getattr(p, "check_error_at", None):
+            found.append((p.check_error_at, f"health check: {p.check_error}"))
+        if getattr(p, "poll_error_at", None):
+            found.append((p.poll_error_at, f"poll: {p.poll_error}"))
+        return max(found) if found else None
+
+    def summary(self) -> dict[str, Any]:
+        """The provider guide's per-provider entry of GET …/health."""
+        return {
+            "status": self.status,
+            "success_rate": _rate(self.window.success_rate),
+            "avg_response_time": self.window.avg_ms,
+            "circuit_breaker": self.breaker["state"],
+            "rate_limit_utilization": self.limiter["utilization"],
+        }
+
+    def window_metrics(self) -> dict[str, Any]:
+        return {
+            "window_seconds": settings.PROVIDER_METRICS_WINDOW,
+            "calls": self.window.calls,
+            "successes": self.window.ok,
+            "success_rate": _rate(self.window.success_rate),
+            "avg_response_time": self.window.avg_ms,
+            "p95_response_time": self.window.p95_ms,
+            "errors": self.window.errors,
+            "total_calls": int(self.totals.get("calls", 0)),
+            "total_errors": self.total_errors,
+        }
+
+    def detail(self) -> dict[str, Any]:
+        last_error = self.last_error
+        checked = getattr(self.provider, "last_check_at", None)
+        return {
+            "provider": self.slug,
+            "name": self.provider.name,
+            "enabled": self.provider.is_enabled,
+            "status": self.status,
+            "reason": self.reason,
+            **self.window_metrics(),
+            "circuit_breaker": self.breaker,
+            "rate_limiter": self.limiter,
+            "cache": self.cache,
+            "last_success_at": _iso(self.provider.last_success_at),
+            "last_health_check_at": _iso(checked),
+            "last_health_check": getattr(self.provider, "last_check_class", None),
+            "last_error": {"at": _iso(last_error[0]), "message": last_error[1]}
+            if last_error
+            else None,
+        }
+
+
+def _rate(rate: float | None) -> float | None:
+    return round(rate, 3) if rate is not None else None
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def status_of(report: Report) -> tuple[str, str]:
+    minutes = settings.PROVIDER_METRICS_WINDOW // 60
+    rate, state = report.window.success_rate, report.breaker["state"]
+    key_problem = KEY_PROBLEMS.get(getattr(report.provider, "last_check_class", None) or "")
+    if not report.provider.is_enabled:
+        return UNKNOWN, "disabled"
+    if state == breaker.OPEN:
+        return UNAVAILABLE, "circuit breaker open: calls are refused"
+    if key_problem:
+        return UNAVAILABLE, f"latest health check: {key_problem}"
+    if rate is not None and rate < 0.5:
+        return UNAVAILABLE, f"success rate {rate:.0%} (under 50%) over {minutes} min"
+    if state == breaker.HALF_OPEN:
+        return DEGRADED, "circuit breaker half-open: trial calls decide"
+    if rate is None:
+        never = "" if getattr(report.provider, "last_check_at", None) else "; never health-checked"
+        return UNKNOWN, f"no calls in the last {minutes} min{never}"
+    if rate < 0.9:
+        return DEGRADED, f"success rate {rate:.0%} (under 90%) over {minutes} min"
+    return HEALTHY, f"success rate {rate:.0%} over {minutes} min"
+
+
+def reports(providers: list[Provider], *, history: bool = False) -> list[Report]:
+    """Every provider's report from one read of the shared store (and one query for the
+    24-hour history when asked)."""
+    states = [k for p in providers for k in (breaker.key(p.slug), limiter.key(p.slug))]
+    windows = {p.slug: metrics.window_keys(p.slug) for p in providers}
+    counters = [metrics.stats_key(p.slug) for p in providers]
+    counters += [k for keys in windows.values() for k in keys]
+    state_values, counter_values = store().read(states, counters)
+    bars = hourly_checks(providers) if history else {}
+    result = []
+    for p in providers:
+        totals = counter_values[metrics.stats_key(p.slug)]
+        window = metrics.Window.of([counter_values[k] for k in windows[p.slug]])
+        report = Report(
+            provider=p,
+            breaker=breaker.describe(state_values[breaker.key(p.slug)], totals),
+            limiter=limiter.describe(state_values[limiter.key(p.slug)], p.env_prefix, totals),
+            cache=cache.describe(p.slug, totals, window.success_rate),
+            window=window,
+            totals=totals,
+            history=bars.get(p.pk, []),
+        )
+        report.status, report.reason = status_of(report)
+        result.append(report)
+    return result
+
+
+def report(provider: Provider, *, history: bool = False) -> Report:
+    return reports([provider], history=history)[0]
+
+
+def summary(all_reports: list[Report]) -> dict[str, int]:
+    statuses = [r.status for r in all_reports]
+    return {
+        "total_providers": len(statuses),
+        "healthy": statuses.count(HEALTHY),
+        "degraded": statuses.count(DEGRADED),
+        "unavailable": statuses.count(UNAVAILABLE),
+        "unknown": statuses.count(UNKNOWN),
+    }
+
+
+def overall(all_reports: list[Report]) -> str:
+    """healthy: every enabled provider is; unavailable: none healthy or degraded, at least one
+    unavailable; unknown: nothing known; else degraded."""
+    statuses = {r.status for r in all_reports if r.provider.is_enabled}
+    if statuses == {HEALTHY}:
+        return "healthy"
+    if not statuses or statuses == {UNKNOWN}:
+        return "unknown"
+    if statuses <= {UNAVAILABLE, UNKNOWN}:
+        return "unavailable"
+    return "degraded"
+
+
+HISTORY_HOURS, BAR_WIDTH, BAR_GAP, PICTURE_HEIGHT = 24, 5, 1, 24
+
+
+def hourly_checks(providers: list[Provider], now: datetime | None = None) -> dict[int, list[Bar]]:
+    """Per provider, 24 hourly bars of ok and failed health checks (oldest first), placed
+    for the inline SVG: failures stacked on top of successes, scaled to the busiest hour."""
+    now = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
+    hours = [now - timedelta(hours=h) for h in range(HISTORY_HOURS - 1, -1, -1)]
+    rows = (
+        HealthCheck.objects.since(hours[0])
+        .filter(provider__in=providers)
+        .annotate(hour=TruncHour("at"))
+        .values("provider_id", "hour")
+        .annotate(passed=Count("pk", filter=Q(ok=True)), failed=Count("pk", filter=Q(ok=False)))
+    )
+    counts = {(r["provider_id"], r["hour"]): (r["passed"], r["failed"]) for r in rows}
+    return {
+        p.pk: _place([Bar(h, *counts.get((p.pk, h), (0, 0))) for h in hours]) for p in providers
+    }
+
+
+def _place(bars: list[Bar]) -> list[Bar]:
+    busiest = max((b.ok + b.failed for b in bars), default=0) or 1
+    for i, bar in enumerate(bars):
+        bar.x = i * (BAR_WIDTH + BAR_GAP)
+        bar.ok_h = round(PICTURE_HEIGHT * bar.ok / busiest, 1)
+        bar.failed_h = round(PICTURE_HEIGHT * bar.failed / busiest, 1)
+        bar.ok_y = round(PICTURE_HEIGHT - bar.ok_h, 1)
+        bar.failed_y = round(bar.ok_y - bar.failed_h, 1)
+    return bars

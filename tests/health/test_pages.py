@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from gpubroker.celery import app
+from health import breaker
+from health.models import HealthCheck
+from providers import http
+from providers.models import PollRun
+from tests.health.conftest import KEY, MODELS, PATH, get
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def open_breaker(registry, groq_server, groq_client):
+    groq_server.expect_request(PATH).respond_with_json({"error": f"down {KEY}"}, status=500)
+    for _ in range(5):
+        with pytest.raises(http.Transient):
+            get(groq_client)
+    return registry
+
+
+def breaker_state() -> str:
+    return breaker.current("groq")["state"]
+
+
+def test_the_dashboard_shows_a_card_per_provider(open_breaker, staff_client):
+    HealthCheck.objects.create(
+        provider=open_breaker["groq"], ok=False, status_class="server_error", error="HTTP 500"
+    )
+    page = staff_client.get("/health/").content.decode()
+    assert page.count('class="card health-card') == len(open_breaker)
+    assert 'id="provider-groq"' in page and 'hx-trigger="every 5s"' in page
+    assert "<strong data-breaker>OPEN</strong>" in page
+    assert "health check: HTTP 500" in page
+    assert "<svg" in page and "1 failed" in page
+    assert "Reset breaker" in page
+    assert KEY not in page
+
+
+def test_the_dashboard_is_for_staff(open_breaker, client):
+    assert client.get("/health/").status_code == 302
+
+
+def test_a_card_refresh_is_the_cards_partial(open_breaker, staff_client):
+    response = staff_client.get("/health/groq/", **HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<li class="card health-card status-unavailable"')
+    assert "<html" not in body
+    assert "HX-Request" in response["Vary"]
+
+
+def test_the_detail_page_lists_polls_and_checks(open_breaker, staff_client):
+    groq = open_breaker["groq"]
+    PollRun.objects.create(
+        provider=groq, outcome="failed", error_class="Transient", error_message="HTTP 502"
+    )
+    HealthCheck.objects.create(provider=groq, ok=True, status_class="ok", latency_ms=81.5)
+    page = staff_client.get("/health/groq/").content.decode()
+    assert "<html" in page and "Recent polls" in page and "Transient: HTTP 502" in page
+    assert "82 ms" in page
+    assert staff_client.get("/health/nope/").status_code == 404
+
+
+def test_reset_answers_with_the_new_card(open_breaker, staff_client):
+    response = staff_client.post("/health/groq/reset-breaker", **HTMX)
+    assert "<strong data-breaker>CLOSED</strong>" in response.content.decode()
+    assert breaker_state() == "CLOSED"
+
+
+def test_without_javascript_a_button_returns_to_the_dashboard(open_breaker, staff_client):
+    response = staff_client.post("/health/groq/reset-breaker")
+    assert response.status_code == 302 and response["Location"] == "/health/"
+
+
+def test_run_health_check_now_records_a_check(open_breaker, staff_client, groq_server):
+    response = staff_client.post("/health/groq/check", **HTMX)
+    check = HealthCheck.objects.get()
+    assert check.status_class == "circuit_open"  # the open breaker refused it, honestly
+    assert "circuit breaker OPEN" in response.content.decode()
+
+
+def test_invalidate_cache_forgets_the_providers_responses(
+    open_breaker, staff_client, settings, groq_server, groq_client
+):
+    settings.PROVIDER_CACHE_ENABLED = True
+    breaker.reset("groq")
+    groq_server.clear()
+    groq_server.expect_request(PATH).respond_with_json(MODELS)
+    get(groq_client)
+    staff_client.post("/health/groq/invalidate-cache", **HTMX)
+    get(groq_client)
+    assert len(groq_server.log) == 2
+
+
+def test_anonymous_posts_are_refused(open_breaker, client):
+    for action in ("reset-breaker", "check", "invalidate-cache"):
+        response = client.post(f"/health/groq/{action}")
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert breaker_state() == "OPEN"
+    assert not HealthCheck.objects.exists()
+
+
+def test_buttons_need_the_csrf_token(open_breaker, django_user_model):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(django_user_model.objects.create_user("ops", password="pw", is_staff=True))
+    assert browser.post("/health/groq/reset-breaker", **HTMX).status_code == 403
+    assert breaker_state() == "OPEN"
+
+
+def test_the_dashboard_query_count_does_not_grow_with_providers(
+    open_breaker, staff_client, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(8):
+        staff_client.get("/health/")
+
+
+def test_prometheus_metrics(open_breaker, settings, client):
+    settings.GPUBROKER_OPS_TOKEN = "scrape-token-0001"
+    assert client.get("/metrics").status_code == 401
+    text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-0001").content.decode()
+    assert 'gpubroker_provider_circuit_breaker_state{provider="groq"} 2.0' in text
+    assert 'gpubroker_provider_calls_total{outcome="server_error",provider="groq"} 5.0' in text
+    assert 'gpubroker_provider_response_seconds_count{provider="groq"} 5.0' in text
+    assert 'gpubroker_provider_rate_limiter_tokens{provider="groq"}' in text
+    assert 'gpubroker_provider_cache_hits_total{provider="groq"} 0.0' in text
+    assert 'gpubroker_provider_last_successful_poll_timestamp_seconds{provider="groq"} 0.0' in text
+
+
+def test_liveness_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok"},
+    }
+
+
+def test_readiness_fails_when_the_broker_is_unreachable(client):
+    reachable = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = reachable
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"].startswith("error: ")

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from health import breaker, metrics, status
+
+pytestmark = pytest.mark.django_db
+
+
+def report(provider, state="CLOSED", calls=0, ok=0, last_check=None) -> status.Report:
+    provider.last_check_class = last_check
+    r = status.Report(
+        provider=provider,
+        breaker=breaker.describe({"state": state}, {}),
+        limiter={},
+        cache={},
+        window=metrics.Window(calls, ok, None, None),
+        totals={},
+    )
+    r.status, r.reason = status.status_of(r)
+    return r
+
+
+@pytest.mark.parametrize(
+    ("state", "calls", "ok", "last_check", "expected"),
+    [
+        ("CLOSED", 10, 10, "ok", "HEALTHY"),
+        ("CLOSED", 10, 9, None, "HEALTHY"),
+        ("CLOSED", 10, 8, None, "DEGRADED"),
+        ("HALF_OPEN", 10, 10, None, "DEGRADED"),
+        ("CLOSED", 10, 5, None, "DEGRADED"),
+        ("CLOSED", 10, 4, None, "UNAVAILABLE"),
+        ("OPEN", 0, 0, None, "UNAVAILABLE"),
+        ("CLOSED", 10, 10, "invalid_key", "UNAVAILABLE"),
+        ("CLOSED", 0, 0, "missing_key", "UNAVAILABLE"),
+        ("CLOSED", 0, 0, None, "UNKNOWN"),
+    ],
+)
+def test_the_status_rule(registry, state, calls, ok, last_check, expected):
+    assert report(registry["groq"], state, calls, ok, last_check).status == expected
+
+
+def test_a_disabled_provider_is_unknown_and_says_why(registry, settings):
+    settings.GROQ_ENABLED = False
+    disabled = report(registry["groq"], calls=5, ok=5)
+    assert (disabled.status, disabled.reason) == ("UNKNOWN", "disabled")
+
+
+def test_overall_status(registry):
+    groq, deepinfra = registry["groq"], registry["deepinfra"]
+    healthy, down = report(groq, calls=1, ok=1), report(deepinfra, "OPEN")
+    assert status.overall([healthy]) == "healthy"
+    assert status.overall([healthy, down]) == "degraded"
+    assert status.overall([down, report(groq)]) == "unavailable"
+    assert status.overall([report(groq)]) == "unknown"
+
+
+def test_p95_is_read_from_the_histogram_like_prometheus():
+    counters = {"le:0.05": 50, "le:0.1": 50}
+    assert metrics.quantile(0.95, counters) == pytest.approx(0.095)
+    assert metrics.quantile(0.95, {"le:+Inf": 3}) == 60.0
+    assert metrics.quantile(0.95, {}) is None
+
+
+def test_the_window_sums_the_minutes_it_covers():
+    minutes = [
+        {"calls": 2, "ok": 2, "lat_sum": 0.2, "le:0.1": 2, "class:ok": 2},
+        {"calls": 2, "ok": 1, "lat_sum": 0.6, "le:0.5": 2, "class:ok": 1, "class:timeout": 1},
+    ]
+    window = metrics.Window.of(minutes)
+    assert (window.calls, window.ok, window.success_rate, window.avg_ms) == (4, 3, 0.75, 200.0)
+    assert window.errors == {"timeout": 1}
