@@ -83,7 +83,7 @@ class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
             variant=item.get("interconnect") or "",
             memory_gb=offer.vram_gb,
         )
-        offer.name = f"{cards}× {offer.gpu_name or 'unnamed GPU'}"
+        offer.name = f"{cards}× {offer.gpu_name or 'GPU not named by the provider'}"
         return [offer]
 
     def quote_per_gpu_hour(

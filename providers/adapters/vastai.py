@@ -102,7 +102,7 @@ class VastAiAdapter(ProviderAdapter):
             price_note=f"On-demand, whole offer incl. {STORAGE_GB} GB disk; bandwidth extra.",
         )
         vocabulary.label(offer, catalog, item.get("gpu_name") or "", memory_gb=offer.vram_gb)
-        offer.name = f"{gpus}× {offer.gpu_name or 'unnamed GPU'}"
+        offer.name = f"{gpus}× {offer.gpu_name or 'GPU not named by the provider'}"
         if item.get("min_bid") is None:
             return [offer]
         return [offer, _interruptible(offer, item, gpus)]

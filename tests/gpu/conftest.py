@@ -48,7 +48,3 @@ def serve_ionet(server, body=None):
     server.expect_request(
         "/enterprise/v1/io-cloud/vmaas/hardware", headers={"x-api-key": "io-test-key-5678"}
     ).respond_with_json(payload("ionet/hardware.json") if body is None else body)
-
-
-def by_id(catalog):
-    return {offer.upstream_id: offer for offer in catalog.offers}

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from providers import http
-from tests.conftest import payload
-from tests.gpu.conftest import by_id, serve_akash
+from tests.conftest import by_id, payload
+from tests.gpu.conftest import serve_akash
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from providers import http
-from tests.conftest import payload
-from tests.gpu.conftest import by_id, serve_ionet
+from tests.conftest import by_id, payload
+from tests.gpu.conftest import serve_ionet
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 
 from providers import http
 from providers.pipeline import poll_provider
-from tests.gpu.conftest import by_id
+from tests.conftest import by_id
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from providers import http
-from tests.conftest import payload
-from tests.gpu.conftest import by_id, serve_vast
+from tests.conftest import by_id, payload
+from tests.gpu.conftest import serve_vast
 from tests.gpu.payloads import vast_search
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +85,11 @@ def test_it_keeps_an_offer_with_missing_data_and_an_unnamed_gpu(vastai):
     serve_vast(server)
     catalog = provider.adapter().list_models()
     bare = by_id(catalog)["21277301"]
-    assert bare.gpu_name == "" and bare.gpu_id is None and bare.name == "1× unnamed GPU"
+    assert (
+        bare.gpu_name == ""
+        and bare.gpu_id is None
+        and bare.name == "1× GPU not named by the provider"
+    )
     assert bare.ram_gb is None  # no cpu_cores nor gpu_frac: its share of cpu_ram is unknown
     assert bare.benchmark_score is None
     assert catalog.unknown_gpus == {"": 1}  # one ask, listed on-demand and interruptible

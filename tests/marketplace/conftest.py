@@ -176,9 +176,11 @@ def recorded_world(registry, serve, settings) -> dict[str, Provider]:
     """The recorded provider payloads in tests/payloads, polled through the real adapters,
     HTTP client and pipeline: what the marketplace shows after a first round of polls."""
     settings.GROQ_API_KEY = "gsk_recorded0000000000000001"  # Groq lists models only with a key
+    settings.IONET_API_KEY = "io-recorded-key-0001"  # so does io.net
     server = serve(registry["deepinfra"])
     serve(registry["huggingface"], "HUB_URL")
-    serve(registry["groq"])
+    for slug in ("groq", "vastai", "ionet", "akash", "render"):
+        serve(registry[slug])
     server.expect_request("/models/list").respond_with_json(payload("deepinfra/models_list.json"))
     server.expect_request("/v1/openai/models").respond_with_json(
         payload("deepinfra/openai_models.json")
@@ -188,6 +190,11 @@ def recorded_world(registry, serve, settings) -> dict[str, Provider]:
         payload("huggingface/hub_models_page1.json")
     )
     server.expect_request("/openai/v1/models").respond_with_json(payload("groq/models.json"))
-    for slug in ("deepinfra", "huggingface", "groq"):
+    server.expect_request("/api/v0/bundles/").respond_with_json(payload("vastai/bundles.json"))
+    server.expect_request("/enterprise/v1/io-cloud/vmaas/hardware").respond_with_json(
+        payload("ionet/hardware.json")
+    )
+    server.expect_request("/v1/gpu-prices").respond_with_json(payload("akash/gpu_prices.json"))
+    for slug in ("deepinfra", "huggingface", "groq", "vastai", "ionet", "akash", "render"):
         assert poll_provider(slug).outcome in ("ok", "partial"), slug
     return registry

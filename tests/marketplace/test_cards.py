@@ -5,6 +5,7 @@ from datetime import timedelta
 from itertools import pairwise
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from providers.models import Offer, Provider
@@ -207,3 +208,12 @@ def test_a_gpu_offer_page_shows_its_card_and_hardware_fields(client, world):
     assert "<strong>$16.80</strong> <small>per instance-hour</small>" in body
     assert "<dt>gpu count</dt><dd>8</dd>" in body
     assert "<dt>reliability</dt><dd>0.992</dd>" in body
+
+
+def test_an_akash_card_shows_the_bid_range_with_its_median(client, recorded_world):
+    akash = Offer.objects.filter(provider__slug="akash", usd_per_gpu_hour_min__isnull=False)
+    offer = akash.exclude(usd_per_gpu_hour_min=F("usd_per_gpu_hour_max")).first()
+    html = client.get(f"/offers/{offer.pk}/").content.decode()
+    low, high = f"${offer.usd_per_gpu_hour_min:.2f}", f"${offer.usd_per_gpu_hour_max:.2f}"
+    assert f"<strong>{low}–{high}</strong>" in html
+    assert "market range (median $" in html
