@@ -149,7 +149,7 @@ class Provider(models.Model):
             setattr(self, name, value)
 
     def sync_schedule(self):
-        """Create or update this provider's beat entry to match poll_interval."""
+        """Create or update this provider's beat entry to match poll_interval and enabled."""
         from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
         interval, _ = IntervalSchedule.objects.get_or_create(
@@ -162,12 +162,14 @@ class Provider(models.Model):
                 "interval": interval,
                 "args": f'["{self.slug}"]',
                 "expire_seconds": self.poll_interval,
+                "enabled": self.enabled,
             },
         )
-        if not created and task.interval_id != interval.pk:
+        if not created and (task.interval_id, task.enabled) != (interval.pk, self.enabled):
             task.interval = interval
             task.expire_seconds = self.poll_interval
-            task.save(update_fields=["interval", "expire_seconds"])
+            task.enabled = self.enabled
+            task.save(update_fields=["interval", "expire_seconds", "enabled"])
         return task
 
 

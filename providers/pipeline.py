@@ -33,6 +33,15 @@ CONTENT_FIELDS = [
 
 def poll_provider(slug: str) -> PollRun:
     provider = Provider.objects.get(slug=slug)
+    if not provider.is_enabled:
+        # Not saved: a disabled provider's beat entry must not fill the table with skips.
+        where = "in admin" if not provider.enabled else f"by {provider.env_prefix}_ENABLED"
+        return PollRun(
+            provider=provider,
+            outcome=PollRun.Outcome.SKIPPED,
+            finished_at=timezone.now(),
+            error_message=f"Provider disabled {where}; not polled.",
+        )
     if not provider.claim_poll():
         logger.info("%s: poll already running, not started again", slug)
         return PollRun.objects.create(
@@ -207,4 +216,4 @@ def _describe(run: PollRun) -> str:
             f"{run.offers_changed} changed, {run.offers_gone} gone, "
             f"{run.items_skipped} skipped) in {run.http_calls} calls"
         )
-    return f"  {run.outcome}: {run.error_class} {run.error_message}".rstrip()
+    return f"  {run.outcome}: " + " ".join(filter(None, [run.error_class, run.error_message]))

@@ -181,7 +181,7 @@ def test_sync_providers_prints_each_outcome_and_a_summary(deepinfra, capsys, set
 def test_sync_providers_exits_non_zero_when_every_provider_failed(deepinfra):
     _provider, server = deepinfra
     server.expect_request("/models/list").respond_with_data("", status=503)
-    with pytest.raises(CommandError, match="Every provider failed"):
+    with pytest.raises(CommandError, match="No provider was polled successfully"):
         call_command("sync_providers", "--provider", "deepinfra")
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django_celery_beat.models import PeriodicTask
 
 from providers.models import PollRun, Provider
@@ -56,3 +58,33 @@ def test_the_poll_task_runs_the_pipeline(registry, settings):
     poll_provider.apply(args=["groq"])
     run = PollRun.objects.get(provider__slug="groq")
     assert (run.outcome, run.error_class) == ("failed", "MissingKey")
+
+
+def test_a_disabled_provider_is_not_polled_by_its_schedule(registry, serve, settings):
+    server = serve(registry["deepinfra"])
+    settings.DEEPINFRA_ENABLED = False
+    poll_provider.apply(args=["deepinfra"])
+    assert len(server.log) == 0
+    assert not PollRun.objects.filter(provider__slug="deepinfra").exists()
+
+
+def test_disabling_a_provider_in_admin_pauses_its_schedule(registry, admin_client):
+    groq = registry["groq"]
+    admin_client.post(
+        f"/admin/providers/provider/{groq.pk}/change/",
+        {
+            "name": "Groq",
+            "kind": "llm-inference",
+            "poll_interval": "300",
+            "regions": "[]",
+            "docs_url": groq.docs_url,
+        },
+    )
+    assert PeriodicTask.objects.get(name="poll groq").enabled is False
+
+
+def test_sync_providers_says_a_disabled_provider_was_not_polled(registry, capsys):
+    Provider.objects.filter(slug="groq").update(enabled=False)
+    with pytest.raises(CommandError, match="No provider was polled successfully"):
+        call_command("sync_providers", "--provider", "groq")
+    assert "skipped: Provider disabled in admin; not polled." in capsys.readouterr().out

@@ -37,4 +37,4 @@ class Command(BaseCommand):
                 )
             )
         if all(run.outcome in ("failed", "skipped") for run in runs):
-            raise CommandError("Every provider failed.")
+            raise CommandError("No provider was polled successfully.")
