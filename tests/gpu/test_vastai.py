@@ -129,7 +129,7 @@ def test_it_maps_a_429_without_retry_after_to_rate_limited(vastai):
 
 def test_it_retries_a_429_without_retry_after_no_faster_than_vasts_rate(vastai, settings):
     """Vast sends no Retry-After: each retry waits at least one interval of VASTAI_RATE_LIMIT."""
-    provider, server = vastai
+    _provider, server = vastai
     settings.VASTAI_RATE_LIMIT = 600  # one call per 0.1 s (production: 10/min, one per 6 s)
     settings.PROVIDER_RETRY_MAX_DELAY = 1
     arrivals = []
