@@ -105,14 +105,22 @@ def retryable(exc: BaseException, method: str) -> bool:
 
 
 def backoff(state: RetryCallState) -> float:
-    """The provider's Retry-After when it sent one, else exponential backoff with jitter."""
+    """The provider's Retry-After when it sent one, else exponential backoff with jitter.
+    A 429 without Retry-After (Vast's) waits at least one interval of the provider's own
+    rate, <PREFIX>_RATE_LIMIT per minute, so the retries never come faster than it allows."""
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         return exc.retry_after
     exponential = wait_exponential(
         multiplier=settings.PROVIDER_RETRY_BASE_DELAY, max=settings.PROVIDER_RETRY_MAX_DELAY
     )
-    return (exponential + wait_random(0, settings.PROVIDER_RETRY_JITTER))(state)
+    wait = (exponential + wait_random(0, settings.PROVIDER_RETRY_JITTER))(state)
+    if isinstance(exc, RateLimited):
+        client: ProviderClient = state.args[0]
+        per_minute = getattr(settings, f"{client.env_prefix}_RATE_LIMIT")
+        if per_minute > 0:
+            wait = max(wait, min(60 / per_minute, settings.PROVIDER_RETRY_MAX_DELAY))
+    return wait
 
 
 def retry_after_too_long(state: RetryCallState) -> bool:

@@ -47,5 +47,6 @@ def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
         "offer": offer,
         "changes": changes,
         "sparklines": [line for line in lines if line],
+        "gscore_explanation": gscore.EXPLANATION,  # the card's G-Score tooltip
     }
     return TemplateResponse(request, "marketplace/offer.html", context)

@@ -121,6 +121,7 @@ class OfferAdmin(admin.ModelAdmin):
         try:
             if not getattr(adapter, "creates_instances", False):
                 adapter.run_inference({})  # raises NotSupported, naming the provider's console
+            adapter.api_key(required=True)  # no key, no rental: say so before the form
             form = RentForm(request.POST if "confirm" in request.POST else None, offer=offer)
             if form.is_valid():
                 result = adapter.run_inference(form.payload())

@@ -17,6 +17,7 @@ services/gpu-price/gpu-price.service.ts; notes in tests/payloads/SOURCES-gpu.md)
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
@@ -87,14 +88,21 @@ def _gib(ram: str) -> float | None:
 
 
 def _price(offer: OfferIn, price: Any) -> None:
-    if not isinstance(price, dict) or price.get("currency") != "USD":
+    usable = isinstance(price, dict) and price.get("currency") == "USD"
+    low, high, median = (usd(price.get(k)) if usable else None for k in ("min", "max", "med"))
+    if low is None or high is None:  # a range needs both ends
+        low = high = None
+    if low is None and median is None:
         offer.price_note = "No recent on-chain bids for this GPU: price unknown."
         return
-    offer.usd_per_gpu_hour_min = usd(price.get("min"))
-    offer.usd_per_gpu_hour_max = usd(price.get("max"))
-    offer.usd_per_gpu_hour = usd(price.get("med"))
+    offer.usd_per_gpu_hour_min, offer.usd_per_gpu_hour_max = low, high
+    offer.usd_per_gpu_hour = median
     offer.price_note = (
         "Market range, not a quote: recent on-chain bids for 1-GPU leases across providers "
-        f"(last 31 days; median ${price.get('med')}/GPU-hour), incl. a little CPU, RAM and "
-        "disk. Leases are priced by reverse auction."
+        f"(last 31 days{_median(median)}), incl. a little CPU, RAM and disk. Leases are priced "
+        "by reverse auction."
     )
+
+
+def _median(median: Decimal | None) -> str:
+    return "" if median is None else f"; median ${format(median.normalize(), 'f')}/GPU-hour"

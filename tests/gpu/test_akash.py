@@ -114,3 +114,29 @@ def test_renting_points_at_the_console(akash):
     provider, _ = akash
     with pytest.raises(http.NotSupported, match=r"https://console\.akash\.network"):
         provider.adapter().run_inference({})
+
+
+@pytest.mark.parametrize(
+    ("price", "shown", "note"),
+    [
+        (
+            {"min": None, "max": None, "avg": None, "weightedAverage": None, "med": None},
+            None,
+            "price unknown",
+        ),
+        ({"min": 0.5, "max": None, "med": None}, None, "price unknown"),  # half a range is none
+        ({"min": 0.5, "max": 0.9, "med": None}, ("0.5", "0.9", None), "(last 31 days), incl."),
+        ({"med": 0.7}, (None, None, "0.7"), "median $0.7/GPU-hour"),
+    ],
+)
+def test_it_never_shows_a_null_price_figure_as_a_number(akash, price, shown, note):
+    provider, server = akash
+    body = payload("akash/gpu_prices.json")
+    t4 = next(m for m in body["models"] if m["model"] == "t4")
+    t4["price"] = {"currency": "USD", **price}
+    serve_akash(server, body)
+    offer = by_id(provider.adapter().list_models())["nvidia/t4/16Gi/PCIe"]
+    figures = (offer.usd_per_gpu_hour_min, offer.usd_per_gpu_hour_max, offer.usd_per_gpu_hour)
+    expected = (None, None, None) if shown is None else shown
+    assert figures == tuple(None if v is None else Decimal(v) for v in expected)
+    assert note in offer.price_note and "None" not in offer.price_note

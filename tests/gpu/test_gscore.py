@@ -109,3 +109,13 @@ def test_it_scores_nothing_it_cannot_know_and_drops_scores_of_gone_offers(regist
 def test_the_explanation_states_the_formula():
     assert "BF16 TFLOPS" in gscore.EXPLANATION and "per GPU-hour" in gscore.EXPLANATION
     assert "3%" in gscore.EXPLANATION and "100" in gscore.EXPLANATION
+
+
+def test_the_offer_page_explains_the_g_score_in_its_tooltip(client, vastai):
+    _provider, server = vastai
+    serve_vast(server)
+    poll_provider("vastai")
+    best = Offer.objects.filter(gscore=100).first()
+    page = client.get(f"/offers/{best.pk}/").content.decode()
+    assert "G-Score 100</span>" in page
+    assert 'title="G-Score: GPU compute per dollar' in page

@@ -87,6 +87,18 @@ def test_a_provider_refusal_is_shown_not_a_500(admin_client, vast_offers):
     assert "no_such_ask Instance type by id 21319944 is not available" in response.content.decode()
 
 
+def test_without_a_key_it_says_so_before_asking_for_the_rental(admin_client, vastai):
+    _provider, server = vastai
+    serve_vast(server)
+    poll_provider("vastai")  # searching needs no key, renting does
+    server.clear()
+    offer = Offer.objects.get(upstream_id="21319944")
+    page = admin_client.post(CHANGELIST, choose(offer), follow=True).content.decode()
+    assert "no API key configured (set VASTAI_API_KEY or add one in admin)" in page
+    assert "Yes, rent it" not in page
+    assert server.log == []
+
+
 def test_providers_that_cannot_rent_by_api_point_at_their_console(admin_client, ionet):
     _provider, server = ionet
     serve_ionet(server)

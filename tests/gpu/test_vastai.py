@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
+from werkzeug import Response
 
 from providers import http
+from providers.pipeline import poll_provider
 from tests.conftest import by_id, payload
 from tests.gpu.conftest import serve_vast
 from tests.gpu.payloads import vast_search
@@ -121,6 +125,25 @@ def test_it_maps_a_429_without_retry_after_to_rate_limited(vastai):
     with pytest.raises(http.RateLimited, match="too frequent") as raised:
         provider.adapter().list_models()
     assert raised.value.retry_after is None
+
+
+def test_it_retries_a_429_without_retry_after_no_faster_than_vasts_rate(vastai, settings):
+    """Vast sends no Retry-After: each retry waits at least one interval of VASTAI_RATE_LIMIT."""
+    _provider, server = vastai
+    settings.VASTAI_RATE_LIMIT = 600  # one call per 0.1 s (production: 10/min, one per 6 s)
+    settings.PROVIDER_RETRY_MAX_DELAY = 1
+    arrivals = []
+
+    def too_frequent(request):
+        arrivals.append(time.monotonic())
+        body = json.dumps({"detail": "API requests too frequent endpoint threshold=4.5"})
+        return Response(body, status=429, content_type="application/json")
+
+    server.expect_request("/api/v0/bundles/", method="POST").respond_with_handler(too_frequent)
+    run = poll_provider("vastai")
+    assert (run.outcome, run.error_class, run.http_calls) == ("failed", "RateLimited", 4)
+    assert len(arrivals) == 4  # the call and PROVIDER_MAX_RETRIES retries, then it gives up
+    assert all(later - earlier >= 0.1 for earlier, later in pairwise(arrivals))
 
 
 def test_it_maps_a_success_false_body_to_a_typed_error(vastai):
