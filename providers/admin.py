@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.cache import cache
 from django.template.response import TemplateResponse
 
 from providers.http import ProviderError
@@ -123,7 +125,9 @@ class OfferAdmin(admin.ModelAdmin):
                 adapter.run_inference({})  # raises NotSupported, naming the provider's console
             adapter.api_key(required=True)  # no key, no rental: say so before the form
             form = RentForm(request.POST if "confirm" in request.POST else None, offer=offer)
-            if form.is_valid():
+            if form.is_bound and not form.is_valid():
+                form.reissue()  # a corrected resubmission gets a fresh one-time token
+            elif form.is_valid():
                 result = adapter.run_inference(form.payload())
                 self.message_user(
                     request,
@@ -162,6 +166,10 @@ class RentForm(forms.Form):
         help_text="Interruptible offers only; a higher bid can stop yours.",
     )
 
+    # One rental per confirmation page: a double click or a replayed POST finds its token spent.
+    once = forms.CharField(widget=forms.HiddenInput)
+    TOKEN_SECONDS = 600
+
     def __init__(self, *args: Any, offer: Offer, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.offer = offer
@@ -169,9 +177,30 @@ class RentForm(forms.Form):
             self.fields["price"].required = True
         else:
             del self.fields["price"]
+        if not self.is_bound:
+            self.initial["once"] = self._issue()
+
+    def _issue(self) -> str:
+        token = uuid.uuid4().hex
+        cache.set(f"rent-once:{token}", self.offer.pk, self.TOKEN_SECONDS)
+        return token
+
+    def reissue(self) -> None:
+        self.data = self.data.copy()
+        self.data["once"] = self._issue()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors and not cache.delete(f"rent-once:{cleaned['once']}"):
+            raise forms.ValidationError(
+                "This confirmation was already used or has expired, so nothing was rented "
+                "now. Check the provider's console before trying again."
+            )
+        return cleaned
 
     def payload(self) -> dict[str, Any]:
         data = {"offer": self.offer.upstream_id, **self.cleaned_data}
+        del data["once"]
         if data.get("price") is not None:
             data["price"] = float(data["price"])
         return data

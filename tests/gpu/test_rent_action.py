@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from providers.models import Offer
@@ -28,6 +30,13 @@ def choose(offer: Offer, **extra) -> dict:
     return {"action": "rent", "_selected_action": [str(offer.pk)], **extra}
 
 
+def confirm(client, offer: Offer, **fields) -> dict:
+    """The form data of a filled-in confirmation page, with the page's one-time token."""
+    page = client.post(CHANGELIST, choose(offer)).content.decode()
+    once = re.search(r'name="once" value="([0-9a-f]+)"', page).group(1)
+    return choose(offer, confirm="yes", once=once, **fields)
+
+
 def test_it_asks_for_confirmation_before_calling_the_provider(admin_client, vast_offers):
     offer = Offer.objects.get(upstream_id="21334871")
     response = admin_client.post(CHANGELIST, choose(offer))
@@ -48,7 +57,7 @@ def test_confirming_creates_the_instance(admin_client, vast_offers):
     ).respond_with_json({"success": True, "new_contract": 99887766})
     response = admin_client.post(
         CHANGELIST,
-        choose(offer, confirm="yes", image="pytorch/pytorch:latest", disk="32"),
+        confirm(admin_client, offer, image="pytorch/pytorch:latest", disk="32"),
         follow=True,
     )
     assert "rented 8× H100 SXM 80GB as instance 99887766" in response.content.decode()
@@ -58,7 +67,7 @@ def test_confirming_creates_the_instance(admin_client, vast_offers):
 def test_an_interruptible_offer_needs_a_bid(admin_client, vast_offers):
     offer = Offer.objects.get(upstream_id="21342210:bid")
     response = admin_client.post(
-        CHANGELIST, choose(offer, confirm="yes", image="pytorch/pytorch:latest", disk="16")
+        CHANGELIST, confirm(admin_client, offer, image="pytorch/pytorch:latest", disk="16")
     )
     assert response.status_code == 200 and "This field is required" in response.content.decode()
     assert vast_offers.log == []
@@ -69,7 +78,7 @@ def test_an_interruptible_offer_needs_a_bid(admin_client, vast_offers):
     ).respond_with_json({"success": True, "new_contract": 5})
     response = admin_client.post(
         CHANGELIST,
-        choose(offer, confirm="yes", image="pytorch/pytorch:latest", disk="16", price="0.36"),
+        confirm(admin_client, offer, image="pytorch/pytorch:latest", disk="16", price="0.36"),
         follow=True,
     )
     assert "as instance 5" in response.content.decode()
@@ -81,7 +90,7 @@ def test_a_provider_refusal_is_shown_not_a_500(admin_client, vast_offers):
         payload("vastai/error.json"), status=404
     )
     response = admin_client.post(
-        CHANGELIST, choose(offer, confirm="yes", image="x", disk="16"), follow=True
+        CHANGELIST, confirm(admin_client, offer, image="x", disk="16"), follow=True
     )
     assert response.status_code == 200
     assert "no_such_ask Instance type by id 21319944 is not available" in response.content.decode()
@@ -108,3 +117,16 @@ def test_providers_that_cannot_rent_by_api_point_at_their_console(admin_client, 
     page = response.content.decode()
     assert "renting through the API is not supported; use https://cloud.io.net" in page
     assert "Yes, rent it" not in page
+
+
+def test_a_double_submitted_confirmation_rents_once(admin_client, vast_offers):
+    offer = Offer.objects.get(upstream_id="21319944")
+    vast_offers.expect_request("/api/v0/asks/21319944/", method="PUT").respond_with_json(
+        {"success": True, "new_contract": 42}
+    )
+    data = confirm(admin_client, offer, image="pytorch/pytorch:latest", disk="16")
+    first = admin_client.post(CHANGELIST, data, follow=True).content.decode()
+    second = admin_client.post(CHANGELIST, data, follow=True).content.decode()
+    assert "as instance 42" in first
+    assert "already used or has expired, so nothing was rented" in second
+    assert len(vast_offers.log) == 1
