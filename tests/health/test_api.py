@@ -153,6 +153,12 @@ def test_anonymous_callers_are_refused(world, client, method, path):
     assert client.get(f"{API}/circuit-breakers", **bearer()).json()["groq"]["state"] == "OPEN"
 
 
+def test_the_bearer_scheme_is_case_insensitive(world, client):
+    assert client.get(f"{API}/health", HTTP_AUTHORIZATION=f"bearer {TOKEN}").status_code == 200
+    assert client.get(f"{API}/health", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401
+    assert client.get(f"{API}/health", HTTP_AUTHORIZATION=TOKEN).status_code == 401
+
+
 def test_a_wrong_token_and_non_staff_users_are_refused(world, client, django_user_model):
     assert client.get(f"{API}/health", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     user = django_user_model.objects.create_user("visitor", password="pw")
