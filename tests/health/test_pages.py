@@ -53,6 +53,15 @@ def test_a_card_refresh_is_the_cards_partial(open_breaker, staff_client):
     assert "HX-Request" in response["Vary"]
 
 
+def test_the_summary_line_refreshes_as_its_own_partial(open_breaker, staff_client):
+    response = staff_client.get("/health/", **HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<p class="summary" id="health-summary"')
+    assert "<strong data-overall>unavailable</strong>" in body and "1 unavailable" in body
+    assert "<html" not in body and "health-card" not in body
+    assert "HX-Request" in response["Vary"]
+
+
 def test_the_detail_page_lists_polls_and_checks(open_breaker, staff_client):
     groq = open_breaker["groq"]
     PollRun.objects.create(
@@ -69,6 +78,7 @@ def test_reset_answers_with_the_new_card(open_breaker, staff_client):
     response = staff_client.post("/health/groq/reset-breaker", **HTMX)
     assert "<strong data-breaker>CLOSED</strong>" in response.content.decode()
     assert breaker_state() == "CLOSED"
+    assert "health-changed" in response["HX-Trigger"]  # the summary line refreshes at once
 
 
 def test_without_javascript_a_button_returns_to_the_dashboard(open_breaker, staff_client):
