@@ -34,7 +34,10 @@ def test_the_dashboard_shows_a_card_per_provider(open_breaker, staff_client):
     page = staff_client.get("/health/").content.decode()
     assert page.count('class="card health-card') == len(open_breaker)
     assert 'id="provider-groq"' in page and 'hx-trigger="every 5s"' in page
-    assert "<strong data-breaker>OPEN</strong>" in page
+    assert (
+        "<strong data-breaker>OPEN</strong> · 5 failures in a row · tripped 1× · 0 successes"
+        in page
+    )
     assert "health check: HTTP 500" in page
     assert "<svg" in page and "1 failed" in page
     assert "Reset breaker" in page
