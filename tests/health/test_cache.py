@@ -13,6 +13,8 @@ from providers.models import Offer
 from providers.pipeline import poll_provider
 from tests.conftest import payload
 from tests.health.conftest import KEY, MODELS, PATH, get, requests_to
+from tests.providers.test_huggingface import serve_catalog
+from tests.providers.test_pipeline import serve_catalog as serve_deepinfra
 
 pytestmark = pytest.mark.django_db
 
@@ -131,32 +133,10 @@ def test_stats_count_hits_misses_and_show_the_current_ttl(cached, registry, groq
 # What the cache serves in the running product: calls that carry no prices.
 
 
-def serve_deepinfra(server, models: list) -> None:
-    server.clear()
-    server.expect_request("/models/list").respond_with_json(models)
-    server.expect_request("/v1/openai/models").respond_with_json(
-        payload("deepinfra/openai_models.json")
-    )
-
-
-def serve_huggingface(server, router: dict) -> None:
-    """The router's priced catalog and the Hub's task tags on two linked pages."""
-    server.clear()
-    server.expect_request("/v1/models").respond_with_json(router)
-    next_page = server.url_for("/api/models") + "?cursor=abc&limit=1000"
-    server.expect_request(
-        "/api/models", query_string={"cursor": "abc", "limit": "1000"}
-    ).respond_with_json(payload("huggingface/hub_models_page2.json"))
-    server.expect_request("/api/models").respond_with_json(
-        payload("huggingface/hub_models_page1.json"),
-        headers={"Link": f'<{next_page}>; rel="next"'},
-    )
-
-
 def test_a_poll_takes_context_lengths_from_the_health_checks_answer(registry, serve):
     deepinfra = registry["deepinfra"]
     server = serve(deepinfra)
-    serve_deepinfra(server, payload("deepinfra/models_list.json"))
+    serve_deepinfra(server)
     checks.run_check(deepinfra)  # keyless: GET /v1/openai/models, stored on the way
     run = poll_provider("deepinfra")
     assert run.outcome == "ok" and run.http_calls == 1  # only the price list went out
@@ -170,11 +150,12 @@ def test_a_poll_takes_context_lengths_from_the_health_checks_answer(registry, se
 def test_a_repoll_records_new_prices_and_reuses_only_the_task_tags(registry, serve):
     huggingface = registry["huggingface"]
     server = serve(huggingface, "HUB_URL")
-    serve_huggingface(server, payload("huggingface/router_models.json"))
+    serve_catalog(server)
     poll_provider("huggingface")
     router = payload("huggingface/router_models.json")
     router["data"][0]["providers"][0]["pricing"]["input"] = 9.99
-    serve_huggingface(server, router)
+    server.clear()
+    serve_catalog(server, router)
     run = poll_provider("huggingface")
     assert run.http_calls == 1  # the router's prices; both Hub pages came from the cache
     assert requests_to(server, "/v1/models") == 1 and requests_to(server, "/api/models") == 0
