@@ -13,8 +13,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 def _has_ops_token(request) -> bool:
     token = settings.GPUBROKER_OPS_TOKEN
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    return bool(token and given) and hmac.compare_digest(given, token)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110 §11.1): "bearer …" is as good as "Bearer …".
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
 def staff_or_token_required(view):

@@ -17,7 +17,7 @@ def _reports() -> list[status.Report]:
 
 
 def _provider(slug: str) -> Provider | None:
-    return status.annotated(Provider.objects.filter(slug=slug)).first()
+    return status.annotated(Provider.objects.by_slug(slug)).first()
 
 
 def _unknown(slug: str) -> JsonResponse:
@@ -100,7 +100,7 @@ def cache_stats(request: HttpRequest) -> JsonResponse:
 def cache_invalidate(request: HttpRequest) -> JsonResponse:
     """?provider=<slug> forgets one provider's cached responses; without it, everyone's."""
     slug = request.GET.get("provider")
-    if slug and not Provider.objects.filter(slug=slug).exists():
+    if slug and not Provider.objects.by_slug(slug).exists():
         return _unknown(slug)
     slugs = [slug] if slug else list(Provider.objects.values_list("slug", flat=True))
     cache.invalidate(slugs)

@@ -4,7 +4,8 @@
 
 A cache hit makes no network call, so it takes no token and is not refused by an open
 breaker. Calls under `call_policy(fresh=True)` (price polls, health checks, Test connection)
-skip the lookup but still store what they get, so the next ordinary read is served from it.
+skip the lookup but still store what they get; inside them, `reference_data()` calls (no
+prices: context lengths, task tags) read the cache again.
 
 Each attempt asks the breaker first (an open breaker fails fast, spending no token), then
 waits for a token, then goes out; its outcome feeds the breaker and the metrics.

@@ -1,10 +1,12 @@
 """What the health pages, the JSON API and /metrics say about each provider.
 
 The status rule (README "Resilience and provider health"), first match wins:
-- UNKNOWN      the provider is disabled, or nothing was called in the metrics window;
+- UNKNOWN      the provider is disabled;
 - UNAVAILABLE  breaker OPEN, or the latest health check found no key or a rejected key,
                or success rate < 50%;
-- DEGRADED     breaker HALF_OPEN, or success rate < 90%;
+- DEGRADED     breaker HALF_OPEN;
+- UNKNOWN      nothing was called in the metrics window;
+- DEGRADED     success rate < 90%;
 - HEALTHY      otherwise.
 """
 

@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gpubroker.api import staff_or_token_required
@@ -21,15 +22,18 @@ def _providers():
     return status.annotated(Provider.objects.all())
 
 
+@vary_on_headers("HX-Request")
 @staff_member_required
 def index(request: HttpRequest) -> TemplateResponse:
-    reports = status.reports(list(_providers()), history=True)
+    """The dashboard; to HTMX, just its summary line (which refreshes itself like the cards)."""
+    reports = status.reports(list(_providers()), history=not request.htmx)
     context = {
         "reports": reports,
         "summary": status.summary(reports),
         "overall": status.overall(reports),
     }
-    return TemplateResponse(request, "health/index.html", context)
+    template = "health/index.html#summary" if request.htmx else "health/index.html"
+    return TemplateResponse(request, template, context)
 
 
 @vary_on_headers("HX-Request")
@@ -53,7 +57,8 @@ def _card(request: HttpRequest, slug: str) -> HttpResponse:
     if not request.htmx:
         return redirect("health:index")
     report = status.report(get_object_or_404(_providers(), slug=slug), history=True)
-    return TemplateResponse(request, CARD, {"report": report})
+    response = TemplateResponse(request, CARD, {"report": report})
+    return trigger_client_event(response, "health-changed")  # the summary line follows
 
 
 @require_POST

@@ -10,7 +10,7 @@ import email.utils
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -111,6 +111,13 @@ def call_policy(**changes: Any) -> Iterator[CallPolicy]:
 
 def current_policy() -> CallPolicy:
     return _policy.get() or CallPolicy()
+
+
+def reference_data() -> AbstractContextManager[CallPolicy]:
+    """Around an adapter's calls that fetch neither prices nor availability (context lengths,
+    task tags): a cached answer within its TTL will do, even inside a price poll, whose own
+    price calls stay fresh. E.g. DeepInfra's poll reuses its health check's model list."""
+    return call_policy(fresh=False)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

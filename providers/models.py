@@ -5,6 +5,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
+from django.core.validators import slug_re
 from django.db import models
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
@@ -31,6 +32,11 @@ class ProviderQuerySet(models.QuerySet):
     def enabled(self) -> list[Provider]:
         """Enabled in the database and not switched off by <PREFIX>_ENABLED."""
         return [p for p in self.filter(enabled=True) if p.env_enabled]
+
+    def by_slug(self, slug: str) -> ProviderQuerySet:
+        """A slug from a URL or query string: text that cannot be a slug (a NUL byte, which
+        Postgres refuses with an error) matches nothing instead of reaching the database."""
+        return self.filter(slug=slug) if slug_re.match(slug) else self.none()
 
 
 class Provider(models.Model):

@@ -12,7 +12,7 @@ from providers.pipeline import poll_many
 @staff_or_token_required
 def sync(request):
     slug = request.GET.get("provider") or None
-    if slug and not Provider.objects.filter(slug=slug).exists():
+    if slug and not Provider.objects.by_slug(slug).exists():
         return JsonResponse({"error": f"Unknown provider {slug!r}."}, status=404)
     runs = poll_many(slug)
     return JsonResponse(

@@ -29,7 +29,7 @@ from providers.adapters.base import (
     ProviderAdapter,
     usd,
 )
-from providers.http import BadPayload
+from providers.http import BadPayload, reference_data
 
 CENTS_PER_TOKEN_TO_USD_PER_1M = Decimal(10_000)  # ¢/token ÷ 100 × 1,000,000
 TASKS = {
@@ -54,7 +54,8 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
         return Catalog.parse(self.slug, models, lambda item: self._offer(item, contexts, region))
 
     def _context_lengths(self) -> dict[str, int]:
-        body = self.client.get_json("/v1/openai/models", headers=self.auth_headers())
+        with reference_data():  # no prices here; keyless, the health check fetched it too
+            body = self.client.get_json("/v1/openai/models", headers=self.auth_headers())
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise BadPayload(f"{self.slug}: /v1/openai/models has no data list")
         return {

@@ -27,7 +27,7 @@ from providers.adapters.base import (
     ProviderAdapter,
     usd,
 )
-from providers.http import BadPayload, ProviderClient
+from providers.http import BadPayload, ProviderClient, reference_data
 
 HUB_PAGE_SIZE = 1000
 # Task from the router's modalities when the Hub has no pipeline tag for a model.
@@ -62,10 +62,12 @@ class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
     def _pipeline_tags(self) -> dict[str, str]:
         params = {"inference_provider": "all", "limit": HUB_PAGE_SIZE, "expand[]": "pipeline_tag"}
         tags: dict[str, str] = {}
-        for page in self.hub.paginate("/api/models", params=params, headers=self.auth_headers()):
-            if not isinstance(page, list):
-                raise BadPayload(f"{self.slug}: Hub /api/models is not a list")
-            tags.update({m["id"]: m["pipeline_tag"] for m in page if m.get("pipeline_tag")})
+        with reference_data():  # task tags, no prices: a re-poll within the TTL reuses them
+            pages = self.hub.paginate("/api/models", params=params, headers=self.auth_headers())
+            for page in pages:
+                if not isinstance(page, list):
+                    raise BadPayload(f"{self.slug}: Hub /api/models is not a list")
+                tags.update({m["id"]: m["pipeline_tag"] for m in page if m.get("pipeline_tag")})
         return tags
 
     def _offer(self, model: dict[str, Any], route: dict[str, Any], tags: dict[str, str]) -> OfferIn:

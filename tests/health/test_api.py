@@ -130,12 +130,33 @@ def test_an_unknown_slug_is_a_json_404(world, staff_client, method, path):
 
 @pytest.mark.parametrize(
     ("method", "path"),
+    [
+        ("get", "/providers/no.such%20thing/health"),
+        ("get", "/providers/%00/health"),
+        ("post", "/circuit-breakers/gr%C3%B6q/reset"),
+        ("post", "/cache/invalidate?provider=%00"),
+    ],
+)
+def test_text_that_is_not_a_slug_is_an_unknown_provider_too(world, client, method, path):
+    response = getattr(client, method)(API + path, **bearer())
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("Unknown provider")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
     [("get", "/health"), ("get", "/circuit-breakers"), ("post", "/circuit-breakers/groq/reset")],
 )
 def test_anonymous_callers_are_refused(world, client, method, path):
     response = getattr(client, method)(API + path)
     assert response.status_code == 401
     assert client.get(f"{API}/circuit-breakers", **bearer()).json()["groq"]["state"] == "OPEN"
+
+
+def test_the_bearer_scheme_is_case_insensitive(world, client):
+    assert client.get(f"{API}/health", HTTP_AUTHORIZATION=f"bearer {TOKEN}").status_code == 200
+    assert client.get(f"{API}/health", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401
+    assert client.get(f"{API}/health", HTTP_AUTHORIZATION=TOKEN).status_code == 401
 
 
 def test_a_wrong_token_and_non_staff_users_are_refused(world, client, django_user_model):

@@ -52,3 +52,26 @@ def test_reset_on_an_open_breaker_shows_closed_without_a_reload(
         assert page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
         page.screenshot(path=ARTIFACTS / "health-dashboard-phone.png", full_page=True)
         chromium.close()
+
+
+@pytest.mark.browser
+def test_the_summary_line_follows_a_button_without_a_reload(
+    live_server, registry, groq_server, settings, staff_cookie, monkeypatch
+):
+    settings.DEEPINFRA_BASE_URL = settings.GROQ_BASE_URL
+    groq_server.expect_request("/v1/openai/models").respond_with_json({"data": []})
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        context = chromium.new_context()
+        context.add_cookies([{**staff_cookie, "url": live_server.url}])
+        page = context.new_page()
+        page.goto(f"{live_server.url}/health/")
+        summary = page.locator("#health-summary")
+        expect(summary).to_contain_text("0 healthy")
+        page.evaluate("window.notReloaded = true")
+        page.locator("#provider-deepinfra").get_by_role("button", name="Run health check").click()
+        expect(page.locator("#provider-deepinfra [data-status]")).to_have_text("HEALTHY")
+        expect(summary).to_contain_text("1 healthy", timeout=2000)  # before the 5 s poll
+        assert page.evaluate("window.notReloaded") is True
+        chromium.close()

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.conf import settings
 from redis import Redis
 
-from health import cache, status
+from health import cache, checks, status
 from providers import http
 from providers.http import ProviderClient, call_policy
+from providers.models import Offer
+from providers.pipeline import poll_provider
+from tests.conftest import payload
 from tests.health.conftest import KEY, MODELS, PATH, get, requests_to
+from tests.providers.test_huggingface import serve_catalog
+from tests.providers.test_pipeline import serve_catalog as serve_deepinfra
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +128,39 @@ def test_stats_count_hits_misses_and_show_the_current_ttl(cached, registry, groq
         "hit_ratio": 0.667,
         "current_ttl": 300,
     }
+
+
+# What the cache serves in the running product: calls that carry no prices.
+
+
+def test_a_poll_takes_context_lengths_from_the_health_checks_answer(registry, serve):
+    deepinfra = registry["deepinfra"]
+    server = serve(deepinfra)
+    serve_deepinfra(server)
+    checks.run_check(deepinfra)  # keyless: GET /v1/openai/models, stored on the way
+    run = poll_provider("deepinfra")
+    assert run.outcome == "ok" and run.http_calls == 1  # only the price list went out
+    assert requests_to(server, "/v1/openai/models") == 1
+    assert requests_to(server, "/models/list") == 1
+    offer = Offer.objects.get(upstream_id="meta-llama/Meta-Llama-3.1-8B-Instruct")
+    assert offer.context_length == 131072  # from the cached /v1/openai/models
+    assert status.report(deepinfra).cache["hits"] == 1
+
+
+def test_a_repoll_records_new_prices_and_reuses_only_the_task_tags(registry, serve):
+    huggingface = registry["huggingface"]
+    server = serve(huggingface, "HUB_URL")
+    serve_catalog(server)
+    poll_provider("huggingface")
+    router = payload("huggingface/router_models.json")
+    router["data"][0]["providers"][0]["pricing"]["input"] = 9.99
+    server.clear()
+    serve_catalog(server, router)
+    run = poll_provider("huggingface")
+    assert run.http_calls == 1  # the router's prices; both Hub pages came from the cache
+    assert requests_to(server, "/v1/models") == 1 and requests_to(server, "/api/models") == 0
+    model, route = router["data"][0]["id"], router["data"][0]["providers"][0]["provider"]
+    offer = Offer.objects.get(upstream_id=f"{model}:{route}")
+    assert offer.usd_per_1m_input == Decimal("9.99")
+    tagged = Offer.objects.get(upstream_id="Qwen/Qwen2.5-VL-7B-Instruct:hyperbolic")
+    assert tagged.task == "image-text-to-text"  # from the cached second Hub page

@@ -34,7 +34,10 @@ def test_the_dashboard_shows_a_card_per_provider(open_breaker, staff_client):
     page = staff_client.get("/health/").content.decode()
     assert page.count('class="card health-card') == len(open_breaker)
     assert 'id="provider-groq"' in page and 'hx-trigger="every 5s"' in page
-    assert "<strong data-breaker>OPEN</strong>" in page
+    assert (
+        "<strong data-breaker>OPEN</strong> · 5 failures in a row · tripped 1× · 0 successes"
+        in page
+    )
     assert "health check: HTTP 500" in page
     assert "<svg" in page and "1 failed" in page
     assert "Reset breaker" in page
@@ -50,6 +53,15 @@ def test_a_card_refresh_is_the_cards_partial(open_breaker, staff_client):
     body = response.content.decode()
     assert body.lstrip().startswith('<li class="card health-card status-unavailable"')
     assert "<html" not in body
+    assert "HX-Request" in response["Vary"]
+
+
+def test_the_summary_line_refreshes_as_its_own_partial(open_breaker, staff_client):
+    response = staff_client.get("/health/", **HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<p class="summary" id="health-summary"')
+    assert "<strong data-overall>unavailable</strong>" in body and "1 unavailable" in body
+    assert "<html" not in body and "health-card" not in body
     assert "HX-Request" in response["Vary"]
 
 
@@ -69,6 +81,7 @@ def test_reset_answers_with_the_new_card(open_breaker, staff_client):
     response = staff_client.post("/health/groq/reset-breaker", **HTMX)
     assert "<strong data-breaker>CLOSED</strong>" in response.content.decode()
     assert breaker_state() == "CLOSED"
+    assert "health-changed" in response["HX-Trigger"]  # the summary line refreshes at once
 
 
 def test_without_javascript_a_button_returns_to_the_dashboard(open_breaker, staff_client):

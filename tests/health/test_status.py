@@ -28,6 +28,7 @@ def report(provider, state="CLOSED", calls=0, ok=0, last_check=None) -> status.R
         ("CLOSED", 10, 9, None, "HEALTHY"),
         ("CLOSED", 10, 8, None, "DEGRADED"),
         ("HALF_OPEN", 10, 10, None, "DEGRADED"),
+        ("HALF_OPEN", 0, 0, None, "DEGRADED"),
         ("CLOSED", 10, 5, None, "DEGRADED"),
         ("CLOSED", 10, 4, None, "UNAVAILABLE"),
         ("OPEN", 0, 0, None, "UNAVAILABLE"),

@@ -17,8 +17,10 @@ def huggingface(registry, serve):
     return provider, server
 
 
-def serve_catalog(server):
-    server.expect_request("/v1/models").respond_with_json(payload("huggingface/router_models.json"))
+def serve_catalog(server, router: dict | None = None):
+    """The router's priced catalog and the Hub's task tags on two linked pages."""
+    router = payload("huggingface/router_models.json") if router is None else router
+    server.expect_request("/v1/models").respond_with_json(router)
     next_page = server.url_for("/api/models") + "?cursor=abc&limit=1000"
     server.expect_request(
         "/api/models", query_string={"cursor": "abc", "limit": "1000"}

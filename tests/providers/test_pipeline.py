@@ -209,3 +209,4 @@ def test_sync_api_answers_404_for_an_unknown_provider(staff_client, registry):
     response = staff_client.get("/api/v1/providers/sync?provider=nope")
     assert response.status_code == 404
     assert "nope" in response.json()["error"]
+    assert staff_client.get("/api/v1/providers/sync?provider=%00").status_code == 404
