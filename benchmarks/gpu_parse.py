@@ -103,7 +103,7 @@ def main(count: int) -> None:
     timed("ingest, nothing changed (incl. G-Score)", lambda: ingest(provider, catalog))
     timed("G-Score refresh alone", gscore.refresh)
     server.shutdown()
-    adapter.client.close()
+    adapter.close()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def run_check(provider: Provider) -> HealthCheck:
         logger.exception("%s: health check crashed", provider.slug)
         error = exc
     finally:
-        adapter.client.close()
+        adapter.close()
     return HealthCheck.objects.create(
         provider=provider,
         ok=error is None,

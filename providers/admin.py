@@ -140,7 +140,7 @@ class OfferAdmin(admin.ModelAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return None
         finally:
-            adapter.client.close()
+            adapter.close()
         context = {
             **self.admin_site.each_context(request),
             "title": "Rent this offer?",

@@ -122,7 +122,7 @@ class Provider(models.Model):
             status = next(word for cls, word in outcomes if isinstance(exc, cls))
             return ConnectionResult(status, str(exc))
         finally:
-            adapter.client.close()
+            adapter.close()
         return ConnectionResult("ok", result.detail)
 
     def adapter(self) -> ProviderAdapter:

@@ -70,7 +70,7 @@ def poll_provider(slug: str) -> PollRun:
     finally:
         if adapter is not None:
             run.http_calls = adapter.calls
-            adapter.client.close()
+            adapter.close()
         run.finished_at = timezone.now()
         run.save()
         provider.release_poll(succeeded=run.outcome in ("ok", "partial"))

@@ -166,6 +166,9 @@ class ProviderAdapter:
     def calls(self) -> int:
         return self.client.calls
 
+    def close(self) -> None:
+        self.client.close()
+
     def api_key(self, *, required: bool) -> str:
         key = self.provider.api_key()
         if required and not key:

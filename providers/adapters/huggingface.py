@@ -48,6 +48,10 @@ class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
     def calls(self) -> int:
         return self.client.calls + self.hub.calls
 
+    def close(self) -> None:
+        super().close()
+        self.hub.close()
+
     def list_models(self) -> Catalog:
         body = self.client.get_json("/v1/models", headers=self.auth_headers())
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
