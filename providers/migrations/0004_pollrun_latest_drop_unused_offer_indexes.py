@@ -12,36 +12,24 @@
 from django.db import migrations, models
 
 
+# Django's names for Offer.Meta's six indexes from 0001 (available + one column each).
+UNUSED_OFFER_INDEXES = [
+    "providers_o_availab_34d17f_idx",
+    "providers_o_availab_da77c2_idx",
+    "providers_o_availab_9ae9df_idx",
+    "providers_o_availab_229b10_idx",
+    "providers_o_availab_c0c6bf_idx",
+    "providers_o_availab_7211ac_idx",
+]
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("providers", "0003_marketplace_indexes"),
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name="offer",
-            name="providers_o_availab_34d17f_idx",
-        ),
-        migrations.RemoveIndex(
-            model_name="offer",
-            name="providers_o_availab_da77c2_idx",
-        ),
-        migrations.RemoveIndex(
-            model_name="offer",
-            name="providers_o_availab_9ae9df_idx",
-        ),
-        migrations.RemoveIndex(
-            model_name="offer",
-            name="providers_o_availab_229b10_idx",
-        ),
-        migrations.RemoveIndex(
-            model_name="offer",
-            name="providers_o_availab_c0c6bf_idx",
-        ),
-        migrations.RemoveIndex(
-            model_name="offer",
-            name="providers_o_availab_7211ac_idx",
-        ),
+        *(migrations.RemoveIndex(model_name="offer", name=name) for name in UNUSED_OFFER_INDEXES),
         migrations.AddIndex(
             model_name="pollrun",
             index=models.Index(fields=["provider", "-started_at"], name="pollrun_latest"),
