@@ -83,6 +83,8 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         (row["upstream_id"], row["region"]): row
         for row in Offer.objects.filter(provider=provider).values("id", *CONTENT_FIELDS)
     }
+    # Written with the offers, so a new or changed offer is not written again to be scored.
+    scores = gscore.prescore(provider, incoming) if provider.kind == Kind.GPU else {}
     new: list[dict] = []
     updated: list[Offer] = []
     changes: list[PriceChange] = []
@@ -92,10 +94,11 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         old = existing.get(key)
         if old is None:
             added += 1
-            new.append(row)
+            new.append(row | {"gscore": scores.get(key)})
             continue
         if all(_same(old[name], row[name]) for name in CONTENT_FIELDS if name in row):
             continue
+        row["gscore"] = scores.get(key)
         changed += 1
         moved = [
             PriceChange(offer_id=old["id"], field=name, old=old[name], new=row[name], at=now)
