@@ -227,8 +227,8 @@ class PriceSource(models.TextChoices):
 
 # An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; for a
 # market range its median where the provider states one, else its low end), for sorting and
-# the marketplace's price ceiling. Indexed on PostgreSQL by migration 0003_marketplace_indexes
-# (the index repeats this expression).
+# the marketplace's price ceiling. Indexed on PostgreSQL by migrations 0003_marketplace_indexes
+# and 0004 (offer_price_facets); the indexes repeat this expression.
 UNIT_PRICE = Coalesce(
     "usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min"
 )
