@@ -3,11 +3,14 @@
     make bench-marketplace          # or: .venv/bin/python benchmarks/marketplace.py
 
 Uses its own database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/
-gpubroker_bench), created and migrated here and emptied of offers on every run. Offers are
-synthetic, shaped after the recorded payloads in tests/payloads (model ids, serving providers,
-GPU names from providers/gpu_catalog.json, Vast-style locations), and reach Postgres through
-the real `providers.pipeline.ingest`, one catalog per provider, like a poll. Two more polls
-then move 5% of prices each, so cards have price history to draw.
+gpubroker_bench), created and migrated here and emptied of offers on every run. GPU offers
+(60%) are parsed by the GPU providers' real adapters from payloads in their wire formats,
+grown from the recorded ones in tests/payloads (Vast.ai searches and io.net hardware lists
+spread over many locations; Akash's price list and Render's price sheet as recorded). LLM
+offers are synthetic, shaped after the recorded payloads (model ids, serving providers), shared
+out among the LLM providers. All reach Postgres through the real `providers.pipeline.ingest`,
+one catalog per provider, like a poll (G-Scores included). Two more polls then move 5% of
+prices each, so cards have price history to draw.
 
 Requests go through Django's test client in this process (full middleware, view, template),
 so "server time" excludes only the network. Each filter combination is timed as a full page
@@ -17,6 +20,7 @@ and as the HTMX fragment; queries per request are counted on a separate, untimed
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import statistics
@@ -62,6 +66,7 @@ def setup() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
+    logging.getLogger("providers.gpus").setLevel(logging.ERROR)  # Vast's unnamed GPUs, per poll
 
 
 # --- synthetic catalogs, shaped after the recorded payloads -----------------------------------
@@ -81,17 +86,17 @@ def serving_providers() -> list[str]:
     return sorted({r["provider"] for m in routes for r in m["providers"]})
 
 
-def gpus() -> list[dict]:
-    return json.loads((ROOT / "providers" / "gpu_catalog.json").read_text())
-
-
-LOCATIONS = [
-    *{o["geolocation"] for o in payload("vastai/bundles.json")["offers"] if o.get("geolocation")},
-    *("Virginia, US", "Ohio, US", "Ontario, CA", "England, GB", "Ile-de-France, FR"),
-    *("Bavaria, DE", "Tokyo, JP", "Singapore, SG", "New South Wales, AU", "Sao Paulo, BR"),
-    *("Maharashtra, IN", "Seoul, KR", "Taiwan, TW", "Iceland, IS", "Estonia, EE"),
-]
+LOCATIONS = sorted(  # sorted: a set's order changes between runs, and so would the data
+    {o["geolocation"] for o in payload("vastai/bundles.json")["offers"] if o.get("geolocation")}
+    | {"Virginia, US", "Ohio, US", "Ontario, CA", "England, GB", "Ile-de-France, FR"}
+    | {"Bavaria, DE", "Tokyo, JP", "Singapore, SG", "New South Wales, AU", "Sao Paulo, BR"}
+    | {"Maharashtra, IN", "Seoul, KR", "Taiwan, TW", "Iceland, IS", "Estonia, EE"}
+)
 TASKS = [("text-generation", 70), ("embedding", 10), ("image", 8), ("audio", 7), ("moderation", 5)]
+# Of the GPU offers that grow with the market: Vast.ai lists machines by the thousand, io.net
+# configurations per location. Akash's price list (one row per GPU model, market-wide) and
+# Render's two price-sheet tiers do not grow, so they are loaded as recorded.
+GPU_SPLIT = {"vastai": 0.75, "ionet": 0.25}
 
 
 def llm_offers(n: int, rng: random.Random, serving: list[str]):
@@ -123,65 +128,63 @@ def llm_offers(n: int, rng: random.Random, serving: list[str]):
         yield offer
 
 
-def gpu_offers(n: int, rng: random.Random):
-    from providers.adapters.base import OfferIn, usd
+def gpu_catalogs(n: int, rng: random.Random) -> dict[str, object]:
+    """slug → Catalog of about `n` GPU offers, each parsed by its provider's real adapter from
+    payloads in that provider's wire format (built from the recorded ones by
+    tests/gpu/payloads.py), so names, GPU models, regions, prices and G-Scores are what a poll
+    would store."""
+    from providers import geo
+    from providers.gpus import parse_gpu_offers
+    from providers.models import Kind, Provider
+    from tests.gpu.payloads import ionet_hardware, vast_search
 
-    catalog = gpus()
-    for i in range(n):
-        card = rng.choice(catalog)
-        count = rng.choice([1, 1, 1, 2, 4, 8])
-        location = rng.choice(LOCATIONS)
-        per_gpu = round(rng.uniform(0.08, 4.5) * (card.get("memory_gb") or 24) / 48, 4)
-        offer = OfferIn(
-            upstream_id=str(1_000_000 + i),
-            name=f"{count}x {card['canonical']}",
-            kind="gpu-compute",
-            region=location,
-            country=location.rsplit(", ", 1)[-1] if ", " in location else "",
-            gpu_name=card["canonical"],
-            gpu_count=count,
-            vram_gb=card.get("memory_gb"),
-            vcpus=float(rng.choice([4, 8, 16, 32, 64]) * count),
-            ram_gb=float(rng.choice([32, 64, 128, 256]) * count),
-            disk_gb=float(rng.choice([50, 100, 500, 1000])),
-            reliability=round(rng.uniform(0.9, 0.9999), 4),
-            interruptible=rng.random() < 0.3,
-            availability_count=rng.randint(0, 40),
-            available=rng.random() > 0.03,
-        )
-        if rng.random() < 0.04:  # a market range, Akash-style
-            offer.usd_per_gpu_hour_min = usd(per_gpu * 0.7)
-            offer.usd_per_gpu_hour_max = usd(per_gpu * 1.6)
-        else:
-            offer.usd_per_gpu_hour = usd(per_gpu)
-            offer.usd_per_instance_hour = usd(per_gpu * count)
-        yield offer
+    adapters = {p.slug: p.adapter() for p in Provider.objects.filter(kind=Kind.GPU)}
+    out = {
+        "akash": parse_gpu_offers(
+            "akash", payload("akash/gpu_prices.json")["models"], adapters["akash"]._offers
+        ),
+        "render": adapters["render"].list_models(),
+    }
+    growing = n - sum(len(catalog.offers) for catalog in out.values())
+    quota = {slug: round(growing * share) for slug, share in GPU_SPLIT.items()}
+    # Every recorded Vast offer has a minimum bid: one search result → two offers.
+    vast = vast_search(-(-quota["vastai"] // 2))["offers"]
+    for item in vast:
+        item["geolocation"] = rng.choice(LOCATIONS)
+    out["vastai"] = parse_gpu_offers("vastai", vast, adapters["vastai"]._offers)
+    countries = sorted({geo.country_code(place) for place in LOCATIONS} - {""})
+    ionet = ionet_hardware(quota["ionet"], countries)["data"]["hardware"]
+    out["ionet"] = parse_gpu_offers("ionet", ionet, adapters["ionet"]._offers)
+    for slug, catalog in out.items():
+        catalog.offers = catalog.offers[: quota.get(slug)]
+    for adapter in adapters.values():
+        adapter.client.close()
+    return out
 
 
 def catalogs(rng: random.Random) -> dict:
-    """provider → Catalog. GPU offers go to GPU providers, LLM offers to LLM providers; where
-    the registry has no provider of a kind, every provider shares that kind's offers."""
+    """provider → Catalog: GPU offers to the GPU providers, LLM offers shared out among the
+    LLM providers."""
     from providers.adapters.base import Catalog
     from providers.models import Kind, Provider
 
     providers = list(Provider.objects.order_by("slug"))
-    llm = [p for p in providers if p.kind == Kind.LLM] or providers
-    gpu = [p for p in providers if p.kind == Kind.GPU] or providers
-    out = {p: Catalog() for p in providers}
-    n_gpu = int(OFFERS * GPU_SHARE)
-    for i, offer in enumerate(gpu_offers(n_gpu, rng)):
-        out[gpu[i % len(gpu)]].offers.append(offer)
-    for i, offer in enumerate(llm_offers(OFFERS - n_gpu, rng, serving_providers())):
+    llm = [p for p in providers if p.kind == Kind.LLM]
+    gpu = gpu_catalogs(int(OFFERS * GPU_SHARE), rng)
+    out = {p: gpu.get(p.slug, Catalog()) for p in providers}
+    n_llm = OFFERS - sum(len(c.offers) for c in out.values())
+    for i, offer in enumerate(llm_offers(n_llm, rng, serving_providers())):
         out[llm[i % len(llm)]].offers.append(offer)
     return out
 
 
 def move_prices(catalog, rng: random.Random, share: float = 0.05) -> None:
-    from providers.adapters.base import usd
+    """Lower every stated price of about `share` of the offers by 10%, as a re-poll finds."""
+    from providers.adapters.base import PRICE_FIELDS, usd
 
     for offer in catalog.offers:
         if rng.random() < share:
-            for name in ("usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour"):
+            for name in PRICE_FIELDS:
                 if getattr(offer, name) is not None:
                     setattr(offer, name, usd(getattr(offer, name) * Decimal("0.9")))
 
@@ -191,7 +194,7 @@ def load() -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from providers.models import Offer, OfferFacet, PriceChange, Provider
+    from providers.models import Offer, OfferFacet, PollRun, PriceChange, Provider
     from providers.pipeline import ingest
     from providers.registry import load_registry
 
@@ -217,9 +220,10 @@ def load() -> dict:
             ingest(provider, catalog)
         repoll.append(time.perf_counter() - started)
     Provider.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now())
+    runs = poll_history()
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {Offer._meta.db_table}")
-        cursor.execute(f"VACUUM ANALYZE {PriceChange._meta.db_table}")
+        for model in (Offer, PriceChange, PollRun):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
     return {
         "offers": Offer.objects.count(),
         "price_changes": PriceChange.objects.count(),
@@ -227,16 +231,37 @@ def load() -> dict:
         "build_s": built,
         "ingest_s": ingest_s,
         "repoll_s": repoll,
+        "poll_runs": runs,
     }
+
+
+def poll_history() -> int:
+    """A year of poll runs, one per poll interval, as the pages find them in production (every
+    request asks each provider's latest run). Render's stop 90 days ago, as for a provider
+    switched off: its latest run is the one furthest back."""
+    from django.db import connection
+
+    from providers.models import PollRun, Provider
+
+    table = PollRun._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {table}")
+        cursor.execute(
+            f"""INSERT INTO {table} (provider_id, started_at, finished_at, outcome, http_calls,
+                error_class, error_message, offers_seen, offers_added, offers_changed,
+                offers_gone, items_skipped)
+            SELECT p.id, at, at, CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'ok' END, 1,
+                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0
+            FROM {Provider._meta.db_table} p,
+                generate_series(CASE WHEN p.slug = 'render' THEN 90 * 86400 / p.poll_interval
+                    ELSE 1 END, 365 * 86400 / p.poll_interval) AS n,
+                LATERAL (SELECT now() - n * p.poll_interval * interval '1 second' AS at) t"""
+        )
+        return cursor.rowcount
 
 
 # --- measuring --------------------------------------------------------------------------------
 def combinations() -> list[tuple[str, str]]:
-    from providers.models import Kind, Provider
-
-    providers = list(Provider.objects.order_by("slug"))
-    gpu = [p for p in providers if p.kind == Kind.GPU] or providers
-    llm = [p for p in providers if p.kind == Kind.LLM] or providers
     return [
         ("no filters (price order)", ""),
         ("search 'llama'", "q=llama"),
@@ -245,13 +270,14 @@ def combinations() -> list[tuple[str, str]]:
             "kind=llm&task=text-generation&min_context=131072&sort=throughput",
         ),
         (
-            "GPU H100, ≥80 GB, ≤ $3/GPU-h, 2 providers",
-            f"kind=gpu&gpu=H100+SXM+80GB&gpu=H100+PCIe+80GB&min_vram=80&max_price=3"
-            f"&provider={gpu[0].slug}&provider={gpu[-1].slug}",
+            "GPU H100, ≥80 GB, ≤ $3/GPU-h, Vast + io.net",
+            "kind=gpu&gpu=H100+SXM+80GB&gpu=H100+PCIe+80GB&min_vram=80&max_price=3"
+            "&provider=vastai&provider=ionet",
         ),
+        ("GPU by G-Score, ≤ $2/GPU-h, page 2", "kind=gpu&max_price=2&sort=gscore&page=2"),
         (
             "LLM provider + 2 regions, newest, page 3",
-            f"provider={llm[0].slug}&region=us&region=eu&sort=newest&page=3",
+            "provider=deepinfra&region=us&region=eu&sort=newest&page=3",
         ),
     ]
 
@@ -316,7 +342,8 @@ def report(loaded: dict, rows: list[dict]) -> bool:
         f"providers.pipeline.ingest in {loaded['ingest_s']:.2f} s "
         f"(catalogs built in {loaded['build_s']:.2f} s, not counted); two re-polls moving 5% "
         f"of prices: {', '.join(f'{s:.2f} s' for s in loaded['repoll_s'])}; "
-        f"{loaded['price_changes']:,} price changes stored.\n"
+        f"{loaded['price_changes']:,} price changes stored; {loaded['poll_runs']:,} poll runs "
+        "(a year's) behind the status lines.\n"
     )
     head = (
         f"| {'filters':<44} | {'matches':>7} | page p50 | page p95 | frag p50 | frag p95 "

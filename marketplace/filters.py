@@ -52,6 +52,16 @@ FACET_LABELS = {
     "gpu": "GPU model",
 }
 MULTIPLE = {"provider", "region", "gpu"}
+# Providers report usable memory, a little under the size a GPU is sold by (Vast.ai lists an
+# H100 80GB at 81,559 MiB = 79.6 GB), so "at least 80 GB" compares in whole GB.
+VRAM_SLACK_GB = 0.5
+
+
+class Flag(forms.CheckboxInput):
+    """A ticked box sends "1"; a URL written by hand may say 0, false, off or no."""
+
+    def value_from_datadict(self, data, files, name: str) -> bool:
+        return data.get(name, "").strip().lower() not in {"", "0", "false", "off", "no"}
 
 
 class OfferFilter(forms.Form):
@@ -68,7 +78,7 @@ class OfferFilter(forms.Form):
     max_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=6)
     min_context = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
     sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
-    unavailable = forms.BooleanField(required=False, label="Show unavailable offers")
+    unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
     page = forms.IntegerField(required=False, min_value=1)
 
     def __init__(self, data, *, providers: list[Provider], catalog: list[tuple]):
@@ -95,7 +105,7 @@ class OfferFilter(forms.Form):
                 known = {v for v, _ in self.fields[name].choices}
                 values[name] = [v for v in raw if v in known]
                 raw = [v for v in raw if v not in known]
-            self.ignored += [f"{name}={v[:40]}" for v in raw]
+            self.ignored += [f"{name}={printable(v)[:40]}" for v in raw]
         for name in MULTIPLE:
             values[name] = values[name] or []
         values["sort"] = values["sort"] or "price"
@@ -132,7 +142,7 @@ class OfferFilter(forms.Form):
         if v["q"]:
             q &= Q(name__icontains=v["q"])
         if v["min_vram"] is not None:
-            q &= Q(vram_gb__gte=v["min_vram"])
+            q &= Q(vram_gb__gte=v["min_vram"] - VRAM_SLACK_GB)
         if v["max_price"] is not None:
             q &= Q(unit_price__lte=v["max_price"])
         if v["min_context"] is not None:
@@ -276,6 +286,11 @@ def count_facets(rows: list[tuple], selected: dict[str, set]) -> tuple[dict[str,
 def dom_id(facet: str, value: str) -> str:
     """A stable element id for an option's count, whatever characters the value holds."""
     return f"n-{facet}-{hashlib.blake2s(value.encode(), digest_size=5).hexdigest()}"
+
+
+def printable(value: str) -> str:
+    """A value as it can be shown back: control characters (a NUL from %00) spelt out."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
 
 
 def _plain(value: Any) -> str:

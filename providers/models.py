@@ -233,9 +233,10 @@ class PriceSource(models.TextChoices):
     SHEET = "sheet", "Price sheet"
 
 
-# An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; the low
-# end of a market range), for sorting and the marketplace's price ceiling. Indexed on
-# PostgreSQL by migration 0002_marketplace_indexes (the index repeats this expression).
+# An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; for a
+# market range its median where the provider states one, else its low end), for sorting and
+# the marketplace's price ceiling. Indexed on PostgreSQL by migrations 0003_marketplace_indexes
+# and 0004 (offer_price_facets); the indexes repeat this expression.
 UNIT_PRICE = Coalesce(
     "usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min"
 )
@@ -312,14 +313,6 @@ class Offer(models.Model):
                 fields=["provider", "upstream_id", "region"], name="offer_unique_per_region"
             )
         ]
-        indexes = [
-            models.Index(fields=["available", "kind", "provider"]),
-            models.Index(fields=["available", "region"]),
-            models.Index(fields=["available", "task"]),
-            models.Index(fields=["available", "gpu_name"]),
-            models.Index(fields=["available", "usd_per_1m_input"]),
-            models.Index(fields=["available", "usd_per_gpu_hour"]),
-        ]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.provider_id}"
@@ -393,6 +386,9 @@ class PollRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # A provider's latest run, asked on every marketplace and health page: without it,
+        # a year of runs is scanned for a provider that has none lately (~130 ms a page).
+        indexes = [models.Index(fields=["provider", "-started_at"], name="pollrun_latest")]
 
     def __str__(self) -> str:
         return f"{self.provider_id} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"

@@ -92,42 +92,44 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         (row["upstream_id"], row["region"]): row
         for row in Offer.objects.filter(provider=provider).values("id", *CONTENT_FIELDS)
     }
-    new: list[dict] = []
-    updated: list[Offer] = []
+    new: dict[tuple[str, str], dict] = {}
+    updated: dict[tuple[str, str], Offer] = {}
     changes: list[PriceChange] = []
-    added = changed = 0
     for key, offer in incoming.items():
         row = offer.as_row()
         old = existing.get(key)
         if old is None:
-            added += 1
-            new.append(row)
+            new[key] = row
             continue
         if all(_same(old[name], row[name]) for name in CONTENT_FIELDS if name in row):
             continue
-        changed += 1
         moved = [
             PriceChange(offer_id=old["id"], field=name, old=old[name], new=row[name], at=now)
             for name in PRICE_FIELDS
             if not _same(old[name], row[name])
         ]
         changes.extend(moved)
-        updated.append(
-            Offer(
-                provider=provider,
-                first_seen=now,
-                last_seen=now,
-                **row,
-                last_price_change=now if moved else None,
-            )
+        updated[key] = Offer(
+            provider=provider,
+            first_seen=now,
+            last_seen=now,
+            **row,
+            last_price_change=now if moved else None,
         )
+    if provider.kind == Kind.GPU and (new or updated):
+        # Scored before they are written, so no offer is written a second time to be scored.
+        scores = gscore.prescore(provider, incoming)
+        for key, row in new.items():
+            row["gscore"] = scores.get(key)
+        for key, stored in updated.items():
+            stored.gscore = scores.get(key)
 
     gone_ids = [
         old["id"] for key, old in existing.items() if key not in incoming and old["available"]
     ]
     with transaction.atomic():
-        _create(provider, new, now)
-        _update(updated)
+        _create(provider, list(new.values()), now)
+        _update(list(updated.values()))
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
         for start in range(0, len(gone_ids), BATCH_SIZE):
             Offer.objects.filter(id__in=gone_ids[start : start + BATCH_SIZE]).update(
@@ -140,7 +142,8 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         OfferFacet.refresh(provider)
     if provider.kind == Kind.GPU:
         gscore.refresh()  # scaled across every provider's GPU offers, so after each poll
-    return {"seen": len(incoming), "added": added, "changed": changed, "gone": len(gone_ids)}
+    counts = {"seen": len(incoming), "added": len(new), "changed": len(updated)}
+    return counts | {"gone": len(gone_ids)}
 
 
 def _dedupe(offers: list[OfferIn]) -> dict[tuple[str, str], OfferIn]:

@@ -27,3 +27,18 @@ def vast_search(count: int) -> dict[str, Any]:
             offer["dlperf_per_dphtotal"] = offer["dlperf"] / offer["dph_total"]
         offers.append(offer)
     return {"offers": offers}
+
+
+def ionet_hardware(count: int, locations: list[str]) -> dict[str, Any]:
+    """An io.net hardware list with `count` GPU configurations: the recorded ones repeated with
+    fresh ids, prices moved by up to ±25% and locations (ISO2) taken in turn from `locations`."""
+    body = json.loads((PAYLOADS / "ionet" / "hardware.json").read_text())
+    recorded = [item for item in body["data"]["hardware"] if item["num_cards"]]
+    hardware = []
+    for n in range(count):
+        item = copy.deepcopy(recorded[n % len(recorded)])
+        item["id"] = f"{item['id']}__{n}"
+        item["price"] = round(item["price"] * (0.75 + (n * 7919 % 500) / 1000), 4)
+        item["location"] = locations[n % len(locations)]
+        hardware.append(item)
+    return {"data": {"hardware": hardware}}

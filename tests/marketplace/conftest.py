@@ -43,7 +43,8 @@ def usd(value: str) -> Decimal:
 
 @pytest.fixture
 def gpu_cloud(db, settings) -> Provider:
-    """A GPU provider for GPU cards (the GPU adapters live on another branch)."""
+    """A GPU provider whose offers a test writes itself (the real GPU providers' recorded
+    offers are in `recorded_world`)."""
     settings.GPUCLOUD_ENABLED = True
     settings.GPUCLOUD_API_KEY = ""
     return Provider.objects.create(

@@ -82,6 +82,7 @@ def test_counts_beside_the_options_follow_the_filters(world, live_server, page):
     page.get_by_label("GPU compute").check()
     page.wait_for_url("**/?kind=gpu")
     expect(hf).to_have_text("0")
+    expect(page.locator("#price-unit")).to_have_text("(USD per GPU-hour)")
 
 
 def test_typing_a_search_shows_results_after_the_debounce(world, live_server, page):

@@ -193,6 +193,31 @@ def test_bad_values_are_ignored_and_the_page_says_so(client, world, query, ignor
     assert "meta-llama/Llama-3.3-70B-Instruct" in names(response)
 
 
+def test_unavailable_0_or_false_in_a_url_keeps_gone_offers_hidden(client, world):
+    publish(
+        world["gpucloud"],
+        gpu("1002", "RTX 4090", vram_gb=24.0, usd_per_gpu_hour=usd("0.35"), region="Norway"),
+    )
+    for value in ("0", "false", "off", ""):
+        assert "8× H100 SXM 80GB" not in names(client.get(f"/?unavailable={value}")), value
+    assert "8× H100 SXM 80GB" in names(client.get("/?unavailable=1"))
+
+
+def test_a_bad_value_is_named_without_its_control_characters(client, world):
+    response = client.get("/?q=%00llama&min_vram=8%0a0")
+    body = response.content.decode()
+    assert r"Ignored values that are not valid here: q=\x00llama, min_vram=8\n0." in body
+    assert "\x00" not in body
+    assert "meta-llama/Llama-3.3-70B-Instruct" in names(response)
+
+
+def test_the_max_price_unit_follows_the_kind_chosen(client, world):
+    body = client.get("/?kind=gpu", headers=HTMX).content.decode()
+    assert '<small id="price-unit" hx-swap-oob="true">(USD per GPU-hour)</small>' in body
+    body = client.get("/?kind=llm").content.decode()
+    assert '<small id="price-unit">(USD per 1M input tokens or per image)</small>' in body
+
+
 def test_a_known_provider_next_to_an_unknown_one_still_filters(client, world):
     response = client.get("/?provider=huggingface&provider=<b>nope</b>")
     assert set(names(response)) == {"Qwen/Qwen3-32B", "mistralai/Mistral-7B"}

@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from providers.adapters.base import Catalog
 from providers.models import Offer, OfferFacet
-from providers.pipeline import ingest
+from providers.pipeline import ingest, poll_provider
+from tests.conftest import payload
 from tests.marketplace.conftest import days_ago, llm, publish, usd
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +48,16 @@ def test_the_roll_up_follows_offers_that_come_and_go(registry):
     publish(deepinfra, llm("a/m", region="us"))
     rows = set(OfferFacet.objects.values_list("region", "available", "offers"))
     assert rows == {("us", True, 1), ("us", False, 1), ("eu", False, 1)}
+
+
+def test_a_gpu_poll_writes_each_offer_once_with_its_g_score(registry, serve):
+    serve(registry["vastai"]).expect_request("/api/v0/bundles/").respond_with_json(
+        payload("vastai/bundles.json")
+    )
+    assert poll_provider("vastai").outcome == "ok"
+    assert Offer.objects.filter(gscore__isnull=False).count() > 20
+    assert Offer.objects.filter(gscore=100).exists()
+    # One write per row: no offer was written again (by another transaction) to be scored.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(DISTINCT xmin::text) FROM {Offer._meta.db_table}")
+        assert cursor.fetchone()[0] == 1
