@@ -10,7 +10,8 @@ spread over many locations; Akash's price list and Render's price sheet as recor
 offers are synthetic, shaped after the recorded payloads (model ids, serving providers), shared
 out among the LLM providers. All reach Postgres through the real `providers.pipeline.ingest`,
 one catalog per provider, like a poll (G-Scores included). Two more polls then move 5% of
-prices each, so cards have price history to draw.
+prices each, so cards have price history to draw; a year of poll runs is added, since every
+page reads each provider's latest run.
 
 Requests go through Django's test client in this process (full middleware, view, template),
 so "server time" excludes only the network. Each filter combination is timed as a full page
