@@ -42,8 +42,7 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
     Expects a provider from `providers_with_status()`.
     """
     if not provider.is_enabled:
-        where = "in admin" if not provider.enabled else f"by {provider.env_prefix}_ENABLED"
-        return f"disabled {where}"
+        return f"disabled {provider.disabled_by}"
     if provider.key_required and not (provider.has_credential or provider.setting("API_KEY")):
         return f"no API key configured (set {provider.env_prefix}_API_KEY or add one in admin)"
     if breaker_open:

@@ -79,6 +79,13 @@ class Provider(models.Model):
         return self.enabled and self.env_enabled
 
     @property
+    def disabled_by(self) -> str:
+        """Where a disabled provider was switched off ("" when it is enabled)."""
+        if not self.enabled:
+            return "in admin"
+        return "" if self.env_enabled else f"by {self.env_prefix}_ENABLED"
+
+    @property
     def effective_base_url(self) -> str:
         return self.setting("BASE_URL")
 

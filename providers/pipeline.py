@@ -35,12 +35,11 @@ def poll_provider(slug: str) -> PollRun:
     provider = Provider.objects.get(slug=slug)
     if not provider.is_enabled:
         # Not saved: a disabled provider's beat entry must not fill the table with skips.
-        where = "in admin" if not provider.enabled else f"by {provider.env_prefix}_ENABLED"
         return PollRun(
             provider=provider,
             outcome=PollRun.Outcome.SKIPPED,
             finished_at=timezone.now(),
-            error_message=f"Provider disabled {where}; not polled.",
+            error_message=f"Provider disabled {provider.disabled_by}; not polled.",
         )
     if not provider.claim_poll():
         logger.info("%s: poll already running, not started again", slug)
