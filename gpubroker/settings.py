@@ -161,6 +161,11 @@ PROVIDER_POLL_LOCK_SECONDS = env.int("PROVIDER_POLL_LOCK_SECONDS", default=600)
 # Bearer token for ops automation on the JSON APIs (empty: staff session only).
 GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="")
 HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github.com/gpubroker)")
+# Marketplace (PostgreSQL): a choice of providers/regions/tasks/GPU models covering at most this
+# many offers is paged by finding its offers first and sorting them (cost grows with the
+# choice); a broader one by walking the sort order's index (README "Performance at 100,000
+# offers").
+MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
 
 # --- Resilience and provider health (health app; README "Resilience and provider health") ---
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL

@@ -5,8 +5,10 @@ never fails the page: it is dropped and the page says so (`OfferFilter.ignored`)
 
 Facet counts are disjunctive, as in any shop's sidebar: the number beside a provider is how
 many offers that provider has given every *other* active filter. They come from one GROUP BY
-over the facet columns; the per-facet sums are done here over the combinations it returns
-(a few thousand at most), instead of one COUNT query per facet over every offer.
+over `Offer.facet_key` (the five facet values in one column); the per-facet sums are done here
+over the combinations it returns (a few thousand at most), instead of one COUNT query per facet
+over every offer. The stored combinations (`OfferFacet`, "the catalog") turn a choice of
+facet values into the keys it covers, so the offers query filters on one indexed column.
 """
 
 from __future__ import annotations
@@ -14,28 +16,49 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import Count, F, Q, QuerySet
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, OrderBy, Q, QuerySet, Value
 
 from providers.models import UNIT_PRICE, Kind, Offer, OfferFacet, Provider
 
 PAGE_SIZE = 24
 KINDS = {"llm": Kind.LLM.value, "gpu": Kind.GPU.value}
 KIND_LABELS = {"llm": "LLM inference", "gpu": "GPU compute"}
+
+
+@dataclass(frozen=True)
+class Sort:
+    label: str
+    expression: Any
+    descending: bool
+    zero: Any = 0  # adds nothing to the expression's values (see `order`)
+
+    def order(self, *, indexed: bool = True) -> OrderBy:
+        """The order, unknown values last. `indexed=False` writes the same order as an
+        expression (value + zero) that no index matches, so PostgreSQL cannot walk a sort
+        order's index for it and finds the matching rows first instead."""
+        expression = self.expression if indexed else self.expression + Value(self.zero)
+        return OrderBy(expression, descending=self.descending, nulls_last=True)
+
+
 SORTS = {
-    "price": ("Price, lowest first", UNIT_PRICE.asc(nulls_last=True)),
-    "throughput": ("Throughput, highest first", F("throughput_tps").desc(nulls_last=True)),
-    "gscore": ("G-Score, highest first", F("gscore").desc(nulls_last=True)),
-    "context": ("Context length, longest first", F("context_length").desc(nulls_last=True)),
-    "newest": ("Newest first", F("first_seen").desc()),
+    "price": Sort("Price, lowest first", UNIT_PRICE, descending=False),
+    "throughput": Sort("Throughput, highest first", F("throughput_tps"), descending=True),
+    "gscore": Sort("G-Score, highest first", F("gscore"), descending=True),
+    "context": Sort("Context length, longest first", F("context_length"), descending=True),
+    "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
 }
 # Facet (URL parameter) → the Offer column it groups and filters by. Facet rows are tuples of
-# these columns in this order, then (catalog rows only) `available`, then the offer count.
+# these columns in this order, then (catalog rows only) the facet key and `available`, then
+# the offer count.
 FACETS = {
     "kind": "kind",
     "provider": "provider_id",
@@ -44,6 +67,7 @@ FACETS = {
     "gpu": "gpu_name",
 }
 COLUMN = {column: i for i, column in enumerate(FACETS.values())}
+KEY = len(FACETS)  # a catalog row's facet key
 FACET_LABELS = {
     "kind": "Kind",
     "provider": "Provider",
@@ -77,7 +101,7 @@ class OfferFilter(forms.Form):
     min_vram = forms.FloatField(required=False, min_value=0, max_value=10_000)
     max_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=6)
     min_context = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+    sort = forms.ChoiceField(required=False, choices=[(k, v.label) for k, v in SORTS.items()])
     unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
     page = forms.IntegerField(required=False, min_value=1)
 
@@ -154,19 +178,47 @@ class OfferFilter(forms.Form):
         qs = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(self.refinements())
         return qs if self.values["unavailable"] else qs.filter(available=True)
 
-    def offers(self) -> QuerySet[Offer]:
+    def _in_view(self) -> list[tuple]:
+        """The catalog rows of the offers the page may list: available ones unless asked."""
+        return [row for row in self.catalog if self.values["unavailable"] or row[-2]]
+
+    @cached_property
+    def choice(self) -> tuple[set[str], int] | None:
+        """The facet keys of the stored combinations that pass every facet filter, and how
+        many offers in view they hold; None when no facet is filtered on."""
+        active = [(COLUMN[column], chosen) for column, chosen in self.selected().items() if chosen]
+        if not active:
+            return None
+        rows = [r for r in self._in_view() if all(r[i] in chosen for i, chosen in active)]
+        return {row[KEY] for row in rows}, sum(row[-1] for row in rows)
+
+    def offers(self, *, indexed: bool = True) -> QuerySet[Offer]:
         """Every matching offer in the chosen order (newest: newest id first on ties)."""
-        chosen = {f"{column}__in": values for column, values in self.selected().items() if values}
-        tie = "-id" if self.values["sort"] == "newest" else "id"
-        return self._refined().filter(**chosen).order_by(SORTS[self.values["sort"]][1], tie)
+        qs = self._refined()
+        if self.choice is not None:
+            qs = qs.filter(facet_key__in=self.choice[0])
+        return qs.order_by(SORTS[self.values["sort"]].order(indexed=indexed), self._tie)
+
+    @property
+    def _tie(self) -> str:
+        return "-id" if self.values["sort"] == "newest" else "id"
 
     def page_of_offers(self, page: Page) -> list[Offer]:
-        """One page, in one query: the page's ids first (on PostgreSQL an index-only scan of
-        the sort's covering index, which can skip many non-matching entries cheaply), then
-        those rows."""
-        ids = self.offers().values("pk")[page.offset : page.offset + PAGE_SIZE]
-        matching = self.offers().filter(pk__in=ids)
-        offers = list(matching.defer("description"))
+        """One page, in one query: the page's ids first, then those rows.
+
+        On PostgreSQL the ids come one of two ways. A broad choice walks the sort order's
+        covering index (index-only), skipping non-matching entries, and stops after the page.
+        A narrow one (`MARKETPLACE_NARROW_CHOICE`) finds its offers through `offer_facet_key`
+        and sorts them: walking would skip every cheaper offer of other GPU models first
+        (~69,000 entries before the first H100 at 100,000 offers), which the planner,
+        counting on prices and models being unrelated, does not foresee.
+        """
+        narrow = self.choice is not None and self.choice[1] <= settings.MARKETPLACE_NARROW_CHOICE
+        indexed = connection.vendor != "postgresql" or not narrow
+        ids = self.offers(indexed=indexed).values("pk")[page.offset : page.offset + PAGE_SIZE]
+        sort = self.values["sort"]
+        matching = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(pk__in=ids)
+        offers = list(matching.defer("description").order_by(SORTS[sort].order(), self._tie))
         by_pk = {p.pk: p for p in self.providers}
         for offer in offers:
             offer.provider = by_pk[offer.provider_id]  # loaded already, with their status
@@ -175,10 +227,15 @@ class OfferFilter(forms.Form):
     def facets(self) -> tuple[list[Facet], int]:
         """Each facet with its options and their counts, and the number of matching offers."""
         if self.refinements():
-            refined = self._refined().values(*FACETS.values()).annotate(n=Count("*"))
-            rows = list(refined.order_by().values_list(*FACETS.values(), "n"))
+            combination = {row[KEY]: row[:KEY] for row in self.catalog}
+            refined = self._refined().values("facet_key").annotate(n=Count("*")).order_by()
+            rows = [
+                (*combination[key], n)
+                for key, n in refined.values_list("facet_key", "n")
+                if key in combination
+            ]
         else:  # the catalog already holds these counts
-            rows = [r for r in self.catalog if self.values["unavailable"] or r[-2]]
+            rows = self._in_view()
         selected = self.selected()
         counts, total = count_facets(rows, selected)
         facets = []
@@ -263,7 +320,7 @@ class Facet:
 
 def catalog_rows() -> list[tuple]:
     """Every combination of facet values among stored offers, with its offer count."""
-    return list(OfferFacet.objects.values_list(*FACETS.values(), "available", "offers"))
+    return list(OfferFacet.objects.values_list(*FACETS.values(), "key", "available", "offers"))
 
 
 def count_facets(rows: list[tuple], selected: dict[str, set]) -> tuple[dict[str, Counter], int]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from django.db.models import F
 
 from marketplace.filters import PAGE_SIZE, dom_id
+from providers.models import Offer
 from tests.marketplace.conftest import facet_count, gpu, llm, names, publish, usd
 
 pytestmark = pytest.mark.django_db
@@ -236,3 +238,25 @@ def test_a_page_past_the_end_shows_the_last_page_and_says_so(client, world):
 def test_no_match_says_so_and_offers_a_way_back(client, world):
     body = client.get("/?q=no-such-model-anywhere").content.decode()
     assert "No offers match." in body and "start over</a>" in body
+
+
+@pytest.mark.parametrize("sort", ["price", "throughput", "gscore", "context", "newest"])
+def test_a_narrow_choice_lists_the_same_pages_as_a_broad_one(client, gpu_cloud, settings, sort):
+    """A choice of few offers is found first, then sorted; a broad one by walking the sort
+    order (README "Performance at 100,000 offers"). Either way the pages are the same."""
+    cheap = [gpu(f"c{i}", "RTX 4090", usd_per_gpu_hour=usd("0.30") + i) for i in range(30)]
+    dear = [
+        gpu(f"h{i}", "H100 SXM 80GB", usd_per_gpu_hour=usd("2") + i % 7, gpu_count=1 + i % 3)
+        for i in range(PAGE_SIZE + 6)
+    ]
+    publish(gpu_cloud, *cheap, *dear)
+    Offer.objects.filter(gpu_name="H100 SXM 80GB").update(gscore=F("id") % 5 * 10)
+    query = f"/?provider=gpucloud&gpu=H100+SXM+80GB&max_price=7&sort={sort}"
+    pages = {}
+    for narrow in (0, 10**9):  # every choice broad / every choice narrow
+        settings.MARKETPLACE_NARROW_CHOICE = narrow
+        pages[narrow] = [names(client.get(f"{query}&page={n}")) for n in (1, 2)]
+    assert pages[0] == pages[10**9]
+    assert sum(map(len, pages[0])) == PAGE_SIZE + 6 - 4  # $8 offers (i % 7 == 6) left out
+    if sort == "price":
+        assert pages[0][0][:3] == ["1× H100 SXM 80GB", "2× H100 SXM 80GB", "3× H100 SXM 80GB"]
