@@ -195,16 +195,14 @@ def load() -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from providers.models import Offer, OfferFacet, PollRun, PriceChange, Provider
+    from providers.models import Offer, OfferFacet, OfferPriceBand, PollRun, PriceChange, Provider
     from providers.pipeline import ingest
     from providers.registry import load_registry
 
     load_registry()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"TRUNCATE {PriceChange._meta.db_table}, {OfferFacet._meta.db_table}, "
-            f"{Offer._meta.db_table} RESTART IDENTITY"
-        )
+        tables = [m._meta.db_table for m in (PriceChange, OfferFacet, OfferPriceBand, Offer)]
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
     rng = random.Random(5)
     built = time.perf_counter()
     by_provider = catalogs(rng)

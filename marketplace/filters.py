@@ -25,9 +25,9 @@ from urllib.parse import urlencode
 from django import forms
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, OrderBy, Q, QuerySet, Value
+from django.db.models import Count, F, OrderBy, Q, QuerySet, Sum, Value
 
-from providers.models import UNIT_PRICE, Kind, Offer, OfferFacet, Provider
+from providers.models import UNIT_PRICE, Kind, Offer, OfferFacet, OfferPriceBand, Provider
 
 PAGE_SIZE = 24
 KINDS = {"llm": Kind.LLM.value, "gpu": Kind.GPU.value}
@@ -228,12 +228,10 @@ class OfferFilter(forms.Form):
         """Each facet with its options and their counts, and the number of matching offers."""
         if self.refinements():
             combination = {row[KEY]: row[:KEY] for row in self.catalog}
-            refined = self._refined().values("facet_key").annotate(n=Count("*")).order_by()
-            rows = [
-                (*combination[key], n)
-                for key, n in refined.values_list("facet_key", "n")
-                if key in combination
-            ]
+            offers = Counter()
+            for key, n in self._refined_counts():
+                offers[key] += n
+            rows = [(*combination[k], n) for k, n in offers.items() if k in combination]
         else:  # the catalog already holds these counts
             rows = self._in_view()
         selected = self.selected()
@@ -253,6 +251,27 @@ class OfferFilter(forms.Form):
                 )
             facets.append(facet)
         return facets, total
+
+    def _refined_counts(self) -> QuerySet:
+        """(facet key, offers) pairs for the offers passing the refinements, in one query; a
+        key may come twice. Under a price ceiling alone, whole price bands come from
+        `OfferPriceBand` and only the offers between the last band edge and the ceiling are
+        grouped here."""
+        v = self.values
+        alone = not v["q"] and v["min_vram"] is None and v["min_context"] is None
+        edge = OfferPriceBand.edge_under(v["max_price"]) if v["max_price"] is not None else None
+        refined = self._refined()
+        if alone and edge is not None:
+            refined = refined.filter(unit_price__gt=edge)
+        counts = refined.values("facet_key").annotate(n=Count("*")).order_by()
+        counts = counts.values_list("facet_key", "n")
+        if not alone or edge is None:
+            return counts
+        bands = OfferPriceBand.objects.filter(upper__lte=edge)
+        if not v["unavailable"]:
+            bands = bands.filter(available=True)
+        bands = bands.values("key").annotate(n=Sum("offers")).order_by()
+        return bands.values_list("key", "n").union(counts, all=True)
 
     def _options(self, name: str) -> list[tuple[str, str, Any]]:
         """(URL value, label, stored value) for each option of a facet."""

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.core.validators import slug_re
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -372,6 +373,69 @@ class OfferFacet(models.Model):
             cls(provider=provider, offers=row.pop("n"), key=row.pop("facet_key"), **row)
             for row in groups.annotate(n=Count("*")).order_by()
         )
+
+
+# Upper edges of the price bands `OfferPriceBand` counts offers in, in steps of 1-2-5 from
+# 0.0001 to 50,000 (in each kind's own unit: per 1M input tokens, per image, per GPU-hour).
+PRICE_BAND_EDGES = tuple(
+    Decimal(mantissa).scaleb(exponent) for exponent in range(-4, 5) for mantissa in (1, 2, 5)
+)
+
+
+def price_band() -> Case:
+    """An offer's price band: the lowest edge at or over its unit price (needs the
+    `unit_price` annotation); NULL with no price or one over the top edge."""
+    return Case(
+        *(When(unit_price__lte=edge, then=Value(edge)) for edge in PRICE_BAND_EDGES),
+        output_field=models.DecimalField(max_digits=14, decimal_places=6),
+    )
+
+
+class OfferPriceBand(models.Model):
+    """How many of a provider's offers in each facet combination cost at most each price band's
+    upper edge and more than the edge below it. Rewritten with the offers by every ingest, so
+    the facet counts under a price ceiling add up whole bands here and group only the offers
+    between the last whole band and the ceiling (none when the ceiling is an edge: $1, $2, $5),
+    instead of grouping every offer under the ceiling on every request."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=300, help_text="Offer.facet_key of these offers.")
+    available = models.BooleanField()
+    upper = models.DecimalField(max_digits=14, decimal_places=6)
+    offers = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["upper"], name="offerpriceband_upper")]
+
+    def __str__(self) -> str:
+        return f"{self.key!r} ≤ {self.upper}: {self.offers}"
+
+    @classmethod
+    def refresh(cls, provider: Provider) -> None:
+        banded = (
+            Offer.objects.filter(provider=provider)
+            .annotate(unit_price=UNIT_PRICE, upper=price_band())
+            .filter(upper__isnull=False)  # no price, or above the top edge
+            .values("facet_key", "available", "upper")
+            .annotate(n=Count("*"))
+            .order_by()
+        )
+        cls.objects.filter(provider=provider).delete()
+        cls.objects.bulk_create(
+            cls(
+                provider=provider,
+                key=row["facet_key"],
+                available=row["available"],
+                upper=row["upper"],
+                offers=row["n"],
+            )
+            for row in banded
+        )
+
+    @staticmethod
+    def edge_under(ceiling: Decimal) -> Decimal | None:
+        """The highest band edge at or under a price ceiling."""
+        return max((edge for edge in PRICE_BAND_EDGES if edge <= ceiling), default=None)
 
 
 class PriceChange(models.Model):

@@ -17,7 +17,15 @@ from psycopg.types.json import Jsonb
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
 from providers.http import ProviderError, call_policy
-from providers.models import Kind, Offer, OfferFacet, PollRun, PriceChange, Provider
+from providers.models import (
+    Kind,
+    Offer,
+    OfferFacet,
+    OfferPriceBand,
+    PollRun,
+    PriceChange,
+    Provider,
+)
 from providers.secrets import scrub
 
 logger = logging.getLogger(__name__)
@@ -141,6 +149,7 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
             last_seen=now
         )
         OfferFacet.refresh(provider)
+        OfferPriceBand.refresh(provider)
     if provider.kind == Kind.GPU:
         gscore.refresh()  # scaled across every provider's GPU offers, so after each poll
     counts = {"seen": len(incoming), "added": len(new), "changed": len(updated)}

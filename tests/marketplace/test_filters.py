@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.db.models import F
 
 from marketplace.filters import PAGE_SIZE, dom_id
 from providers.models import Offer
-from tests.marketplace.conftest import facet_count, gpu, llm, names, publish, usd
+from tests.marketplace.conftest import days_ago, facet_count, gpu, llm, names, publish, usd
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -126,6 +128,38 @@ def test_counts_leave_out_offers_gone_from_the_last_poll(client, world):
     )
     assert facet_count(client.get("/"), "provider", "gpucloud") == 1
     assert facet_count(client.get("/?unavailable=1"), "provider", "gpucloud") == 3
+
+
+# Priced on, just over and between the 1-2-5 band edges the counts under a ceiling add up.
+BAND_PRICES = ["0.00004", "0.5", "1", "1.000001", "2", "2.5", "3", "3.01", "60000", None]
+
+
+@pytest.mark.parametrize("ceiling", ["0.00001", "0.00004", "1", "2", "3", "4.99", "100000"])
+def test_counts_under_a_price_ceiling_are_right_on_and_between_band_edges(
+    client, gpu_cloud, ceiling
+):
+    def offers(gone: set[int] = frozenset(), scale=1):
+        for i, price in enumerate(BAND_PRICES):
+            if i not in gone:
+                usd_per_gpu_hour = usd(price) * scale if price else None
+                for name in ("RTX 4090", "A100 PCIe 40GB"):
+                    yield gpu(f"{name}-{i}", name, usd_per_gpu_hour=usd_per_gpu_hour)
+
+    def under(limit: str, gone: set[int] = frozenset(), scale=1) -> int:
+        prices = [usd(p) * scale for i, p in enumerate(BAND_PRICES) if p and i not in gone]
+        return sum(price <= usd(limit) for price in prices)
+
+    publish(gpu_cloud, *offers(), at=days_ago(1))
+    publish(gpu_cloud, *offers(gone={1, 4}))  # two prices gone from the last poll
+    response = client.get(f"/?max_price={ceiling}")
+    assert facet_count(response, "gpu", "RTX 4090") == under(ceiling, gone={1, 4})
+    assert facet_count(response, "provider", "gpucloud") == 2 * under(ceiling, gone={1, 4})
+    shown = client.get(f"/?max_price={ceiling}&unavailable=1")
+    assert facet_count(shown, "gpu", "A100 PCIe 40GB") == under(ceiling)
+    # A re-poll moving every price: the counts follow it.
+    publish(gpu_cloud, *offers(gone={1, 4}, scale=Decimal("1.5")))
+    moved = client.get(f"/?max_price={ceiling}&gpu=RTX+4090")
+    assert facet_count(moved, "gpu", "RTX 4090") == under(ceiling, {1, 4}, Decimal("1.5"))
 
 
 def test_the_htmx_request_gets_only_the_results_with_fresh_counts(client, world):
