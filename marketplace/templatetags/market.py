@@ -67,25 +67,52 @@ def extra_tags(tags: list[str] | None) -> list[str]:
     return [t for t in tags or [] if not str(t).startswith("region=")]
 
 
+# Decimal places shown for each float field on the offer page; a float not named here gets 2.
+# Stored values keep every digit; this is only how they read.
+FLOAT_PLACES = {
+    "throughput_tps": 1,
+    "latency_ms": 0,
+    "vram_gb": 1,
+    "vcpus": 1,
+    "ram_gb": 1,
+    "disk_gb": 1,
+    "benchmark_score": 1,
+    "gscore": 1,
+}
+RATIO_FIELDS = {"reliability"}  # 0–1, shown as a percentage
+
+
+def _number(value: float, places: int) -> str:
+    """24.7, 1,234.5, 80: rounded to `places`, thousands separated, no trailing ".0"."""
+    text = f"{value:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @register.filter
 def every_field(offer: models.Model) -> list[tuple[str, str]]:
     """(label, shown value) for every stored field of a row, for the offer detail page."""
     return [
         (
             f.verbose_name,
-            _shown(getattr(offer, f.name) if f.is_relation else f.value_from_object(offer)),
+            _shown(f, getattr(offer, f.name) if f.is_relation else f.value_from_object(offer)),
         )
         for f in offer._meta.concrete_fields
     ]
 
 
-def _shown(value) -> str:
+def _shown(field: models.Field, value) -> str:
     if value is None or value == "" or value == []:
         return "—"
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "yes" if value else "no"
     if isinstance(value, Decimal):
         return usd(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
+    if field.name in RATIO_FIELDS:
+        return percent(value)
+    if isinstance(value, float):
+        return _number(value, FLOAT_PLACES.get(field.name, 2))
+    if isinstance(value, int) and not field.primary_key:
+        return thousands(value)
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M} UTC"
     if isinstance(value, date):
