@@ -61,6 +61,23 @@ def percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}%"
 
 
+# What the "Filters" panel folds away on phones: facets and limits (the search box stays).
+PANEL_FILTERS = ("kind", "provider", "region", "task", "gpu")
+PANEL_LIMITS = ("min_vram", "max_price", "min_context", "unavailable")
+
+
+@register.filter
+def active_filters(form) -> int:
+    """How many filters in the folded panel are in use: each chosen option counts."""
+    return sum(_in_use(form.values[name]) for name in PANEL_FILTERS + PANEL_LIMITS)
+
+
+def _in_use(value) -> int:
+    if isinstance(value, list):
+        return len(value)
+    return int(value is not None and value is not False and value != "")  # 0 is a limit too
+
+
 @register.filter
 def extra_tags(tags: list[str] | None) -> list[str]:
     """Compliance tags other than the region one (the card shows the region already)."""
