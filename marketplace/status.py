@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from health import breaker
 from health.store import store
+from marketplace.templatetags.market import ago
 from providers.models import Credential, PollRun, Provider
 
 
@@ -53,7 +54,21 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
         return "never polled"
     if not provider.last_success_at:
         return "no successful poll yet"
+    if provider.is_stale():  # the rule behind the cards' "stale" badge
+        return (
+            f"prices last updated {ago(provider.last_success_at)}"
+            f" (polled every {every(provider.poll_interval)})"
+        )
     return ""
+
+
+def every(seconds: int) -> str:
+    """A poll interval in words: "hour", "10 minutes", "90 seconds"."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return unit if count == 1 else f"{count} {unit}s"
+    return f"{seconds} seconds"
 
 
 def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:

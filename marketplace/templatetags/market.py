@@ -61,10 +61,48 @@ def percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}%"
 
 
+# What the "Filters" panel folds away on phones: facets and limits (the search box stays).
+PANEL_FILTERS = ("kind", "provider", "region", "task", "gpu")
+PANEL_LIMITS = ("min_vram", "max_price", "min_context", "unavailable")
+
+
+@register.filter
+def active_filters(form) -> int:
+    """How many filters in the folded panel are in use: each chosen option counts."""
+    return sum(_in_use(form.values[name]) for name in PANEL_FILTERS + PANEL_LIMITS)
+
+
+def _in_use(value) -> int:
+    if isinstance(value, list):
+        return len(value)
+    return int(value is not None and value is not False and value != "")  # 0 is a limit too
+
+
 @register.filter
 def extra_tags(tags: list[str] | None) -> list[str]:
     """Compliance tags other than the region one (the card shows the region already)."""
     return [t for t in tags or [] if not str(t).startswith("region=")]
+
+
+# Decimal places shown for each float field on the offer page; a float not named here gets 2.
+# Stored values keep every digit; this is only how they read.
+FLOAT_PLACES = {
+    "throughput_tps": 1,
+    "latency_ms": 0,
+    "vram_gb": 1,
+    "vcpus": 1,
+    "ram_gb": 1,
+    "disk_gb": 1,
+    "benchmark_score": 1,
+    "gscore": 1,
+}
+RATIO_FIELDS = {"reliability"}  # 0–1, shown as a percentage
+
+
+def _number(value: float, places: int) -> str:
+    """24.7, 1,234.5, 80: rounded to `places`, thousands separated, no trailing ".0"."""
+    text = f"{value:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @register.filter
@@ -73,19 +111,25 @@ def every_field(offer: models.Model) -> list[tuple[str, str]]:
     return [
         (
             f.verbose_name,
-            _shown(getattr(offer, f.name) if f.is_relation else f.value_from_object(offer)),
+            _shown(f, getattr(offer, f.name) if f.is_relation else f.value_from_object(offer)),
         )
         for f in offer._meta.concrete_fields
     ]
 
 
-def _shown(value) -> str:
+def _shown(field: models.Field, value) -> str:
     if value is None or value == "" or value == []:
         return "—"
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "yes" if value else "no"
     if isinstance(value, Decimal):
         return usd(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
+    if field.name in RATIO_FIELDS:
+        return percent(value)
+    if isinstance(value, float):
+        return _number(value, FLOAT_PLACES.get(field.name, 2))
+    if isinstance(value, int) and not field.primary_key:
+        return thousands(value)
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M} UTC"
     if isinstance(value, date):

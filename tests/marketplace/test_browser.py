@@ -126,3 +126,39 @@ def test_it_reads_at_phone_and_desktop_widths(recorded_world, live_server, brows
     expect(page.get_by_role("heading", name="Every field")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=ARTIFACTS / f"offer-{width}.png", full_page=True)
+
+
+def test_on_a_phone_the_filters_fold_so_the_first_offers_are_on_the_first_screen(
+    world, live_server, browser
+):
+    page = browser.new_page(viewport={"width": 390, "height": 900})
+    page.goto(live_server.url + "/")
+    assert cards(page).first.bounding_box()["y"] < 900
+    expect(page.get_by_label("GPU Cloud")).to_be_hidden()
+
+    page.get_by_text("Filters", exact=True).click()
+    page.get_by_label("GPU Cloud").check()
+    page.wait_for_url("**/?provider=gpucloud")
+    expect(cards(page)).to_have_count(3)
+    expect(page.locator("#filter-panel > summary")).to_have_text("Filters (1 active)")
+    expect(page.get_by_label("GPU Cloud")).to_be_visible()  # still open to pick more
+    page.screenshot(path=ARTIFACTS / "marketplace-390-filters-open.png")
+
+
+def test_on_a_desktop_the_filters_are_open_with_no_fold(world, live_server, page):
+    page.goto(live_server.url + "/?provider=gpucloud")
+    expect(page.get_by_label("GPU Cloud")).to_be_visible()
+    expect(page.locator("#filter-panel > summary")).to_be_hidden()
+    assert cards(page).first.bounding_box()["x"] > 250  # beside the filters, not under them
+
+
+def test_without_javascript_the_filters_are_a_plain_form(world, live_server, browser):
+    context = browser.new_context(viewport={"width": 390, "height": 900}, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+    page.get_by_label("GPU Cloud").check()  # rendered open: nothing can fold it
+    page.get_by_role("button", name="Show offers").click()
+    page.wait_for_url("**/?*provider=gpucloud*")  # a plain GET sends every field, empty or not
+    expect(cards(page)).to_have_count(3)
+    expect(page.locator("#filter-panel > summary")).to_have_text("Filters (1 active)")
+    context.close()

@@ -191,7 +191,7 @@ def test_the_offer_page_shows_every_field_and_the_whole_history(client, registry
     offer = Offer.objects.get(upstream_id="a/model")
     body = client.get(f"/offers/{offer.pk}/").content.decode()
     assert "<dt>upstream id</dt><dd>a/model</dd>" in body
-    assert "<dt>context length</dt><dd>131072</dd>" in body
+    assert "<dt>context length</dt><dd>131,072</dd>" in body
     assert "<dt>provider</dt><dd>DeepInfra</dd>" in body
     assert "<td>USD per 1M input tokens</td><td>$1.00</td><td>$0.80</td>" in body
     assert "<td>USD per 1M output tokens</td><td>$2.00</td><td>$3.00</td>" in body
@@ -207,7 +207,57 @@ def test_a_gpu_offer_page_shows_its_card_and_hardware_fields(client, world):
     body = client.get(f"/offers/{offer.pk}/").content.decode()
     assert "<strong>$16.80</strong> <small>per instance-hour</small>" in body
     assert "<dt>gpu count</dt><dd>8</dd>" in body
-    assert "<dt>reliability</dt><dd>0.992</dd>" in body
+    assert "<dt>reliability</dt><dd>99.2%</dd>" in body
+
+
+def test_the_offer_page_rounds_measured_numbers_and_keeps_the_stored_ones(client, gpu_cloud):
+    publish(
+        gpu_cloud,
+        gpu(
+            "2001",
+            "H100 SXM 80GB",
+            vram_gb=79.64745,
+            ram_gb=257.9999,
+            disk_gb=1024.0,
+            vcpus=31.5,
+            reliability=0.9912345,
+            benchmark_score=1234.56789,
+            availability_count=12345,
+            usd_per_gpu_hour=usd("2.100000"),
+            usd_per_instance_hour=usd("0.000150"),
+        ),
+    )
+    offer = Offer.objects.get()
+    body = client.get(f"/offers/{offer.pk}/").content.decode()
+    for shown in (
+        "<dt>vram gb</dt><dd>79.6</dd>",
+        "<dt>ram gb</dt><dd>258</dd>",
+        "<dt>disk gb</dt><dd>1,024</dd>",
+        "<dt>vcpus</dt><dd>31.5</dd>",
+        "<dt>reliability</dt><dd>99.1%</dd>",
+        "<dt>benchmark score</dt><dd>1,234.6</dd>",
+        "<dt>availability count</dt><dd>12,345</dd>",
+        "<dt>usd per gpu hour</dt><dd>$2.10</dd>",
+        "<dt>usd per instance hour</dt><dd>$0.00015</dd>",
+    ):
+        assert shown in body
+    for raw in ("79.64745", "257.9999", "0.9912345", "1234.56789", "12345<", "2.100000"):
+        assert raw not in body
+    offer.refresh_from_db()  # display only: the stored figures keep every digit
+    assert (offer.vram_gb, offer.reliability) == (79.64745, 0.9912345)
+
+
+def test_the_offer_page_rounds_throughput_and_latency(client, registry):
+    publish(
+        registry["deepinfra"],
+        llm("a/model", throughput_tps=24.69124008437934, latency_ms=312.4567),
+    )
+    offer = Offer.objects.get()
+    body = client.get(f"/offers/{offer.pk}/").content.decode()
+    assert "<dt>throughput tps</dt><dd>24.7</dd>" in body
+    assert "<dt>latency ms</dt><dd>312</dd>" in body
+    assert "24.69124008437934" not in body and "312.4567" not in body
+    assert "25 tokens/s" in body and "312 ms" in body  # the card above, as on the grid
 
 
 def test_an_akash_card_shows_the_bid_range_with_its_median(client, recorded_world):

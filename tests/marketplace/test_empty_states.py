@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from providers.models import Credential, Provider
 from providers.pipeline import poll_provider
 from tests.conftest import payload
-from tests.marketplace.conftest import llm, publish, usd
+from tests.marketplace.conftest import gpu, llm, publish, usd
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +87,36 @@ def test_an_open_circuit_breaker_says_so(client, registry, serve):
     assert len(server.log) == calls_before  # no call made while open
     body = reasons(client, "provider=deepinfra")
     assert "<strong>DeepInfra</strong>: circuit breaker open" in body
+
+
+def page_text(client, query: str = "") -> str:
+    """The page as read: timesince's non-breaking spaces as plain ones."""
+    return client.get(f"/?{query}").content.decode().replace("\xa0", " ")
+
+
+def test_a_provider_whose_last_success_is_older_than_twice_its_interval_is_named(client, gpu_cloud):
+    three_hours_ago = timezone.now() - timedelta(hours=3, minutes=1)
+    publish(gpu_cloud, gpu("1", "RTX 4090", usd_per_gpu_hour=usd("0.35")), at=three_hours_ago)
+    body = page_text(client, "provider=gpucloud")
+    assert "Some providers may be missing or out of date" in body
+    assert (
+        "<strong>GPU Cloud</strong>: prices last updated 3 hours ago (polled every 10 minutes)"
+        in body
+    )
+    assert '<span class="badge stale"' in body  # the card says the same
+
+
+def test_a_provider_polled_within_twice_its_interval_is_not_named(client, gpu_cloud):
+    nineteen_minutes_ago = timezone.now() - timedelta(minutes=19)  # interval is 10 minutes
+    publish(gpu_cloud, gpu("1", "RTX 4090", usd_per_gpu_hour=usd("0.35")), at=nineteen_minutes_ago)
+    body = page_text(client, "provider=gpucloud")
+    assert "<strong>GPU Cloud</strong>:" not in body
+    assert "badge stale" not in body
+
+
+def test_a_stale_provider_is_named_only_when_in_view(client, registry, gpu_cloud):
+    publish(gpu_cloud, gpu("1", "RTX 4090"), at=timezone.now() - timedelta(days=2))
+    publish(registry["deepinfra"], llm("a/model", usd_per_1m_input=usd("1")))
+    stale = "<strong>GPU Cloud</strong>: prices last updated 2 days ago (polled every 10 minutes)"
+    assert stale in page_text(client)
+    assert "<strong>GPU Cloud</strong>:" not in page_text(client, "provider=deepinfra")
