@@ -26,12 +26,23 @@ from django import forms
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, OrderBy, Q, QuerySet, Sum, Value
+from django.db.models.lookups import In
 
 from providers.models import UNIT_PRICE, Kind, Offer, OfferFacet, OfferPriceBand, Provider
 
 PAGE_SIZE = 24
 KINDS = {"llm": Kind.LLM.value, "gpu": Kind.GPU.value}
 KIND_LABELS = {"llm": "LLM inference", "gpu": "GPU compute"}
+
+
+class AnyOf(In):
+    """`column IN (values)`, written on PostgreSQL as `column = ANY(%s)` with the values as
+    one array parameter: a broad choice (every GPU) is a few hundred facet keys, which as
+    many placeholders cost ~2 ms a request to build and parse."""
+
+    def as_postgresql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*params, list(self.rhs))
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,8 @@ SORTS = {
     "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
 }
 # Facet (URL parameter) → the Offer column it groups and filters by. Facet rows are tuples of
-# these columns in this order, then (catalog rows only) the facet key and `available`, then
-# the offer count.
+# these columns in this order, then (catalog rows only) the facet key, the VRAM range and
+# `available`, then the offer count.
 FACETS = {
     "kind": "kind",
     "provider": "provider_id",
@@ -67,7 +78,8 @@ FACETS = {
     "gpu": "gpu_name",
 }
 COLUMN = {column: i for i, column in enumerate(FACETS.values())}
-KEY = len(FACETS)  # a catalog row's facet key
+# A catalog row: the facet columns, then these, then `available` and the offer count.
+KEY, VRAM_LOW, VRAM_HIGH = range(len(FACETS), len(FACETS) + 3)
 FACET_LABELS = {
     "kind": "Kind",
     "provider": "Provider",
@@ -176,7 +188,7 @@ class OfferFilter(forms.Form):
     # --- querying -----------------------------------------------------------------------
     def _refined(self) -> QuerySet[Offer]:
         qs = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(self.refinements())
-        return qs if self.values["unavailable"] else qs.filter(available=True)
+        return self._available(qs)
 
     def _in_view(self) -> list[tuple]:
         """The catalog rows of the offers the page may list: available ones unless asked."""
@@ -196,7 +208,7 @@ class OfferFilter(forms.Form):
         """Every matching offer in the chosen order (newest: newest id first on ties)."""
         qs = self._refined()
         if self.choice is not None:
-            qs = qs.filter(facet_key__in=self.choice[0])
+            qs = qs.filter(AnyOf(F("facet_key"), sorted(self.choice[0])))
         return qs.order_by(SORTS[self.values["sort"]].order(indexed=indexed), self._tie)
 
     @property
@@ -252,26 +264,59 @@ class OfferFilter(forms.Form):
             facets.append(facet)
         return facets, total
 
-    def _refined_counts(self) -> QuerySet:
-        """(facet key, offers) pairs for the offers passing the refinements, in one query; a
-        key may come twice. Under a price ceiling alone, whole price bands come from
-        `OfferPriceBand` and only the offers between the last band edge and the ceiling are
-        grouped here."""
+    def _refined_counts(self) -> list[tuple[str, int]]:
+        """(facet key, offers) pairs for the offers passing the refinements; a key may come
+        more than once. What the roll-ups can answer they do: a VRAM minimum for combinations
+        whose offers all have it or all lack it (`OfferFacet.vram_low/high`), a price ceiling
+        by the whole price bands under it (`OfferPriceBand`). Only the rest is grouped here,
+        offer by offer, all in one query: the offers between the last band edge and the
+        ceiling, and the combinations of mixed VRAM."""
         v = self.values
-        alone = not v["q"] and v["min_vram"] is None and v["min_context"] is None
-        edge = OfferPriceBand.edge_under(v["max_price"]) if v["max_price"] is not None else None
-        refined = self._refined()
-        if alone and edge is not None:
-            refined = refined.filter(unit_price__gt=edge)
-        counts = refined.values("facet_key").annotate(n=Count("*")).order_by()
-        counts = counts.values_list("facet_key", "n")
-        if not alone or edge is None:
-            return counts
-        bands = OfferPriceBand.objects.filter(upper__lte=edge)
-        if not v["unavailable"]:
-            bands = bands.filter(available=True)
-        bands = bands.values("key").annotate(n=Sum("offers")).order_by()
-        return bands.values_list("key", "n").union(counts, all=True)
+        if v["q"] or v["min_context"] is not None:
+            return list(grouped(self._refined()))
+        whole, mixed = self._by_vram()
+        pairs, parts = [], []
+        if mixed:
+            parts.append(grouped(self._refined().filter(AnyOf(F("facet_key"), sorted(mixed)))))
+        ceiling = v["max_price"]
+        if whole is not None and not whole:
+            pass  # no combination passes the VRAM minimum whole
+        elif ceiling is None:
+            pairs = [(r[KEY], r[-1]) for r in self._in_view() if whole is None or r[KEY] in whole]
+        else:
+            offers = self._available(Offer.objects.annotate(unit_price=UNIT_PRICE))
+            bands = self._available(OfferPriceBand.objects.all())
+            if whole is not None:
+                offers = offers.filter(AnyOf(F("facet_key"), sorted(whole)))
+                bands = bands.filter(AnyOf(F("key"), sorted(whole)))
+            edge = OfferPriceBand.edge_under(ceiling)
+            if edge is not None:
+                offers = offers.filter(unit_price__gt=edge)
+                bands = bands.filter(upper__lte=edge).values("key").annotate(n=Sum("offers"))
+                parts.append(bands.order_by().values_list("key", "n"))
+            parts.append(grouped(offers.filter(unit_price__lte=ceiling)))
+        if parts:
+            pairs += parts[0].union(*parts[1:], all=True)
+        return pairs
+
+    def _by_vram(self) -> tuple[set[str] | None, set[str]]:
+        """Under a VRAM minimum, the facet keys in view whose offers all pass it, and those
+        with offers on both sides of it; (None, none) without a minimum."""
+        if self.values["min_vram"] is None:
+            return None, set()
+        floor = self.values["min_vram"] - VRAM_SLACK_GB
+        low, high = {}, {}
+        for row in self._in_view():
+            key, row_low, row_high = row[KEY], row[VRAM_LOW], row[VRAM_HIGH]
+            low[key] = min(low.get(key, row_low), row_low)
+            if row_high is not None:
+                high[key] = max(high.get(key, row_high), row_high)
+        whole = {key for key, lowest in low.items() if lowest >= floor}
+        mixed = {key for key, highest in high.items() if highest >= floor} - whole
+        return whole, mixed
+
+    def _available(self, qs: QuerySet) -> QuerySet:
+        return qs if self.values["unavailable"] else qs.filter(available=True)
 
     def _options(self, name: str) -> list[tuple[str, str, Any]]:
         """(URL value, label, stored value) for each option of a facet."""
@@ -339,7 +384,17 @@ class Facet:
 
 def catalog_rows() -> list[tuple]:
     """Every combination of facet values among stored offers, with its offer count."""
-    return list(OfferFacet.objects.values_list(*FACETS.values(), "key", "available", "offers"))
+    rows = OfferFacet.objects.values_list(
+        *FACETS.values(), "key", "vram_low", "vram_high", "available", "offers"
+    )
+    return list(rows)
+
+
+def grouped(offers: QuerySet[Offer]) -> QuerySet:
+    """(facet key, offers) for each facet key among `offers`."""
+    return (
+        offers.values("facet_key").annotate(n=Count("*")).order_by().values_list("facet_key", "n")
+    )
 
 
 def count_facets(rows: list[tuple], selected: dict[str, set]) -> tuple[dict[str, Counter], int]:

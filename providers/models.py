@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from django.conf import settings
 from django.core.validators import slug_re
 from django.db import models
-from django.db.models import Case, Count, Q, Value, When
+from django.db.models import Case, Count, Max, Min, Q, Value, When
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -243,8 +243,8 @@ class PriceSource(models.TextChoices):
 
 # An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; for a
 # market range its median where the provider states one, else its low end), for sorting and
-# the marketplace's price ceiling. Indexed on PostgreSQL by migrations 0003_marketplace_indexes
-# and 0004 (offer_price_facets); the indexes repeat this expression.
+# the marketplace's price ceiling. Indexed on PostgreSQL by migrations 0003_marketplace_indexes,
+# 0004 and 0005 (offer_price_facets, offer_facet_key); the indexes repeat this expression.
 UNIT_PRICE = Coalesce(
     "usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min"
 )
@@ -340,7 +340,6 @@ class Offer(models.Model):
                 fields=["provider", "upstream_id", "region"], name="offer_unique_per_region"
             )
         ]
-        indexes = [models.Index(fields=["facet_key"], name="offer_facet_key")]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.provider_id}"
@@ -359,6 +358,11 @@ class OfferFacet(models.Model):
     available = models.BooleanField()
     offers = models.PositiveIntegerField()
     key = models.CharField(max_length=300, help_text="Offer.facet_key of these offers.")
+    # The range of these offers' VRAM (GB): -1 the low end when one has none, NULL the high
+    # end when none has any. A GPU model's offers at one provider mostly share one figure, so
+    # "at least N GB" is decided here for whole combinations (marketplace.filters).
+    vram_low = models.FloatField()
+    vram_high = models.FloatField(null=True)
 
     COLUMNS = ("kind", "region", "task", "gpu_name", "available")
 
@@ -368,10 +372,15 @@ class OfferFacet(models.Model):
     @classmethod
     def refresh(cls, provider: Provider) -> None:
         groups = Offer.objects.filter(provider=provider).values(*cls.COLUMNS, "facet_key")
+        groups = groups.annotate(
+            n=Count("*"),
+            vram_low=Min(Coalesce("vram_gb", Value(-1.0))),
+            vram_high=Max("vram_gb"),
+        )
         cls.objects.filter(provider=provider).delete()
         cls.objects.bulk_create(
             cls(provider=provider, offers=row.pop("n"), key=row.pop("facet_key"), **row)
-            for row in groups.annotate(n=Count("*")).order_by()
+            for row in groups.order_by()
         )
 
 

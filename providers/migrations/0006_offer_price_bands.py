@@ -1,11 +1,32 @@
-"""Offers per facet combination and price band (providers.models.OfferPriceBand), so the
-marketplace's facet counts under a price ceiling add up stored bands instead of grouping every
-offer under the ceiling: at 100,000 offers, "≤ $2/GPU-h" grouped 83,000 offers (~17 ms); now
-it reads a few hundred band rows and groups the offers between the last edge and the ceiling.
+"""Roll-ups that answer the marketplace's facet counts under a price ceiling and a VRAM
+minimum without grouping every offer that passes them (marketplace.filters):
+
+- offers per facet combination and price band (providers.models.OfferPriceBand): at 100,000
+  offers, "≤ $2/GPU-h" grouped 83,000 offers (~17 ms); now it reads a few hundred band rows and
+  groups only the offers between the last band edge and the ceiling;
+- each OfferFacet row's VRAM range, so "at least 80 GB" is decided for whole combinations.
 """
 
 import django.db.models.deletion
 from django.db import migrations, models
+from django.db.models.functions import Coalesce
+
+
+def fill_vram_ranges(apps, schema_editor):
+    """The VRAM range of each roll-up row's offers; from now on every ingest writes it."""
+    Offer = apps.get_model("providers", "Offer")
+    OfferFacet = apps.get_model("providers", "OfferFacet")
+    for row in OfferFacet.objects.all():
+        offers = Offer.objects.filter(
+            provider_id=row.provider_id, facet_key=row.key, available=row.available
+        )
+        ranges = offers.aggregate(
+            low=models.Min(Coalesce("vram_gb", models.Value(-1.0))),
+            high=models.Max("vram_gb"),
+        )
+        row.vram_low = -1.0 if ranges["low"] is None else ranges["low"]
+        row.vram_high = ranges["high"]
+        row.save(update_fields=["vram_low", "vram_high"])
 
 
 def fill_price_bands(apps, schema_editor):
@@ -48,4 +69,16 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(fill_price_bands, migrations.RunPython.noop),
+        migrations.AddField(
+            model_name="offerfacet",
+            name="vram_low",
+            field=models.FloatField(default=-1.0),
+            preserve_default=False,
+        ),
+        migrations.AddField(
+            model_name="offerfacet",
+            name="vram_high",
+            field=models.FloatField(null=True),
+        ),
+        migrations.RunPython(fill_vram_ranges, migrations.RunPython.noop),
     ]

@@ -162,6 +162,50 @@ def test_counts_under_a_price_ceiling_are_right_on_and_between_band_edges(
     assert facet_count(moved, "gpu", "RTX 4090") == under(ceiling, {1, 4}, Decimal("1.5"))
 
 
+# (GPU model, VRAM GB, USD per GPU-hour): RTX 6000 offers at several sizes (and one stating
+# none), so "at least N GB" splits that model's offers; the others all pass or all fail.
+VRAM_OFFERS = [
+    ("RTX 6000", 24.0, "0.5"),
+    ("RTX 6000", 48.0, "0.8"),
+    ("RTX 6000", 48.0, "2.5"),
+    ("RTX 6000", None, "0.6"),
+    ("H100 SXM 80GB", 79.6, "1.9"),
+    ("H100 SXM 80GB", 80.0, "2.6"),
+    ("RTX 4090", 24.0, "0.3"),
+]
+
+
+@pytest.mark.parametrize(
+    "query", ["min_vram=40", "min_vram=80", "min_vram=40&max_price=2", "min_vram=24&max_price=2.55"]
+)
+def test_counts_under_a_vram_minimum_count_each_offer_of_a_mixed_gpu_model(
+    client, gpu_cloud, query
+):
+    def offers(gone: int | None = None):
+        for i, (name, vram, price) in enumerate(VRAM_OFFERS):
+            if i != gone:
+                yield gpu(f"v{i}", name, vram_gb=vram, usd_per_gpu_hour=usd(price))
+
+    def expected(name: str, gone: int | None = None) -> int:
+        limits = dict(pair.split("=") for pair in query.split("&"))
+        return sum(
+            model == name
+            and vram is not None
+            and vram >= float(limits["min_vram"]) - 0.5
+            and usd(price) <= usd(limits.get("max_price", "1000"))
+            for i, (model, vram, price) in enumerate(VRAM_OFFERS)
+            if i != gone
+        )
+
+    publish(gpu_cloud, *offers(), at=days_ago(1))
+    publish(gpu_cloud, *offers(gone=1))  # the 48 GB RTX 6000 at $0.80 is gone
+    response = client.get(f"/?{query}")
+    shown = client.get(f"/?{query}&unavailable=1")
+    for name in ("RTX 6000", "H100 SXM 80GB", "RTX 4090"):
+        assert facet_count(response, "gpu", name) == expected(name, gone=1), name
+        assert facet_count(shown, "gpu", name) == expected(name), name
+
+
 def test_the_htmx_request_gets_only_the_results_with_fresh_counts(client, world):
     response = client.get("/?provider=deepinfra", headers=HTMX)
     body = response.content.decode()
