@@ -107,13 +107,15 @@ def _number(value: float, places: int) -> str:
 
 @register.filter
 def every_field(offer: models.Model) -> list[tuple[str, str]]:
-    """(label, shown value) for every stored field of a row, for the offer detail page."""
+    """(label, shown value) for every stored field of a row, for the offer detail page; not
+    the columns the database derives from the others for its own lookups (`facet_key`)."""
     return [
         (
             f.verbose_name,
             _shown(f, getattr(offer, f.name) if f.is_relation else f.value_from_object(offer)),
         )
         for f in offer._meta.concrete_fields
+        if not f.generated
     ]
 
 

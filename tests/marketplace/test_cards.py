@@ -193,6 +193,7 @@ def test_the_offer_page_shows_every_field_and_the_whole_history(client, registry
     assert "<dt>upstream id</dt><dd>a/model</dd>" in body
     assert "<dt>context length</dt><dd>131,072</dd>" in body
     assert "<dt>provider</dt><dd>DeepInfra</dd>" in body
+    assert "facet key" not in body and "\x1f" not in body  # a lookup column, not a field
     assert "<td>USD per 1M input tokens</td><td>$1.00</td><td>$0.80</td>" in body
     assert "<td>USD per 1M output tokens</td><td>$2.00</td><td>$3.00</td>" in body
     assert body.count('<svg class="spark big"') == 2
