@@ -63,7 +63,8 @@ class Sort:
 SORTS = {
     "price": Sort("Price, lowest first", UNIT_PRICE, descending=False),
     "throughput": Sort("Throughput, highest first", F("throughput_tps"), descending=True),
-    "gscore": Sort("G-Score, highest first", F("gscore"), descending=True),
+    # By the stored value, the order of the score shown (providers.gscore).
+    "gscore": Sort("G-Score, highest first", F("gscore_value"), descending=True),
     "context": Sort("Context length, longest first", F("context_length"), descending=True),
     "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
 }

@@ -99,14 +99,22 @@ class OfferAdmin(admin.ModelAdmin):
         "usd_per_1m_input",
         "usd_per_1m_output",
         "usd_per_gpu_hour",
-        "gscore",
+        "g_score",
         "available",
-        "last_seen",
+        "seen",
     ]
     list_filter = ["provider", "kind", "available", ("gpu", admin.EmptyFieldListFilter)]
     search_fields = ["name", "upstream_id", "gpu_name"]
     list_select_related = ["provider"]
     actions = ["rent"]
+
+    @admin.display(description="G-Score", ordering="gscore_value")
+    def g_score(self, offer: Offer) -> float | None:
+        return offer.gscore
+
+    @admin.display(description="last seen")
+    def seen(self, offer: Offer):
+        return offer.seen_at
 
     @admin.action(description="Rent on the provider (asks to confirm)", permissions=["change"])
     def rent(self, request, queryset) -> TemplateResponse | None:

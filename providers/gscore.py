@@ -11,9 +11,13 @@ Offers with no catalogued GPU, no spec figure or no USD price per GPU-hour (Rend
 unit) get no score rather than a guessed one. A provider's own benchmark (Vast's `dlperf`) is
 kept in Offer.benchmark_score and not mixed in, because only one provider reports it.
 
-A poll's own offers get their scores before they are written (`prescore`, the same arithmetic
-in Python), so `refresh()` after it only rescales other providers' offers: a first poll of
-45,000 Vast offers is not written a second time just to score it.
+Stored: each offer's value (`Offer.gscore_value`, written by the poll with the offer, empty
+once it is no longer on sale) and the reference (`Provider.gscore_reference`, the same on every
+provider, recomputed by `refresh()` after each GPU poll). The 0–100 score is worked out when
+shown (`Offer.gscore`), so a price move that shifts the reference rewrites no other offer: at
+100,000 offers, rewriting every stored score after each GPU poll took ~6 s of a re-poll.
+Sorting by value is sorting by score; offers that show the same score (those capped at 100,
+or equal once rounded) come in order of value.
 """
 
 from __future__ import annotations
@@ -23,15 +27,12 @@ from collections.abc import Hashable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
-from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Cast, Coalesce, Greatest, Least, NullIf, Round
+from django.db.models.functions import Coalesce
 
-from providers.models import GpuModel, Kind, Offer
+from providers.models import GpuModel, Kind, Offer, Provider
 
 if TYPE_CHECKING:
     from providers.adapters.base import OfferIn
-    from providers.models import Provider
 
 EXPLANATION = (
     "G-Score: GPU compute per dollar. The GPU's spec-sheet BF16 TFLOPS (FP16 where it has no "
@@ -43,25 +44,23 @@ RELIABILITY_WEIGHT = 3
 REFERENCE_PERCENTILE = 0.99
 
 
-def value_expression() -> CombinedExpression:
-    """tflops / usd_per_gpu_hour × penalty, in SQL: NULL where any input is unknown."""
-    tflops = Subquery(
-        GpuModel.objects.filter(pk=OuterRef("gpu_id"))
+def values[K: Hashable](offers: Mapping[K, OfferIn]) -> dict[K, float | None]:
+    """Each offer's value, keyed as `offers` (None where it has none): one query for the
+    GPUs' spec figures, none when no offer is a GPU on sale."""
+    gpus = [o for o in offers.values() if o.available and o.kind == Kind.GPU and o.gpu_id]
+    if not gpus:
+        return dict.fromkeys(offers)
+    figures = dict(
+        GpuModel.objects.filter(pk__in={o.gpu_id for o in gpus})
         .annotate(tflops=Coalesce("bf16_tflops", "fp16_tflops"))
-        .values("tflops")[:1],
-        output_field=FloatField(),
+        .values_list("pk", "tflops")
     )
-    unreliability = Value(1.0) - Coalesce(F("reliability"), Value(1.0))
-    penalty = Greatest(Value(0.0), Value(1.0) - RELIABILITY_WEIGHT * unreliability)
-    price = NullIf(Cast("usd_per_gpu_hour", FloatField()), Value(0.0))  # never ÷ 0
-    return tflops / price * penalty
-
-
-def scored() -> QuerySet[Offer]:
-    """The offers a G-Score is given to: GPU offers on sale now with a USD per-GPU-hour."""
-    return Offer.objects.filter(
-        kind=Kind.GPU, available=True, gpu__isnull=False, usd_per_gpu_hour__gt=0
-    )
+    return {
+        key: value(figures.get(o.gpu_id), o.usd_per_gpu_hour, o.reliability)
+        if o.available and o.kind == Kind.GPU
+        else None
+        for key, o in offers.items()
+    }
 
 
 def scale(values: list[float]) -> float | None:
@@ -73,41 +72,16 @@ def scale(values: list[float]) -> float | None:
 
 
 def refresh() -> float | None:
-    """Recompute every current GPU offer's G-Score in three queries; returns the reference."""
-    values = scored().annotate(value=value_expression()).filter(value__isnull=False)
-    reference = scale(list(values.values_list("value", flat=True)))
-    if reference:
-        score = Round(Least(Value(100.0), 100 * value_expression() / reference), 1)
-        scored().exclude(gscore=score).update(gscore=score)  # only rows whose score moved
-    stale = Offer.objects.filter(kind=Kind.GPU, gscore__isnull=False)
-    if reference:
-        stale = stale.exclude(pk__in=scored().values("pk"))
-    stale.update(gscore=None)
+    """Recompute the reference from the values of the offers on sale and keep it on every
+    provider (two queries; no offer is written). Returns it."""
+    on_sale = Offer.objects.filter(available=True, gscore_value__isnull=False)
+    reference = scale(list(on_sale.values_list("gscore_value", flat=True)))
+    Provider.objects.exclude(gscore_reference=reference).update(gscore_reference=reference)
     return reference
 
 
-def prescore(provider: Provider, offers: Mapping[Hashable, OfferIn]) -> dict[Hashable, float]:
-    """The scores `refresh()` will give a poll's offers once written (keyed as `offers`), on
-    the scale of these offers and every other provider's current ones: the same inputs and
-    float operations as `value_expression()`, the same rounding as PostgreSQL's."""
-    figures = dict(
-        GpuModel.objects.annotate(tflops=Coalesce("bf16_tflops", "fp16_tflops")).values_list(
-            "pk", "tflops"
-        )
-    )
-    mine = {
-        key: value(figures.get(offer.gpu_id), offer.usd_per_gpu_hour, offer.reliability)
-        for key, offer in offers.items()
-        if offer.available and offer.kind == Kind.GPU
-    }
-    others = scored().exclude(provider=provider).annotate(value=value_expression())
-    values = [*others.filter(value__isnull=False).values_list("value", flat=True)]
-    reference = scale(values + [v for v in mine.values() if v is not None])
-    return {key: score(v, reference) for key, v in mine.items() if v is not None and reference}
-
-
 def value(tflops: float | None, price: Decimal | None, reliability: float | None) -> float | None:
-    """`value_expression()` for one offer, operation for operation."""
+    """tflops / usd_per_gpu_hour × penalty for one offer: None where any input is unknown."""
     if tflops is None or price is None or price <= 0:
         return None
     unreliability = 1.0 - (1.0 if reliability is None else reliability)
@@ -115,7 +89,7 @@ def value(tflops: float | None, price: Decimal | None, reliability: float | None
 
 
 def score(worth: float, reference: float) -> float:
-    """Round(Least(100, 100 × value / reference), 1) as PostgreSQL computes it: the float cast
-    to numeric at 15 significant digits, then rounded half away from zero."""
+    """min(100, 100 × value / reference) to 0.1, halves rounded away from zero (read at 15
+    significant digits, so 87.45 stays 87.45 and rounds up, as PostgreSQL's ROUND did)."""
     scaled = min(100.0, 100 * worth / reference)
     return float(Decimal(f"{scaled:.15g}").quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
@@ -59,6 +59,13 @@ class Provider(models.Model):
     polling_since = models.DateTimeField(null=True, blank=True, editable=False)
     last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the provider's latest ingest saw its offers: each offer it still marks available was
+    # in that poll. Kept here, not rewritten on every such offer (see Offer.seen_at).
+    offers_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The G-Score scale: the value that scores 100 (providers.gscore), the same on every
+    # provider's row. Kept with the providers, which every page that shows offers loads
+    # anyway, so a score costs no query and a moved scale rewrites no offer.
+    gscore_reference = models.FloatField(null=True, blank=True, editable=False)
 
     objects = ProviderQuerySet.as_manager()
 
@@ -322,10 +329,14 @@ class Offer(models.Model):
     interruptible = models.BooleanField(null=True, blank=True)
     availability_count = models.PositiveIntegerField(null=True, blank=True)
     benchmark_score = models.FloatField(null=True, blank=True)
-    gscore = models.FloatField(null=True, blank=True)
+    # What the G-Score scores (providers.gscore.value): tflops / USD per GPU-hour × penalty.
+    # Empty when unknown or not on sale; the 0–100 score is `gscore`, scaled when read.
+    gscore_value = models.FloatField("G-Score value", null=True, blank=True)
 
     available = models.BooleanField(default=True)
     first_seen = models.DateTimeField()
+    # When this row was last written as seen; an offer still available was seen by its
+    # provider's later polls too: `seen_at` says when a poll last listed it.
     last_seen = models.DateTimeField()
     last_price_change = models.DateTimeField(null=True, blank=True)
     facet_key = models.GeneratedField(
@@ -343,6 +354,26 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.provider_id}"
+
+    @property
+    def gscore(self) -> float | None:
+        """The G-Score shown, 0–100 on the current scale; None when not scored."""
+        from providers.gscore import score
+
+        reference = self.provider.gscore_reference
+        if not self.available or self.gscore_value is None or not reference:
+            return None
+        return score(self.gscore_value, reference)
+
+    @property
+    def seen_at(self) -> datetime:
+        """When a poll last listed this offer: for one still available, its provider's latest
+        poll, which is not written to every unchanged row (at 100,000 offers that rewrite
+        was a quarter of a re-poll's time)."""
+        polled = self.provider.offers_seen_at
+        if self.available and polled and polled > self.last_seen:
+            return polled
+        return self.last_seen
 
 
 class OfferFacet(models.Model):

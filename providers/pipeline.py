@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, models, transaction
+from django.db.models import Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -94,9 +96,11 @@ def _fail(run: PollRun, exc: Exception) -> None:
 
 
 def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) -> dict[str, int]:
-    """Write one poll's offers: new and changed rows in bulk, price history, vanished rows."""
+    """Write one poll's offers: new and changed rows in bulk, price history, vanished rows.
+    An offer that did not change is not written at all."""
     now = now or timezone.now()
     incoming = _dedupe(catalog.offers)
+    worth = gscore.values(incoming)  # written with the offer, compared like its other fields
     existing = {
         (row["upstream_id"], row["region"]): row
         for row in Offer.objects.filter(provider=provider).values("id", *CONTENT_FIELDS)
@@ -105,7 +109,7 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     updated: dict[tuple[str, str], Offer] = {}
     changes: list[PriceChange] = []
     for key, offer in incoming.items():
-        row = offer.as_row()
+        row = offer.as_row() | {"gscore_value": worth[key]}
         old = existing.get(key)
         if old is None:
             new[key] = row
@@ -125,13 +129,6 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
             **row,
             last_price_change=now if moved else None,
         )
-    if provider.kind == Kind.GPU and (new or updated):
-        # Scored before they are written, so no offer is written a second time to be scored.
-        scores = gscore.prescore(provider, incoming)
-        for key, row in new.items():
-            row["gscore"] = scores.get(key)
-        for key, stored in updated.items():
-            stored.gscore = scores.get(key)
 
     gone_ids = [
         old["id"] for key, old in existing.items() if key not in incoming and old["available"]
@@ -140,20 +137,31 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         _create(provider, list(new.values()), now)
         _update(list(updated.values()))
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
-        for start in range(0, len(gone_ids), BATCH_SIZE):
-            Offer.objects.filter(id__in=gone_ids[start : start + BATCH_SIZE]).update(
-                available=False
-            )
-        # Rows written above already say `now`; rewriting them would double the work.
-        Offer.objects.filter(provider=provider, available=True).exclude(last_seen=now).update(
-            last_seen=now
-        )
-        OfferFacet.refresh(provider)
-        OfferPriceBand.refresh(provider)
+        _mark_gone(provider, gone_ids)
+        if new or updated or gone_ids:  # else the roll-ups already count these offers
+            OfferFacet.refresh(provider)
+            OfferPriceBand.refresh(provider)
+        # Every offer still available was seen now: said once here, not on each row.
+        Provider.objects.filter(pk=provider.pk).update(offers_seen_at=now)
+    provider.offers_seen_at = now
     if provider.kind == Kind.GPU:
-        gscore.refresh()  # scaled across every provider's GPU offers, so after each poll
+        # Outside the transaction: it updates every provider's row, and two polls that each
+        # held their own provider's row while waiting for the other's would deadlock.
+        gscore.refresh()
     counts = {"seen": len(incoming), "added": len(new), "changed": len(updated)}
     return counts | {"gone": len(gone_ids)}
+
+
+def _mark_gone(provider: Provider, ids: list[int]) -> None:
+    """Offers missing from the poll: unavailable, unscored, last seen at the provider's
+    previous poll (the last that listed them; its time is on the provider's row until this
+    poll's transaction replaces it)."""
+    previous = Subquery(Provider.objects.filter(pk=provider.pk).values("offers_seen_at"))
+    last_seen = Greatest("last_seen", Coalesce(previous, "last_seen"))
+    for start in range(0, len(ids), BATCH_SIZE):
+        Offer.objects.filter(id__in=ids[start : start + BATCH_SIZE]).update(
+            available=False, gscore_value=None, last_seen=last_seen
+        )
 
 
 def _dedupe(offers: list[OfferIn]) -> dict[tuple[str, str], OfferIn]:

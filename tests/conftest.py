@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from pytest_httpserver import HTTPServer
 
-from providers.models import Provider
+from providers.models import Offer, Provider
 from providers.registry import load_registry
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -21,6 +22,19 @@ def payload(path: str):
 
 def by_id(catalog) -> dict:
     return {offer.upstream_id: offer for offer in catalog.offers}
+
+
+def row_versions() -> dict[str, str]:
+    """Each stored offer's row version (PostgreSQL's xmin: the transaction, or savepoint, that
+    last wrote it), by upstream id: a row whose version is unchanged was not written."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT upstream_id, xmin::text FROM {Offer._meta.db_table}")
+        return dict(cursor.fetchall())
+
+
+def rewritten(before: dict[str, str]) -> set[str]:
+    """The offers written since `row_versions()` returned `before` (new ones included)."""
+    return {key for key, xmin in row_versions().items() if before.get(key) != xmin}
 
 
 @pytest.fixture(autouse=True)

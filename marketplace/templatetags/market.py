@@ -105,32 +105,40 @@ def _number(value: float, places: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+# Stored fields read as what they mean: an available offer's last sighting is its provider's
+# latest poll (Offer.seen_at); the G-Score value is shown after the score it gives.
+READ_AS = {"last_seen": "seen_at"}
+SHOWN_BEFORE = {"gscore_value": ("gscore", "G-Score")}
+
+
 @register.filter
 def every_field(offer: models.Model) -> list[tuple[str, str]]:
     """(label, shown value) for every stored field of a row, for the offer detail page; not
     the columns the database derives from the others for its own lookups (`facet_key`)."""
-    return [
-        (
-            f.verbose_name,
-            _shown(f, getattr(offer, f.name) if f.is_relation else f.value_from_object(offer)),
-        )
-        for f in offer._meta.concrete_fields
-        if not f.generated
-    ]
+    rows = []
+    for f in offer._meta.concrete_fields:
+        if f.generated:
+            continue
+        if f.name in SHOWN_BEFORE:
+            name, label = SHOWN_BEFORE[f.name]
+            rows.append((label, _shown(name, getattr(offer, name))))
+        value = getattr(offer, READ_AS.get(f.name, f.name if f.is_relation else f.attname))
+        rows.append((f.verbose_name, _shown(f.name, value, key=f.primary_key)))
+    return rows
 
 
-def _shown(field: models.Field, value) -> str:
+def _shown(name: str, value, key: bool = False) -> str:
     if value is None or value == "" or value == []:
         return "—"
     if isinstance(value, bool):  # before int: a bool is an int
         return "yes" if value else "no"
     if isinstance(value, Decimal):
         return usd(value)
-    if field.name in RATIO_FIELDS:
+    if name in RATIO_FIELDS:
         return percent(value)
     if isinstance(value, float):
-        return _number(value, FLOAT_PLACES.get(field.name, 2))
-    if isinstance(value, int) and not field.primary_key:
+        return _number(value, FLOAT_PLACES.get(name, 2))
+    if isinstance(value, int) and not key:
         return thousands(value)
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M} UTC"

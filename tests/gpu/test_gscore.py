@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from providers import gscore
 from providers.adapters.base import Catalog, OfferIn
 from providers.models import GpuModel, Offer
 from providers.pipeline import ingest, poll_provider
+from tests.conftest import rewritten, row_versions
 from tests.gpu.conftest import serve_akash, serve_vast
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +34,7 @@ def test_it_values_compute_per_dollar_with_a_reliability_penalty(
 ):
     gpu = GpuModel.objects.create(canonical="Test GPU", vendor="Test", bf16_tflops=tflops)
     ingest(registry["vastai"], Catalog(offers=[gpu_offer("x", gpu, price, reliability)]))
-    value = Offer.objects.annotate(value=gscore.value_expression()).get().value
+    value = Offer.objects.get().gscore_value
     assert value == (pytest.approx(expected) if expected is not None else None)
 
 
@@ -58,6 +60,11 @@ def gpu_offer(
     )
 
 
+def shown_scores() -> dict[str, float | None]:
+    """Each offer's G-Score as the marketplace shows it, by upstream id."""
+    return {o.upstream_id: o.gscore for o in Offer.objects.select_related("provider")}
+
+
 def test_it_orders_offers_by_compute_per_dollar(registry):
     h100 = GpuModel.objects.get(canonical="H100 SXM 80GB")  # 989.5 BF16 TFLOPS
     rtx4090 = GpuModel.objects.get(canonical="RTX 4090")  # 165.2
@@ -72,7 +79,7 @@ def test_it_orders_offers_by_compute_per_dollar(registry):
         ]
     )
     ingest(registry["vastai"], catalog)
-    scores = dict(Offer.objects.values_list("upstream_id", "gscore"))
+    scores = shown_scores()
     ranked = sorted(scores, key=scores.get, reverse=True)
     # 165.2/0.30×0.97 = 534 > 989.5/2×0.97 = 480 > 125/0.30 = 417 > 989.5/2×0.7 = 346
     # > 989.5/3×0.97 = 320
@@ -93,7 +100,7 @@ def test_it_rescales_every_providers_gpu_offers_after_each_poll(registry, serve,
     h100_among_vast = Offer.objects.get(upstream_id="nvidia/h100/80Gi/SXM5").gscore
     assert h100_alone is not None and h100_among_vast is not None
     assert h100_among_vast < h100_alone  # cheaper Vast RTX 4090s now set the scale
-    best = Offer.objects.order_by(F("gscore").desc(nulls_last=True)).first()
+    best = Offer.objects.order_by(F("gscore_value").desc(nulls_last=True)).first()
     assert best.gscore == 100.0 and best.provider.slug == "vastai"
 
 
@@ -101,9 +108,56 @@ def test_it_scores_nothing_it_cannot_know_and_drops_scores_of_gone_offers(regist
     h100 = GpuModel.objects.get(canonical="H100 SXM 80GB")
     unknown = OfferIn(upstream_id="p100", name="p100", kind="gpu-compute", gpu_name="p100")
     ingest(registry["vastai"], Catalog(offers=[gpu_offer("h100", h100, "2.00"), unknown]))
-    assert dict(Offer.objects.values_list("upstream_id", "gscore")) == {"h100": 100.0, "p100": None}
+    assert shown_scores() == {"h100": 100.0, "p100": None}
     ingest(registry["vastai"], Catalog(offers=[unknown]))
     assert Offer.objects.get(upstream_id="h100").gscore is None  # no longer on sale
+
+
+def shown_on_page(client, upstream_id: str) -> str:
+    """The G-Score line of an offer's page ("Every field")."""
+    offer = Offer.objects.get(upstream_id=upstream_id)
+    page = client.get(f"/offers/{offer.pk}/").content.decode()
+    return re.search(r"<dt>G-Score</dt><dd>(.*?)</dd>", page).group(1)
+
+
+def h100_offers(**prices: str) -> Catalog:
+    h100 = GpuModel.objects.get(canonical="H100 SXM 80GB")
+    return Catalog(offers=[gpu_offer(key, h100, price) for key, price in prices.items()])
+
+
+def test_a_repoll_that_moves_one_price_rescores_that_offer_and_writes_no_other(client, registry):
+    vastai = registry["vastai"]
+    ingest(vastai, h100_offers(top="1.00", a="2.00", b="4.00"))
+    assert shown_scores() == {"top": 100.0, "a": 50.0, "b": 25.0}
+    before = row_versions()
+    ingest(vastai, h100_offers(top="1.00", a="1.60", b="4.00"))
+    assert shown_scores() == {"top": 100.0, "a": 62.5, "b": 25.0}
+    assert shown_on_page(client, "a") == "62.5"
+    assert rewritten(before) == {"a"}
+
+
+def test_a_price_move_that_shifts_the_scale_rescores_every_offer_without_writing_them(
+    client, registry
+):
+    vastai = registry["vastai"]
+    ingest(vastai, h100_offers(top="1.00", a="2.00", b="4.00"))
+    before = row_versions()
+    ingest(vastai, h100_offers(top="0.50", a="2.00", b="4.00"))  # the best got twice as good
+    assert shown_scores() == {"top": 100.0, "a": 25.0, "b": 12.5}
+    assert shown_on_page(client, "b") == "12.5"
+    assert rewritten(before) == {"top"}
+
+
+def test_offers_capped_at_100_sort_by_their_value(client, registry):
+    """Past the 99th percentile every offer shows 100; the best value still comes first."""
+    h100 = GpuModel.objects.get(canonical="H100 SXM 80GB")
+    prices = {f"o{i:03}": f"{2 + i / 100:.2f}" for i in range(150)}  # o000 is the cheapest
+    offers = [gpu_offer(key, h100, price) for key, price in reversed(prices.items())]
+    ingest(registry["vastai"], Catalog(offers=offers))  # the best value written last
+    capped = [key for key, score in shown_scores().items() if score == 100.0]
+    assert sorted(capped) == ["o000", "o001"]  # the nearest-rank 99th percentile of 150 is #149
+    first = client.get("/?sort=gscore").context["offers"][:2]
+    assert [o.upstream_id for o in first] == ["o000", "o001"]  # not in order of id
 
 
 def test_the_explanation_states_the_formula():
@@ -115,7 +169,7 @@ def test_the_offer_page_explains_the_g_score_in_its_tooltip(client, vastai):
     _provider, server = vastai
     serve_vast(server)
     poll_provider("vastai")
-    best = Offer.objects.filter(gscore=100).first()
+    best = Offer.objects.order_by(F("gscore_value").desc(nulls_last=True)).first()
     page = client.get(f"/offers/{best.pk}/").content.decode()
     assert "G-Score 100</span>" in page
     assert 'title="G-Score: GPU compute per dollar' in page

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from providers.models import Kind, Offer, PriceChange, Provider
 from providers.pipeline import poll_provider
-from tests.conftest import payload
+from tests.conftest import payload, rewritten, row_versions
 from tests.gpu.conftest import serve_akash, serve_ionet, serve_vast
 from tests.gpu.payloads import vast_search
 
@@ -74,8 +74,36 @@ def test_a_3000_offer_poll_takes_a_bounded_number_of_queries(vastai, django_asse
     with django_assert_max_num_queries(25):
         run = poll_provider("vastai")
     assert run.offers_added == 6000
-    scored = Offer.objects.filter(provider=provider, gscore__isnull=False)
+    scored = Offer.objects.filter(provider=provider, gscore_value__isnull=False)
     assert scored.count() == 5600  # all but the 400 whose GPU has no name
+
+
+def test_a_3000_offer_repoll_that_moves_one_price_writes_that_offer_alone(
+    vastai, django_assert_max_num_queries
+):
+    """The offers that set the G-Score scale (the 99th-percentile value; the generated search
+    repeats each offer, so there are two) halve their price, so the scale moves and every score
+    with it: each is read on the new scale, and no offer row but the moved ones is written."""
+    provider, server = vastai
+    body = vast_search(3000)
+    serve_vast(server, body)
+    poll_provider("vastai")
+    before = row_versions()
+    scale = Provider.objects.get(pk=provider.pk).gscore_reference
+    pivots = set(Offer.objects.filter(gscore_value=scale).values_list("upstream_id", flat=True))
+    for item in body["offers"]:
+        if str(item["id"]) in pivots:  # on demand: the whole offer's price
+            item["dph_base"] /= 2
+            item["dph_total"] /= 2
+        if f"{item['id']}:bid" in pivots:  # interruptible: the minimum bid
+            item["min_bid"] /= 2
+    server.clear()
+    serve_vast(server, body)
+    with django_assert_max_num_queries(22):  # as many whatever the number of offers
+        run = poll_provider("vastai")
+    assert (run.outcome, run.offers_changed) == ("ok", len(pivots))
+    assert rewritten(before) == pivots and len(pivots) < 5
+    assert Provider.objects.get(pk=provider.pk).gscore_reference > scale
 
 
 def test_sync_providers_fetches_all_four_gpu_providers(registry, serve, httpserver, settings):
@@ -93,7 +121,7 @@ def test_sync_providers_fetches_all_four_gpu_providers(registry, serve, httpserv
         for slug in ("vastai", "akash", "ionet", "render")
     }
     assert counts == {"vastai": 30, "akash": 12, "ionet": 10, "render": 2}
-    assert Offer.objects.filter(gscore=100.0).exists()
+    assert 100 in [o.gscore for o in Offer.objects.select_related("provider")]
     ranges = Offer.objects.filter(provider__slug="akash", usd_per_gpu_hour_min__isnull=False)
     assert ranges.count() == 11  # p100 has no bids: its price stays unknown
 

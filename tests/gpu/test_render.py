@@ -28,7 +28,7 @@ def test_a_poll_stores_the_sheet_without_any_http_call(render):
     provider, _ = render
     run = poll_provider("render")
     assert (run.outcome, run.offers_added, run.http_calls) == ("ok", 2, 0)
-    assert list(provider.offers.values_list("gscore", flat=True)) == [None, None]
+    assert list(provider.offers.values_list("gscore_value", flat=True)) == [None, None]
 
 
 def test_health_check_is_a_reachability_check_of_the_configured_url(render):

@@ -83,7 +83,8 @@ def test_a_market_range_is_shown_as_a_range_with_how_it_is_made(client, world):
 
 
 def test_a_gpu_card_shows_the_g_score_with_an_explanation(client, world):
-    Offer.objects.filter(gpu_name="RTX 4090").update(gscore=87.4)
+    Provider.objects.update(gscore_reference=200.0)
+    Offer.objects.filter(gpu_name="RTX 4090").update(gscore_value=174.8)  # 87.4 on that scale
     html = card(client.get("/"), "1× RTX 4090")
     assert "G-Score 87" in html
     assert 'title="G-Score: GPU compute per dollar' in html

@@ -91,8 +91,8 @@ def test_it_sorts(client, world, sort, first):
 def test_it_sorts_by_g_score_highest_first_with_unscored_offers_last(client, world):
     from providers.models import Offer
 
-    Offer.objects.filter(gpu_name="RTX 4090").update(gscore=40)
-    Offer.objects.filter(gpu_name="H100 SXM 80GB").update(gscore=90)
+    Offer.objects.filter(gpu_name="RTX 4090").update(gscore_value=40)
+    Offer.objects.filter(gpu_name="H100 SXM 80GB").update(gscore_value=90)
     assert names(client.get("/?sort=gscore"))[:2] == ["8× H100 SXM 80GB", "1× RTX 4090"]
 
 
@@ -328,7 +328,7 @@ def test_a_narrow_choice_lists_the_same_pages_as_a_broad_one(client, gpu_cloud, 
         for i in range(PAGE_SIZE + 6)
     ]
     publish(gpu_cloud, *cheap, *dear)
-    Offer.objects.filter(gpu_name="H100 SXM 80GB").update(gscore=F("id") % 5 * 10)
+    Offer.objects.filter(gpu_name="H100 SXM 80GB").update(gscore_value=F("id") % 5 * 10)
     query = f"/?provider=gpucloud&gpu=H100+SXM+80GB&max_price=7&sort={sort}"
     pages = {}
     for narrow in (0, 10**9):  # every choice broad / every choice narrow

@@ -1,7 +1,10 @@
-"""The poll's writes the marketplace relies on: COPY for new offers, last_seen, the roll-up."""
+"""The poll's writes the marketplace relies on: COPY for new offers, only changed offers
+written again, last seen, the roll-up."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -10,7 +13,7 @@ from django.db import connection
 from providers.adapters.base import Catalog
 from providers.models import Offer, OfferFacet
 from providers.pipeline import ingest, poll_provider
-from tests.conftest import payload
+from tests.conftest import payload, rewritten, row_versions
 from tests.marketplace.conftest import days_ago, llm, publish, usd
 
 pytestmark = pytest.mark.django_db
@@ -33,13 +36,53 @@ def test_a_5000_offer_poll_is_a_handful_of_queries_and_stores_every_field(
     assert OfferFacet.objects.get(provider=deepinfra).offers == 5000
 
 
-def test_a_repoll_marks_unchanged_offers_seen_again(registry):
+def last_seen_on_page(client, offer: Offer) -> str:
+    """The "last seen" line of an offer's page."""
+    page = client.get(f"/offers/{offer.pk}/").content.decode()
+    return re.search(r"<dt>last seen</dt><dd>(.*?)</dd>", page).group(1)
+
+
+def minute(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def test_a_repoll_shows_unchanged_offers_seen_again_without_rewriting_them(client, registry):
     deepinfra = registry["deepinfra"]
     first, second = days_ago(1), days_ago(0)
     publish(deepinfra, llm("a/model", usd_per_1m_input=usd("1")), at=first)
+    before = row_versions()
     publish(deepinfra, llm("a/model", usd_per_1m_input=usd("1")), at=second)
+    assert rewritten(before) == set()
     offer = Offer.objects.get()
-    assert (offer.first_seen, offer.last_seen) == (first, second)
+    assert offer.first_seen == first and offer.seen_at == second
+    assert last_seen_on_page(client, offer) == minute(second)
+
+
+def test_an_offer_gone_from_a_poll_was_last_seen_in_the_poll_before(client, registry):
+    deepinfra = registry["deepinfra"]
+    polls = days_ago(2), days_ago(1), days_ago(0)
+    publish(deepinfra, llm("a/m"), llm("b/m"), at=polls[0])
+    publish(deepinfra, llm("a/m"), llm("b/m"), at=polls[1])
+    publish(deepinfra, llm("a/m"), at=polls[2])
+    kept, gone = Offer.objects.order_by("upstream_id")
+    assert (kept.available, gone.available) == (True, False)
+    assert last_seen_on_page(client, kept) == minute(polls[2])
+    assert last_seen_on_page(client, gone) == minute(polls[1])
+
+
+def test_a_5000_offer_repoll_that_moves_one_price_writes_that_offer_alone(
+    registry, django_assert_max_num_queries
+):
+    deepinfra = registry["deepinfra"]
+    offers = [llm(f"m/{i}", region="us", usd_per_1m_input=usd("1")) for i in range(5000)]
+    ingest(deepinfra, Catalog(offers=offers))
+    before = row_versions()
+    offers[7] = llm("m/7", region="us", usd_per_1m_input=usd("0.9"))
+    with django_assert_max_num_queries(12):
+        counts = ingest(deepinfra, Catalog(offers=offers))
+    assert counts == {"seen": 5000, "added": 0, "changed": 1, "gone": 0}
+    assert rewritten(before) == {"m/7"}
+    assert Offer.objects.get(upstream_id="m/7").usd_per_1m_input == Decimal("0.9")
 
 
 def test_the_roll_up_follows_offers_that_come_and_go(registry):
@@ -55,8 +98,8 @@ def test_a_gpu_poll_writes_each_offer_once_with_its_g_score(registry, serve):
         payload("vastai/bundles.json")
     )
     assert poll_provider("vastai").outcome == "ok"
-    assert Offer.objects.filter(gscore__isnull=False).count() > 20
-    assert Offer.objects.filter(gscore=100).exists()
+    scores = [o.gscore for o in Offer.objects.select_related("provider")]
+    assert sum(s is not None for s in scores) > 20 and 100 in scores
     # One write per row: no offer was written again (by another transaction) to be scored.
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(DISTINCT xmin::text) FROM {Offer._meta.db_table}")
