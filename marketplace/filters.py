@@ -280,8 +280,8 @@ class OfferFilter(forms.Form):
         if mixed:
             parts.append(grouped(self._refined().filter(AnyOf(F("facet_key"), sorted(mixed)))))
         ceiling = v["max_price"]
-        if whole is not None and not whole:
-            pass  # no combination passes the VRAM minimum whole
+        if whole == set():  # no combination passes the VRAM minimum whole
+            pass
         elif ceiling is None:
             pairs = [(r[KEY], r[-1]) for r in self._in_view() if whole is None or r[KEY] in whole]
         else:
