@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "providers",
     "marketplace",
     "health",
+    "resilience",
 ]
 
 MIDDLEWARE = [
@@ -169,7 +170,7 @@ MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
 
 # --- Resilience and provider health (health app; README "Resilience and provider health") ---
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
-# is set, else in the database (health.SharedState rows, updated under a row lock).
+# is set, else in the database (resilience.SharedState rows, updated under a row lock).
 PROVIDER_CIRCUIT_BREAKER_THRESHOLD = env.int("PROVIDER_CIRCUIT_BREAKER_THRESHOLD", default=5)
 PROVIDER_CIRCUIT_BREAKER_TIMEOUT = env.float("PROVIDER_CIRCUIT_BREAKER_TIMEOUT", default=60)
 PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS = env.int(
@@ -200,7 +201,7 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub_secrets": {"()": "providers.secrets.ScrubSecretsFilter"}},
+    "filters": {"scrub_secrets": {"()": "resilience.secrets.ScrubSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {

@@ -16,7 +16,9 @@ import pytest
 from django.db import connection
 from pytest_httpserver import HTTPServer
 
-from providers.http import ProviderClient
+from providers.models import Provider
+from resilience.client import ProviderClient
+from resilience.policy import ProviderPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "gsk_healthtests000000000001"
@@ -52,9 +54,14 @@ def groq_server(httpserver: HTTPServer, settings) -> HTTPServer:
 @pytest.fixture
 def groq_client():
     """A bare ProviderClient for Groq (what every adapter uses underneath)."""
-    c = ProviderClient("groq", "GROQ")
+    c = ProviderClient(policy_for("groq"))
     yield c
     c.close()
+
+
+def policy_for(slug: str) -> ProviderPolicy:
+    """A provider's policy as its settings say now (no database row needed)."""
+    return Provider(slug=slug, env_prefix=slug.upper()).policy()
 
 
 def get(client: ProviderClient, path: str = PATH, **kwargs):

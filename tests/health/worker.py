@@ -21,14 +21,16 @@ def main() -> None:
     import django
 
     django.setup()
-    from providers.http import ProviderClient, ProviderError
+    from providers.models import Provider
+    from resilience.client import ProviderClient
+    from resilience.errors import ProviderError
 
     spec = json.loads(sys.argv[1])
 
     printing = threading.Lock()
 
     def calls() -> None:
-        client = ProviderClient(spec["slug"], spec["prefix"])
+        client = ProviderClient(Provider(slug=spec["slug"], env_prefix=spec["prefix"]).policy())
         for _ in range(spec["calls"]):
             try:
                 client.request("GET", spec["path"])
