@@ -48,7 +48,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Resilient client overhead per call against a loopback server (README "Resilience and provider health").
+# Resilient client overhead per call against a loopback server (docs/resilience.md).
 bench-client: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	  $(BIN)/python benchmarks/client_overhead.py

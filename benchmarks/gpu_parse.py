@@ -32,7 +32,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from tests.gpu.payloads import vast_search  # noqa: E402
+from tests.providers.volume import vast_search  # noqa: E402
 
 RUNS = 5
 

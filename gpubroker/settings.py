@@ -93,7 +93,7 @@ if REDIS_URL:
         }
     }
 else:
-    # Shared by web, worker and beat through the database (see README, "Embedded defaults").
+    # Shared by web, worker and beat through the database (see README, "Two commands").
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -164,11 +164,10 @@ GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="")
 HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github.com/gpubroker)")
 # Marketplace (PostgreSQL): a choice of providers/regions/tasks/GPU models covering at most this
 # many offers is paged by finding its offers first and sorting them (cost grows with the
-# choice); a broader one by walking the sort order's index (README "Performance at 100,000
-# offers").
+# choice); a broader one by walking the sort order's index (docs/performance.md).
 MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
 
-# --- Resilience and provider health (health app; README "Resilience and provider health") ---
+# --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
 # is set, else in the database (resilience.SharedState rows, updated under a row lock).
 PROVIDER_CIRCUIT_BREAKER_THRESHOLD = env.int("PROVIDER_CIRCUIT_BREAKER_THRESHOLD", default=5)

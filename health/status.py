@@ -1,6 +1,6 @@
 """What the health pages, the JSON API and /metrics say about each provider.
 
-The status rule (README "Resilience and provider health"), first match wins:
+The status rule (docs/resilience.md), first match wins:
 - UNKNOWN      the provider is disabled;
 - UNAVAILABLE  breaker OPEN, or the latest health check found no key or a rejected key,
                or success rate < 50%;

@@ -5,7 +5,7 @@ from django.test import Client
 
 from resilience import errors
 from resilience.client import ProviderClient
-from tests.health.conftest import MODELS, PATH, get, policy_for
+from tests.conftest import MODELS, PATH, get, policy_for
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/provider-health"

@@ -8,7 +8,7 @@ from django.test import Client
 from playwright.sync_api import expect, sync_playwright
 
 from resilience import errors
-from tests.health.conftest import PATH, get
+from tests.conftest import PATH, get
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -12,7 +12,7 @@ from health.models import HealthCheck
 from providers.registry import load_registry
 from resilience.models import SharedState
 from resilience.store import store
-from tests.health.conftest import KEY, MODELS, PATH
+from tests.conftest import KEY, MODELS, PATH
 
 pytestmark = pytest.mark.django_db
 

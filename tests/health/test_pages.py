@@ -7,7 +7,7 @@ from gpubroker.celery import app
 from health.models import HealthCheck
 from providers.models import PollRun
 from resilience import breaker, errors
-from tests.health.conftest import KEY, MODELS, PATH, get
+from tests.conftest import KEY, MODELS, PATH, get
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -12,8 +12,7 @@ from providers.pipeline import poll_provider
 from resilience import cache, errors
 from resilience.client import ProviderClient
 from resilience.policy import call_policy
-from tests.conftest import payload
-from tests.health.conftest import KEY, MODELS, PATH, get, policy_for, requests_to
+from tests.conftest import KEY, MODELS, PATH, get, payload, policy_for, requests_to
 from tests.providers.test_huggingface import serve_catalog
 from tests.providers.test_pipeline import serve_catalog as serve_deepinfra
 

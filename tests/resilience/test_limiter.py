@@ -8,7 +8,7 @@ from werkzeug import Response
 from resilience import errors, limiter
 from resilience.client import ProviderClient
 from resilience.store import store
-from tests.health.conftest import MODELS, PATH, get, policy_for, requests_to
+from tests.conftest import MODELS, PATH, get, policy_for, requests_to
 
 
 def arrivals(server) -> list[float]:
@@ -32,6 +32,7 @@ def stats() -> dict:
     )
 
 
+@pytest.mark.slow
 def test_two_processes_sharing_one_limiter_never_exceed_the_rate(
     transactional_db, backend, settings, groq_server, processes
 ):

@@ -1,6 +1,6 @@
 """Real GPUBroker client calls in a separate process, for the cross-process tests.
 
-    python -m tests.health.worker '{"slug": "groq", "prefix": "GROQ", "path": "/x",
+    python -m tests.resilience.worker '{"slug": "groq", "prefix": "GROQ", "path": "/x",
                                     "threads": 3, "calls": 1}'
 
 Configured only through the environment, like web, worker and beat. Prints "ready" once

@@ -11,8 +11,8 @@ from werkzeug import Response
 from providers.pipeline import poll_provider
 from resilience import errors
 from tests.conftest import by_id, payload
-from tests.gpu.conftest import serve_vast
-from tests.gpu.payloads import vast_search
+from tests.providers.conftest import serve_vast
+from tests.providers.volume import vast_search
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,8 @@ import pytest
 from werkzeug import Response
 
 from resilience import breaker, errors
-from tests.health.conftest import MODELS, PATH, ROOT, get, requests_to
+from tests.conftest import MODELS, PATH, get, requests_to
+from tests.resilience.conftest import ROOT
 
 
 @pytest.fixture
@@ -94,6 +95,7 @@ def test_a_success_resets_the_count_of_consecutive_failures(
     assert state() == "CLOSED"
 
 
+@pytest.mark.slow
 def test_after_the_timeout_exactly_three_trial_calls_pass_across_two_processes(
     transactional_db, backend, breaker_settings, groq_server, groq_client, processes
 ):
@@ -147,6 +149,7 @@ def test_only_transient_failures_count(backend, breaker_settings, groq_server, g
     assert state() == "CLOSED"
 
 
+@pytest.mark.slow
 def test_on_the_embedded_default_the_trials_are_shared_through_sqlite(
     tmp_path, breaker_settings, settings, groq_server, processes
 ):

@@ -7,7 +7,7 @@ import pytest
 from health import checks, status
 from resilience import breaker, errors, metrics
 from resilience.store import store
-from tests.health.conftest import KEY, MODELS, PATH, get, policy_for, requests_to
+from tests.conftest import KEY, MODELS, PATH, get, policy_for, requests_to
 
 pytestmark = pytest.mark.django_db
 

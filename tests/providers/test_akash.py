@@ -7,7 +7,7 @@ import pytest
 
 from resilience import errors
 from tests.conftest import by_id, payload
-from tests.gpu.conftest import serve_akash
+from tests.providers.conftest import serve_akash
 
 pytestmark = pytest.mark.django_db
 
