@@ -10,6 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/providers/sync", health_api.sync, name="sync"),
     path("health/", include("health.urls")),
+    path("status/", health_views.public_index, name="status"),
+    path("status/<slug:slug>/", health_views.public_detail, name="status-detail"),
     path("api/v1/provider-health/", include("health.api_urls")),
     path("metrics", health_views.metrics, name="metrics"),
     path("healthz", health_views.healthz, name="healthz"),

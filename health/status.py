@@ -91,6 +91,17 @@ class Report:
             found.append((p.poll_error_at, f"poll: {p.poll_error}"))
         return max(found) if found else None
 
+    @property
+    def rate_note(self) -> str:
+        """Why the badge can stay UNAVAILABLE or DEGRADED with the breaker closed (say, just
+        after "Reset breaker"): the success rate of the metrics window, which a reset keeps."""
+        rate = self.window.success_rate
+        held = self.status in (UNAVAILABLE, DEGRADED) and rate is not None and rate < 0.9
+        if not held or self.breaker["state"] != breaker.CLOSED:
+            return ""
+        minutes = settings.PROVIDER_METRICS_WINDOW // 60
+        return f"breaker closed; status follows the success rate of the last {minutes} minutes"
+
     def summary(self) -> dict[str, Any]:
         """The provider guide's per-provider entry of GET …/health."""
         return {
