@@ -22,8 +22,8 @@ def ms(value: float | None) -> str:
 
 @register.filter
 def ago(moment: datetime | None) -> str:
-    """"just now", "42 seconds ago", "3 minutes ago": never "0 minutes ago" (timesince's
-    answer under a minute), which reads as a bug on a card that refreshes every 5 seconds."""
+    """Never timesince's "0 minutes ago", a bug to read on a card refreshed every 5 seconds:
+    "just now", "42 seconds ago", "3 minutes ago"."""
     if moment is None:
         return "never"
     seconds = int((timezone.now() - moment).total_seconds())
