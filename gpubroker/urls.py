@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from health import api as health_api
 from health import views as health_views
 
 urlpatterns = [
+    # Browsers (and the admin's pages, which do not use base.html) ask for /favicon.ico.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/v1/providers/sync", health_api.sync, name="sync"),
     path("health/", include("health.urls")),

@@ -116,9 +116,13 @@ def test_the_public_status_page_reads_for_an_anonymous_visitor(
     with sync_playwright() as p:
         chromium = _launch(p)
         page = chromium.new_page(viewport={"width": width, "height": 900})
+        failed = []
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
         page.goto(f"{live_server.url}/")
         page.get_by_role("link", name="Provider health").first.click()
         page.wait_for_url(f"{live_server.url}/status/")
+        page.wait_for_load_state("networkidle")
+        assert failed == []  # the favicon included
         expect(page.locator(".health-card")).to_have_count(len(registry))
         expect(page.get_by_role("button")).to_have_count(0)  # no ops buttons for visitors
         assert page.evaluate("document.documentElement.scrollWidth") <= width
