@@ -28,9 +28,9 @@ migrate: install
 	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py load_providers
 
+# The URL is printed by the Procfile's `url` process once web answers, after the banners.
 run: migrate
-	@echo "GPUBroker: http://127.0.0.1:$(PORT)/  (health: /health/, admin: /admin/)"
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PORT=$(PORT) WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 # Imports point down the layers (gpubroker → marketplace, health → providers → resilience).
 check-layers: $(BIN)/python
