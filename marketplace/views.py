@@ -47,6 +47,7 @@ def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
         "offer": offer,
         "changes": changes,
         "sparklines": [line for line in lines if line],
+        "priced": any(getattr(offer, field) is not None for field in PRICE_FIELDS),
         "gscore_explanation": gscore.EXPLANATION,  # the card's G-Score tooltip
     }
     return TemplateResponse(request, "marketplace/offer.html", context)

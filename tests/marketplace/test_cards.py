@@ -269,3 +269,16 @@ def test_an_akash_card_shows_the_bid_range_with_its_median(client, recorded_worl
     low, high = f"${offer.usd_per_gpu_hour_min:.2f}", f"${offer.usd_per_gpu_hour_max:.2f}"
     assert f"<strong>{low}–{high}</strong>" in html
     assert "market range (median $" in html
+
+
+def test_a_price_that_never_moved_draws_no_line(client, registry):
+    deepinfra = registry["deepinfra"]
+    publish(deepinfra, llm("a/model", usd_per_1m_input=usd("1.00")), at=days_ago(3))
+    publish(deepinfra, llm("a/model", usd_per_1m_input=usd("1.00")))
+    html = card(client.get("/"), "a/model")
+    assert "<svg" not in html and "no change" not in html
+    offer = Offer.objects.get(upstream_id="a/model")
+    body = client.get(f"/offers/{offer.pk}/").content.decode()
+    assert '<svg class="spark' not in body
+    assert "No price change since GPUBroker first saw this offer" in body
+    assert "No price in a unit GPUBroker converts" not in body
