@@ -123,6 +123,10 @@ def test_the_public_status_page_reads_for_an_anonymous_visitor(
         page.wait_for_url(f"{live_server.url}/status/")
         page.wait_for_load_state("networkidle")
         assert failed == []  # the favicon included
+        chart = page.locator("#provider-groq svg.health-chart").bounding_box()
+        assert chart["width"] >= 300  # legible at 390 px too (it was 144 × 24)
+        expect(page.locator("#provider-groq svg.health-chart title")).to_have_count(24)
+        expect(page.locator("#provider-groq svg.health-chart .mark")).to_have_count(1)
         expect(page.locator(".health-card")).to_have_count(len(registry))
         expect(page.get_by_role("button")).to_have_count(0)  # no ops buttons for visitors
         assert page.evaluate("document.documentElement.scrollWidth") <= width
