@@ -25,7 +25,18 @@ from urllib.parse import urlencode
 from django import forms
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, OrderBy, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OrderBy,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import NullIf
 from django.db.models.lookups import In
 
 from providers.models import UNIT_PRICE, Kind, Offer, OfferFacet, OfferPriceBand, Provider
@@ -67,6 +78,16 @@ SORTS = {
     "gscore": Sort("G-Score, highest first", F("gscore_value"), descending=True),
     "context": Sort("Context length, longest first", F("context_length"), descending=True),
     "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
+    "output": Sort("Output price, lowest first", F("usd_per_1m_output"), descending=False),
+    # USD per GPU-hour over one GPU's memory: what a GB of VRAM costs an hour. Offers with
+    # no price or no VRAM stated sort last (NULL), never as free.
+    "vram_price": Sort(
+        "Price per GB of VRAM, lowest first",
+        ExpressionWrapper(
+            F("usd_per_gpu_hour") / NullIf(F("vram_gb"), Value(0.0)), output_field=FloatField()
+        ),
+        descending=False,
+    ),
 }
 # Facet (URL parameter) → the Offer column it groups and filters by. Facet rows are tuples of
 # these columns in this order, then (catalog rows only) the facet key, the VRAM range and
@@ -88,7 +109,18 @@ FACET_LABELS = {
     "task": "Task",
     "gpu": "GPU model",
 }
-MULTIPLE = {"provider", "region", "gpu"}
+MULTIPLE = {"provider", "region", "gpu", "country"}
+RENT_TYPES = {"on-demand": "On-demand", "interruptible": "Interruptible (bid)"}
+# Filters that only LLM offers or only GPU offers can pass, with how the page names them.
+LLM_ONLY = {"task": "Task", "min_context": "Min context length"}
+GPU_ONLY = {
+    "gpu": "GPU model",
+    "min_vram": "Min VRAM",
+    "rent": "Rental type",
+    "min_reliability": "Min reliability",
+    "min_disk": "Min disk",
+    "min_gpus": "Min GPUs",
+}
 # Providers report usable memory, a little under the size a GPU is sold by (Vast.ai lists an
 # H100 80GB at 81,559 MiB = 79.6 GB), so "at least 80 GB" compares in whole GB.
 VRAM_SLACK_GB = 0.5
@@ -114,15 +146,30 @@ class OfferFilter(forms.Form):
     min_vram = forms.FloatField(required=False, min_value=0, max_value=10_000)
     max_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=6)
     min_context = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    # What renters filter GPU offers by; each only on a field the providers' payloads carry.
+    rent = forms.ChoiceField(required=False, choices=[("", "Any"), *RENT_TYPES.items()])
+    min_reliability = forms.FloatField(required=False, min_value=0, max_value=100)
+    country = forms.MultipleChoiceField(required=False)
+    min_disk = forms.FloatField(required=False, min_value=0, max_value=10_000_000)
+    min_gpus = forms.IntegerField(required=False, min_value=1, max_value=1024)
+    view = forms.ChoiceField(required=False, choices=[("cards", "Cards"), ("table", "Table")])
     sort = forms.ChoiceField(required=False, choices=[(k, v.label) for k, v in SORTS.items()])
     unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
     page = forms.IntegerField(required=False, min_value=1)
 
-    def __init__(self, data, *, providers: list[Provider], catalog: list[tuple]):
+    def __init__(
+        self,
+        data,
+        *,
+        providers: list[Provider],
+        catalog: list[tuple],
+        countries: list[str] = (),
+    ):
         super().__init__(data)
         self.providers = providers
         self.catalog = catalog
         self.fields["provider"].choices = [(p.slug, p.name) for p in providers]
+        self.fields["country"].choices = [(c, c) for c in countries]
         for name in ("region", "task", "gpu"):
             values = {row[COLUMN[FACETS[name]]] for row in catalog} - {""}
             choices = [(v, v) for v in sorted(values, key=str.lower)]
@@ -146,11 +193,12 @@ class OfferFilter(forms.Form):
         for name in MULTIPLE:
             values[name] = values[name] or []
         values["sort"] = values["sort"] or "price"
+        values["view"] = values["view"] or "cards"
         return values
 
     @property
     def has_filters(self) -> bool:
-        skip = ("sort", "page")
+        skip = ("sort", "page", "view")
         return any(
             self.values[n] not in (None, "", [], False) for n in self.fields if n not in skip
         )
@@ -184,7 +232,37 @@ class OfferFilter(forms.Form):
             q &= Q(unit_price__lte=v["max_price"])
         if v["min_context"] is not None:
             q &= Q(context_length__gte=v["min_context"])
+        return q & self.renter_refinements()
+
+    def renter_refinements(self) -> Q:
+        """The GPU renter's filters; an offer whose provider does not state the field never
+        passes (unknown is not "good enough")."""
+        v, q = self.values, Q()
+        if v["rent"]:
+            q &= Q(interruptible=v["rent"] == "interruptible")
+        if v["min_reliability"] is not None:
+            q &= Q(reliability__gte=v["min_reliability"] / 100)
+        if v["country"]:
+            q &= Q(country__in=v["country"])
+        if v["min_disk"] is not None:
+            q &= Q(disk_gb__gte=v["min_disk"])
+        if v["min_gpus"] is not None:
+            q &= Q(gpu_count__gte=v["min_gpus"])
         return q
+
+    def contradiction(self) -> str:
+        """Why no offer can ever match, when filters for LLM offers only and for GPU offers
+        only (or the other kind) are combined; "" otherwise."""
+        v = self.values
+        llm = [label for name, label in LLM_ONLY.items() if _in_use(v[name])]
+        gpu = [label for name, label in GPU_ONLY.items() if _in_use(v[name])]
+        if v["kind"] == "llm" and gpu:
+            return f"{_and(gpu)} only matches GPU offers, and Kind is “LLM inference”."
+        if v["kind"] == "gpu" and llm:
+            return f"{_and(llm)} only matches LLM offers, and Kind is “GPU compute”."
+        if llm and gpu:
+            return f"{_and(llm)} only matches LLM offers, and {_and(gpu)} only GPU offers."
+        return ""
 
     # --- querying -----------------------------------------------------------------------
     def _refined(self) -> QuerySet[Offer]:
@@ -273,7 +351,7 @@ class OfferFilter(forms.Form):
         offer by offer, all in one query: the offers between the last band edge and the
         ceiling, and the combinations of mixed VRAM."""
         v = self.values
-        if v["q"] or v["min_context"] is not None:
+        if v["q"] or v["min_context"] is not None or self.renter_refinements():
             return list(grouped(self._refined()))
         whole, mixed = self._by_vram()
         pairs, parts = [], []
@@ -333,7 +411,8 @@ class OfferFilter(forms.Form):
         pairs = []
         for name in self.fields:
             value = values.get(name)
-            if value in (None, "", [], False) or (name, value) in (("sort", "price"), ("page", 1)):
+            defaults = (("sort", "price"), ("page", 1), ("view", "cards"))
+            if value in (None, "", [], False) or (name, value) in defaults:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 pairs.append((name, _plain(item)))
@@ -423,6 +502,20 @@ def dom_id(facet: str, value: str) -> str:
 def printable(value: str) -> str:
     """A value as it can be shown back: control characters (a NUL from %00) spelt out."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
+
+
+def _in_use(value: Any) -> bool:
+    return value not in (None, "", [], False)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def countries() -> list[str]:
+    """The countries stored offers are in (ISO 3166 codes), for the country filter."""
+    stored = Offer.objects.exclude(country="").values_list("country", flat=True)
+    return sorted(stored.order_by().distinct())
 
 
 def _plain(value: Any) -> str:

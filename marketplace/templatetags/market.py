@@ -50,6 +50,20 @@ def ago(moment: datetime | None) -> str:
 
 
 @register.filter
+def per_vram_gb(offer) -> Decimal | None:
+    """USD per GB of one GPU's memory per hour (the table's "per VRAM-GB" column); None when
+    the provider states no GPU-hour price or no VRAM."""
+    if offer.usd_per_gpu_hour is None or not offer.vram_gb:
+        return None
+    return (offer.usd_per_gpu_hour / Decimal(str(offer.vram_gb))).quantize(Decimal("0.0001"))
+
+
+@register.filter
+def get(mapping: dict, key: str):
+    return mapping.get(key)
+
+
+@register.filter
 def price_label(field: str) -> str:
     """A price field's unit in words: "USD per GPU-hour"."""
     return FIELD_LABELS.get(field, field)
@@ -62,8 +76,11 @@ def percent(value: float | None) -> str:
 
 
 # What the "Filters" panel folds away on phones: facets and limits (the search box stays).
-PANEL_FILTERS = ("kind", "provider", "region", "task", "gpu")
-PANEL_LIMITS = ("min_vram", "max_price", "min_context", "unavailable")
+PANEL_FILTERS = ("kind", "provider", "region", "task", "gpu", "country")
+PANEL_LIMITS = (
+    *("min_vram", "max_price", "min_context", "unavailable"),
+    *("rent", "min_reliability", "min_disk", "min_gpus"),
+)
 
 
 @register.filter
