@@ -332,6 +332,9 @@ class Offer(models.Model):
     interruptible = models.BooleanField(null=True, blank=True)
     availability_count = models.PositiveIntegerField(null=True, blank=True)
     benchmark_score = models.FloatField(null=True, blank=True)
+    capabilities = models.JSONField(
+        default=list, blank=True, help_text="As the provider reports them: tools, input:image…"
+    )
     # What the G-Score scores (providers.gscore.value): tflops / USD per GPU-hour × penalty.
     # Empty when unknown or not on sale; the 0–100 score is `gscore`, scaled when read.
     gscore_value = models.FloatField("G-Score value", null=True, blank=True)
@@ -365,6 +368,12 @@ class Offer(models.Model):
         if not self.available or self.gscore_value is None or not reference:
             return None
         return gscore.score(self.gscore_value, reference)
+
+    @property
+    def page_url(self) -> str:
+        """Where to rent or call this offer at the provider: its model page, or the console
+        (each adapter's `page_url`); the adapter class only, no client is built."""
+        return import_string(self.provider.adapter_path).page_url(self.upstream_id)
 
     @property
     def seen_at(self) -> datetime:

@@ -58,6 +58,32 @@ def per_vram_gb(offer) -> Decimal | None:
     return (offer.usd_per_gpu_hour / Decimal(str(offer.vram_gb))).quantize(Decimal("0.0001"))
 
 
+CAPABILITY_LABELS = {
+    "tools": "tool calling",
+    "structured-output": "structured output",
+    "json-mode": "JSON mode",
+}
+
+
+@register.filter
+def features(capabilities: list[str] | None) -> list[str]:
+    """The capabilities a provider reported, in words: ["tool calling", "JSON mode"]."""
+    return [CAPABILITY_LABELS[c] for c in capabilities or [] if c in CAPABILITY_LABELS]
+
+
+@register.filter
+def modalities(capabilities: list[str] | None) -> str:
+    """ "text, image → text" from "input:…" and "output:…" capabilities; "" when unreported."""
+    found = {"input": [], "output": []}
+    for c in capabilities or []:
+        side, _, modality = c.partition(":")
+        if side in found and modality:
+            found[side].append(modality)
+    if not found["input"] and not found["output"]:
+        return ""
+    return f"{', '.join(found['input']) or '?'} → {', '.join(found['output']) or '?'}"
+
+
 @register.filter
 def get(mapping: dict, key: str):
     return mapping.get(key)

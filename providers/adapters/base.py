@@ -83,6 +83,9 @@ class OfferIn:
     interruptible: bool | None = None
     availability_count: int | None = None
     benchmark_score: float | None = None
+    # What the payload says the model supports, never guessed: "tools", "structured-output",
+    # "json-mode", "input:image", "output:text" (providers.models.CAPABILITY_LABELS).
+    capabilities: list[str] = field(default_factory=list)
     available: bool = True
 
     def __post_init__(self) -> None:
@@ -157,6 +160,12 @@ class ProviderAdapter:
     """One class per provider. Subclasses set their paths and parse their payloads."""
 
     console_url = ""
+
+    @classmethod
+    def page_url(cls, upstream_id: str) -> str:
+        """Where an offer is rented or called at the provider: its model page where the
+        provider has one per offer, else the console."""
+        return cls.console_url
 
     def __init__(self, provider: Provider):
         self.provider = provider
