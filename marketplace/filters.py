@@ -120,6 +120,8 @@ GPU_ONLY = {
     "min_reliability": "Min reliability",
     "min_disk": "Min disk",
     "min_gpus": "Min GPUs",
+    "min_cuda": "Min CUDA version",
+    "verified": "Verified hosts",
 }
 # Providers report usable memory, a little under the size a GPU is sold by (Vast.ai lists an
 # H100 80GB at 81,559 MiB = 79.6 GB), so "at least 80 GB" compares in whole GB.
@@ -152,6 +154,8 @@ class OfferFilter(forms.Form):
     country = forms.MultipleChoiceField(required=False)
     min_disk = forms.FloatField(required=False, min_value=0, max_value=10_000_000)
     min_gpus = forms.IntegerField(required=False, min_value=1, max_value=1024)
+    min_cuda = forms.FloatField(required=False, min_value=0, max_value=100)
+    verified = forms.BooleanField(required=False, widget=Flag, label="Verified hosts only")
     view = forms.ChoiceField(required=False, choices=[("cards", "Cards"), ("table", "Table")])
     sort = forms.ChoiceField(required=False, choices=[(k, v.label) for k, v in SORTS.items()])
     unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
@@ -248,6 +252,10 @@ class OfferFilter(forms.Form):
             q &= Q(disk_gb__gte=v["min_disk"])
         if v["min_gpus"] is not None:
             q &= Q(gpu_count__gte=v["min_gpus"])
+        if v["min_cuda"] is not None:
+            q &= Q(cuda_version__gte=v["min_cuda"])
+        if v["verified"]:
+            q &= Q(verified=True)
         return q
 
     def contradiction(self) -> str:

@@ -330,6 +330,12 @@ class Offer(models.Model):
     disk_gb = models.FloatField(null=True, blank=True)
     reliability = models.FloatField(null=True, blank=True)
     interruptible = models.BooleanField(null=True, blank=True)
+    verified = models.BooleanField(
+        null=True, blank=True, help_text="Host verified by the provider."
+    )
+    cuda_version = models.FloatField(
+        "CUDA version", null=True, blank=True, help_text="Newest CUDA the host's driver runs."
+    )
     availability_count = models.PositiveIntegerField(null=True, blank=True)
     benchmark_score = models.FloatField(null=True, blank=True)
     capabilities = models.JSONField(

@@ -105,7 +105,7 @@ def percent(value: float | None) -> str:
 PANEL_FILTERS = ("kind", "provider", "region", "task", "gpu", "country")
 PANEL_LIMITS = (
     *("min_vram", "max_price", "min_context", "unavailable"),
-    *("rent", "min_reliability", "min_disk", "min_gpus"),
+    *("rent", "min_reliability", "min_disk", "min_gpus", "min_cuda", "verified"),
 )
 
 

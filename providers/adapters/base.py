@@ -81,6 +81,8 @@ class OfferIn:
     disk_gb: float | None = None
     reliability: float | None = None
     interruptible: bool | None = None
+    verified: bool | None = None  # the provider vouches for the host (Vast.ai's verification)
+    cuda_version: float | None = None  # the newest CUDA the host's driver runs (Vast.ai)
     availability_count: int | None = None
     benchmark_score: float | None = None
     # What the payload says the model supports, never guessed: "tools", "structured-output",

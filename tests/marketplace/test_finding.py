@@ -18,9 +18,11 @@ def rigs(gpu_cloud, registry):
     publish(
         gpu_cloud,
         gpu("a", "H100 SXM 80GB", gpu_count=8, usd_per_gpu_hour=usd("2.40"), disk_gb=2000.0,
-            reliability=0.995, interruptible=False, country="US"),
+            reliability=0.995, interruptible=False, country="US", verified=True,
+            cuda_version=12.8),
         gpu("b", "RTX 4090", vram_gb=24.0, usd_per_gpu_hour=usd("0.36"), disk_gb=100.0,
-            reliability=0.91, interruptible=True, country="NO"),
+            reliability=0.91, interruptible=True, country="NO", verified=False,
+            cuda_version=12.2),
         gpu("c", "A100 PCIe 40GB", vram_gb=40.0, usd_per_gpu_hour=usd("1.20"), country="DE"),
     )  # fmt: skip
     publish(
@@ -78,6 +80,8 @@ def test_it_sorts_by_output_price_and_by_price_per_vram_gb(client, rigs):
         ("country=NO&country=DE", ["1× RTX 4090", "1× A100 PCIe 40GB"]),
         ("min_disk=500", ["8× H100 SXM 80GB"]),
         ("min_gpus=2", ["8× H100 SXM 80GB"]),
+        ("min_cuda=12.4", ["8× H100 SXM 80GB"]),
+        ("verified=1", ["8× H100 SXM 80GB"]),  # the A100's provider does not say
     ],
 )
 def test_renter_filters_pass_only_offers_that_state_the_field(client, rigs, query, found):
