@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from health import breaker
-from health.store import store
+from health.status import open_breakers
 from marketplace.templatetags.market import ago
 from providers.models import Credential, PollRun, Provider
 
@@ -24,17 +23,6 @@ def providers_with_status() -> QuerySet[Provider]:
         last_outcome=Subquery(finished.values("outcome")[:1]),
         last_error_class=Subquery(finished.values("error_class")[:1]),
     )
-
-
-def open_breakers(providers: list[Provider]) -> set[str]:
-    """Slugs whose shared circuit breaker is OPEN, in one read of the shared store."""
-    keys = [breaker.key(p.slug) for p in providers]
-    states, _ = store().read(keys, [])
-    return {
-        p.slug
-        for p, k in zip(providers, keys, strict=True)
-        if states.get(k, {}).get("state") == breaker.OPEN
-    }
 
 
 def problem(provider: Provider, breaker_open: bool = False) -> str:
@@ -74,5 +62,5 @@ def every(seconds: int) -> str:
 def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
     """Each provider in view (all, or the ones filtered on) that has a problem, with it."""
     in_view = [p for p in providers if not chosen or p.slug in chosen]
-    tripped = open_breakers(in_view)
+    tripped = open_breakers([p.slug for p in in_view])
     return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))]
