@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from health.status import open_breakers
-from marketplace.templatetags.market import ago
+from marketplace.formatting import ago, every
 from providers.models import Credential, PollRun, Provider
 
 
@@ -48,15 +48,6 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
             f" (polled every {every(provider.poll_interval)})"
         )
     return ""
-
-
-def every(seconds: int) -> str:
-    """A poll interval in words: "hour", "10 minutes", "90 seconds"."""
-    for unit, size in (("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return unit if count == 1 else f"{count} {unit}s"
-    return f"{seconds} seconds"
 
 
 def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
