@@ -16,7 +16,7 @@ from providers.models import Credential, PollRun, Provider
 def providers_with_status() -> QuerySet[Provider]:
     finished = PollRun.objects.filter(
         provider=OuterRef("pk"),
-        outcome__in=[PollRun.Outcome.OK, PollRun.Outcome.PARTIAL, PollRun.Outcome.FAILED],
+        outcome__in=[*PollRun.SUCCEEDED, PollRun.Outcome.FAILED],
     ).order_by("-started_at")
     return Provider.objects.annotate(
         has_credential=Exists(Credential.objects.filter(provider=OuterRef("pk"))),
