@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from marketplace.templatetags.market import ago
+from health.status import open_breakers
+from marketplace.formatting import ago, every
 from providers.models import Credential, PollRun, Provider
-from resilience import breaker, errors
-from resilience.store import store
+from resilience import errors
 
 REFUSED = errors.CircuitBreakerOpen.__name__
 # What a visitor reads for each failure class a poll records (resilience.errors' labels).
@@ -48,17 +48,6 @@ def providers_with_status() -> QuerySet[Provider]:
     )
 
 
-def open_breakers(providers: list[Provider]) -> set[str]:
-    """Slugs whose shared circuit breaker is OPEN, in one read of the shared store."""
-    keys = [breaker.key(p.slug) for p in providers]
-    states, _ = store().read(keys, [])
-    return {
-        p.slug
-        for p, k in zip(providers, keys, strict=True)
-        if states.get(k, {}).get("state") == breaker.OPEN
-    }
-
-
 def problem(provider: Provider, breaker_open: bool = False) -> str:
     """The reason a provider may be missing from the page, or "" when it is healthy.
 
@@ -87,22 +76,13 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
 
 
 def failure(error_class: str | None) -> str:
-    """A poll's error class in words: "Transient" → "provider unreachable"."""
+    """A poll's error class in words: "Transient" → "unreachable (Transient)"."""
     found = LABELS.get(error_class or "")
     return f"{found} ({error_class})" if found else (error_class or "error")
-
-
-def every(seconds: int) -> str:
-    """A poll interval in words: "hour", "10 minutes", "90 seconds"."""
-    for unit, size in (("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return unit if count == 1 else f"{count} {unit}s"
-    return f"{seconds} seconds"
 
 
 def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
     """Each provider in view (all, or the ones filtered on) that has a problem, with it."""
     in_view = [p for p in providers if not chosen or p.slug in chosen]
-    tripped = open_breakers(in_view)
+    tripped = open_breakers([p.slug for p in in_view])
     return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))]

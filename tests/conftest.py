@@ -17,6 +17,7 @@ from pytest_httpserver import HTTPServer
 
 from providers.models import Offer, Provider
 from providers.registry import load_registry
+from resilience.calls import forget_local_state
 from resilience.client import ProviderClient
 from resilience.policy import ProviderPolicy
 from resilience.store import REDIS_PREFIX
@@ -74,8 +75,10 @@ def clear_our_keys() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
+    forget_local_state()
     clear_our_keys()
     yield
+    forget_local_state()
     clear_our_keys()
 
 

@@ -39,7 +39,7 @@ def test_anyone_sees_status_last_poll_success_rate_and_the_24_hour_bar(failing_g
     assert '<span class="badge" data-status>UNAVAILABLE</span>' in page
     assert "0% of 5 calls" in page
     assert "Last successful poll" in page and "just now</time>" in page
-    assert 'aria-label="Health checks per hour over the last 24 hours"' in page
+    assert 'aria-label="Health checks per hour over the last 24 hours, UTC"' in page
 
 
 def test_error_details_and_buttons_are_for_staff_only(failing_groq, staff_client):
