@@ -1,0 +1,44 @@
+"""Indexes that PostgreSQL alone builds.
+
+The marketplace's indexes on `Offer` use what SQLite lacks (covering INCLUDE columns,
+DESC NULLS LAST keys, trigram GIN). On SQLite, the embedded default for a laptop's few
+offers, the same queries run without them, so there creating or dropping one writes a
+comment instead of failing (SQLite also rebuilds a table, indexes included, to alter it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.backends.ddl_references import Statement
+
+
+class PostgresOnly:
+    name: str
+
+    def create_sql(
+        self, model: type[models.Model], schema_editor: BaseDatabaseSchemaEditor, **kwargs
+    ) -> Statement | str:
+        if schema_editor.connection.vendor != "postgresql":
+            return f"-- {self.name}: PostgreSQL only"
+        return super().create_sql(model, schema_editor, **kwargs)
+
+    def remove_sql(
+        self, model: type[models.Model], schema_editor: BaseDatabaseSchemaEditor, **kwargs
+    ) -> Statement | str:
+        if schema_editor.connection.vendor != "postgresql":
+            return f"-- {self.name}: PostgreSQL only"
+        return super().remove_sql(model, schema_editor, **kwargs)
+
+
+class PostgresIndex(PostgresOnly, models.Index):
+    """A B-tree index, on PostgreSQL only."""
+
+
+class PostgresGinIndex(PostgresOnly, GinIndex):
+    """A GIN index, on PostgreSQL only."""
