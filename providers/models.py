@@ -32,9 +32,15 @@ class Kind(models.TextChoices):
 
 
 class ProviderQuerySet(models.QuerySet):
-    def enabled(self) -> list[Provider]:
-        """Enabled in the database and not switched off by <PREFIX>_ENABLED."""
-        return [p for p in self.filter(enabled=True) if p.env_enabled]
+    def enabled(self) -> ProviderQuerySet:
+        """Enabled in the database and not switched off by <PREFIX>_ENABLED (a setting made
+        for each provider in the registry)."""
+        switched_off = [
+            slug
+            for slug, entry in settings.PROVIDER_REGISTRY.items()
+            if not getattr(settings, f"{entry['env_prefix']}_ENABLED")
+        ]
+        return self.filter(enabled=True).exclude(slug__in=switched_off)
 
     def by_slug(self, slug: str) -> ProviderQuerySet:
         """A slug from a URL or query string: text that cannot be a slug (a NUL byte, which
