@@ -24,19 +24,21 @@ if TYPE_CHECKING:
 class PostgresOnly:
     name: str
 
+    def skipped(self, schema_editor: BaseDatabaseSchemaEditor) -> str:
+        """What runs instead of building or dropping the index ("" on PostgreSQL)."""
+        if schema_editor.connection.vendor == "postgresql":
+            return ""
+        return f"-- {self.name}: PostgreSQL only"
+
     def create_sql(
         self, model: type[models.Model], schema_editor: BaseDatabaseSchemaEditor, **kwargs
     ) -> Statement | str:
-        if schema_editor.connection.vendor != "postgresql":
-            return f"-- {self.name}: PostgreSQL only"
-        return super().create_sql(model, schema_editor, **kwargs)
+        return self.skipped(schema_editor) or super().create_sql(model, schema_editor, **kwargs)
 
     def remove_sql(
         self, model: type[models.Model], schema_editor: BaseDatabaseSchemaEditor, **kwargs
     ) -> Statement | str:
-        if schema_editor.connection.vendor != "postgresql":
-            return f"-- {self.name}: PostgreSQL only"
-        return super().remove_sql(model, schema_editor, **kwargs)
+        return self.skipped(schema_editor) or super().remove_sql(model, schema_editor, **kwargs)
 
     def check(
         self, model: type[models.Model], connection: BaseDatabaseWrapper
