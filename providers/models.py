@@ -269,7 +269,7 @@ UNIT_PRICE = Coalesce(*PRICE_COLUMNS)
 # The marketplace's five facet values of an offer in one column (kind, provider, region, task,
 # GPU model, joined by the ASCII unit separator, which no provider's names contain). Grouping
 # by one column instead of five halves the time of the facet counts under a limit, and
-# "offers in these facet combinations" is one indexed lookup (marketplace.filters).
+# "offers in these facet combinations" is one indexed lookup (marketplace.search).
 FACET_KEY_SEPARATOR = "\x1f"
 FACET_KEY = Concat(
     "kind",
@@ -282,7 +282,7 @@ FACET_KEY = Concat(
 )
 
 
-# What the marketplace filters a page of offers on (marketplace.filters), carried by each sort
+# What the marketplace filters a page of offers on (marketplace.search), carried by each sort
 # order's index so that the page is found by an index-only scan in that order which skips the
 # entries that do not match, without reading the wide offer rows (the page's 24 are read after),
 # and the facet counts under a limit group the index entries in the limit's range.
@@ -375,7 +375,7 @@ class Offer(models.Model):
                 fields=["provider", "upstream_id", "region"], name="offer_unique_per_region"
             )
         ]
-        # The marketplace's, at 100,000 offers and more (marketplace.filters). Each costs every
+        # The marketplace's, at 100,000 offers and more (marketplace.search). Each costs every
         # ingest time, so an index no query reads is not kept.
         indexes = [
             # Price order, the default. It also serves "show unavailable offers", so it covers
@@ -448,7 +448,7 @@ class OfferFacet(models.Model):
     key = models.CharField(max_length=300, help_text="Offer.facet_key of these offers.")
     # The range of these offers' VRAM (GB): -1 the low end when one has none, NULL the high
     # end when none has any. A GPU model's offers at one provider mostly share one figure, so
-    # "at least N GB" is decided here for whole combinations (marketplace.filters).
+    # "at least N GB" is decided here for whole combinations (marketplace.search).
     vram_low = models.FloatField()
     vram_high = models.FloatField(null=True)
 

@@ -5,7 +5,7 @@ them, instead of SQL written out in 0003, 0004, 0005 and 0007; and three fixes t
   (each `pg_indexes.indexdef` compared with the index Django creates from the declaration, on
   a freshly migrated database), so they enter the migration state only.
 - `offer_newest` is rebuilt as `first_seen DESC NULLS LAST, id DESC`, the order the newest page
-  asks for (marketplace.filters.SORTS). Built `DESC` (NULLS FIRST), it could never serve that
+  asks for (marketplace.search.SORTS). Built `DESC` (NULLS FIRST), it could never serve that
   order: the page sorted every matching offer instead of reading 24 index entries.
 - The B-tree on `canonical_id` and its `_like` twin are dropped (no query reads the column), and
   so is the index on `provider_id` alone (`offer_unique_per_region` leads with it). Each cost

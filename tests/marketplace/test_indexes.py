@@ -6,10 +6,9 @@ import copy
 
 import pytest
 from django.db import connection
-from django.http import QueryDict
 
-from marketplace.filters import PAGE_SIZE, OfferFilter, catalog_rows
-from providers.models import Offer, Provider
+from marketplace import search
+from providers.models import Offer
 
 pytestmark = pytest.mark.django_db
 
@@ -50,11 +49,9 @@ def test_the_migrated_indexes_are_the_ones_the_model_declares():
 def test_each_order_is_read_from_its_index(world, sort, index):
     """A page of offers in any order is read from that order's index, with no sort step
     (told not to sort, PostgreSQL still sorts when no index gives the order)."""
-    form = OfferFilter(
-        QueryDict(f"sort={sort}"), providers=list(Provider.objects.all()), catalog=catalog_rows()
-    )
+    criteria = search.Criteria(selected={}, sort=sort)
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("SET LOCAL enable_incremental_sort = off")
-    plan = form.offers().values("pk")[:PAGE_SIZE].explain()
+    plan = search.offers(criteria, None).values("pk")[: search.PAGE_SIZE].explain()
     assert index in plan and "Sort" not in plan, plan
