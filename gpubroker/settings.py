@@ -36,12 +36,13 @@ INSTALLED_APPS = [
     "providers",
     "marketplace",
     "health",
+    "broker",
     "resilience",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "gpubroker.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -53,6 +54,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "gpubroker.urls"
 WSGI_APPLICATION = "gpubroker.wsgi.application"
+ASGI_APPLICATION = "gpubroker.asgi.application"
 
 TEMPLATES = [
     {

@@ -8,6 +8,7 @@ from health import views as health_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("broker.urls")),
     path("api/v1/providers/sync", health_api.sync, name="sync"),
     path("health/", include("health.urls")),
     path("api/v1/provider-health/", include("health.api_urls")),

@@ -146,7 +146,10 @@ class Provider(models.Model):
         return ConnectionResult("ok", result.detail)
 
     def adapter(self) -> ProviderAdapter:
-        return import_string(self.adapter_path)(self)
+        return self.adapter_class()(self)
+
+    def adapter_class(self) -> type[ProviderAdapter]:
+        return import_string(self.adapter_path)
 
     def is_stale(self, now=None) -> bool:
         if not self.last_success_at:
