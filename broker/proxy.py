@@ -265,10 +265,10 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
                 if passed:
                     yield passed
         except httpx.HTTPError as exc:  # after the first byte: an event, not a fallback
-            call.outcome, call.status = Outcome.STREAM_ERROR, 502
-            call.error = scrub(f"{call.served.provider}: stream cut off ({type(exc).__name__})")
-            yield error_event(call.error)
-        if not events.done:
+            yield cut_off(call, type(exc).__name__)
+        if not events.done:  # OpenAI-compatible streams end with [DONE]; this one stopped
+            if call.outcome == Outcome.OK:
+                yield cut_off(call, "ended before [DONE]")
             yield DONE
     except BaseException:  # the client went away (cancelled) or a bug: record, then go on
         if call.outcome == Outcome.OK:
@@ -297,8 +297,12 @@ def see(call: Call, event: bytes, wants_usage: bool) -> bytes | None:
     return event
 
 
-def error_event(message: str) -> bytes:
-    error = {"error": {"message": message, "type": "api_error", "code": "stream_error"}}
+def cut_off(call: Call, why: str) -> bytes:
+    """The stream broke after the first byte: recorded, and told to the client as an event
+    in OpenAI's error shape (the SDKs raise it)."""
+    call.outcome, call.status = Outcome.STREAM_ERROR, 502
+    call.error = scrub(f"{call.served.provider}: stream cut off ({why})")
+    error = {"error": {"message": call.error, "type": "api_error", "code": "stream_error"}}
     return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 
