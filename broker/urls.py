@@ -11,4 +11,5 @@ urlpatterns = [
     path("v1/models", views.models, name="models"),
     path("api/v1/inference", views.inference, name="inference"),
     path("api/v1/auth", views.auth, name="auth"),
+    path("usage/", views.usage_page, name="usage"),
 ]

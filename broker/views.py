@@ -7,11 +7,13 @@ broker.proxy. Every refusal is in OpenAI's error shape.
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from broker import catalog, proxy
+from broker import catalog, proxy, usage
 from broker.routing import CHAT, EMBEDDINGS, RouteError
 
 
@@ -52,3 +54,10 @@ async def auth(request: HttpRequest) -> HttpResponse:
     except RouteError as exc:
         return proxy.error_response(exc.status, str(exc), exc.code)
     return JsonResponse(catalog.describe_key(key))
+
+
+@require_GET
+@staff_member_required
+def usage_page(request: HttpRequest) -> TemplateResponse:
+    """Staff: spend per day (chart), per key, per model, per provider."""
+    return TemplateResponse(request, "broker/usage.html", usage.summary())

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+from contextlib import suppress
+
 from django.contrib import admin
 from django.urls import include, path
 
+from broker.prometheus import BrokerCollector
 from health import api as health_api
+from health import prometheus
 from health import views as health_views
+
+# /metrics (health) exports the broker's counters too; the apps do not know each other.
+with suppress(ValueError):  # already registered (the URLconf imported again)
+    prometheus.registry.register(BrokerCollector())
 
 urlpatterns = [
     path("admin/", admin.site.urls),
