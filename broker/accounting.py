@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import Coalesce, Now
 
 from broker.models import ApiKey, CostSource, Observation, Outcome, Usage
 from broker.routing import Candidate, Plan
@@ -30,6 +30,7 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     plan: Plan | None = None
     reserved: bool = False
+    admitted: dict | Exception | None = None  # the first candidate's admission, asked ahead
     attempts: list[dict[str, str]] = field(default_factory=list)
     served: Candidate | None = None
     ttfb: float | None = None  # seconds to the first byte from the provider
@@ -73,59 +74,64 @@ def finish(call: Call) -> Usage:
     cost, source = call.cost()
     prompt, completion = tokens(call.usage or {})
     served = call.served
-    with transaction.atomic():
-        record = Usage.objects.create(
-            key=call.key,
-            endpoint=call.endpoint,
-            model=call.model,
-            provider=served.provider if served else "",
-            offer_id=served.offer_id if served else None,
-            upstream_model=served.upstream_id if served else "",
-            stream=call.stream,
-            attempts=call.attempts,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost_usd=cost,
-            cost_source=source,
-            ttfb_ms=round(call.ttfb * 1000, 2) if call.ttfb is not None else None,
-            total_ms=round(total * 1000, 2),
-            outcome=call.outcome,
-            status_code=call.status,
-            error=call.error,
-        )
-        estimate = call.plan.estimate if call.plan else Decimal(0)
-        if cost or call.reserved:
-            call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
-        observe(call, completion, total)
+    record = Usage.objects.create(
+        key=call.key,
+        endpoint=call.endpoint,
+        model=call.model,
+        provider=served.provider if served else "",
+        offer_id=served.offer_id if served else None,
+        upstream_model=served.upstream_id if served else "",
+        stream=call.stream,
+        attempts=call.attempts,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_usd=cost,
+        cost_source=source,
+        ttfb_ms=round(call.ttfb * 1000, 2) if call.ttfb is not None else None,
+        total_ms=round(total * 1000, 2),
+        outcome=call.outcome,
+        status_code=call.status,
+        error=call.error,
+    )
+    estimate = call.plan.estimate if call.plan else Decimal(0)
+    if cost or call.reserved:
+        call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
+    observe(call, completion, total)
     count(call, prompt, completion, cost)
     return record
 
 
 def observe(call: Call, completion: int | None, total: float) -> None:
     """Feed what happened back into the offers' observed latency, throughput and failures
-    (the `latency` and `throughput` strategies rank by them)."""
-    failed = {int(a["offer"]) for a in call.attempts if a["error"] in FAILURES}
-    for offer_id in failed:
-        Observation.objects.get_or_create(offer_id=offer_id)
-        Observation.objects.filter(offer_id=offer_id).update(
-            requests=F("requests") + 1, failures=F("failures") + 1
-        )
+    (the `latency` and `throughput` strategies rank by them): one UPDATE per offer, the
+    moving averages computed in it, so concurrent requests do not lose each other's samples."""
+    for attempt in call.attempts:
+        if attempt["error"] in FAILURES:
+            update(int(attempt["offer"]), requests=F("requests") + 1, failures=F("failures") + 1)
     if not call.served or call.ttfb is None or call.outcome != Outcome.OK:
         return
-    seen, _ = Observation.objects.select_for_update().get_or_create(offer_id=call.served.offer_id)
-    seen.requests += 1
-    seen.latency_ms = smooth(seen.latency_ms, call.ttfb * 1000)
+    fields = {"requests": F("requests") + 1, "latency_ms": smooth("latency_ms", call.ttfb * 1000)}
     generating = total - call.ttfb if call.stream else total
     if completion and generating > 0:
-        seen.throughput_tps = smooth(seen.throughput_tps, completion / generating)
-    seen.save()
+        fields["throughput_tps"] = smooth("throughput_tps", completion / generating)
+    update(call.served.offer_id, **fields)
+
+
+def update(offer_id: int, **fields) -> None:
+    if not Observation.objects.filter(offer_id=offer_id).update(**fields, updated_at=Now()):
+        Observation.objects.get_or_create(offer_id=offer_id)
+        Observation.objects.filter(offer_id=offer_id).update(**fields, updated_at=Now())
+
+
+def smooth(column: str, sample: float) -> Coalesce:
+    """Exponential moving average in SQL: the sample itself when there is none yet."""
+    return Coalesce(
+        F(column) * (1 - SMOOTHING) + Value(sample * SMOOTHING), Value(sample),
+        output_field=FloatField(),
+    )  # fmt: skip
 
 
 FAILURES = frozenset({"server_error", "timeout", "connection", "rate_limited"})
-
-
-def smooth(old: float | None, new: float) -> float:
-    return round(new if old is None else (1 - SMOOTHING) * old + SMOOTHING * new, 3)
 
 
 def count(call: Call, prompt: int | None, completion: int | None, cost: Decimal | None) -> None:

@@ -136,23 +136,41 @@ def no_provider(call: Call) -> RouteError:
 async def handle(request: HttpRequest, endpoint: str, *, annotate: bool = False) -> HttpResponse:
     """The whole request; `annotate` adds a `gpubroker` object to a JSON answer
     (`/api/v1/inference`)."""
-    call = None
     try:
         body = parse_body(request)
-        key = await sync_to_async(authenticate)(request)
-        call = Call(key=key, endpoint=endpoint, model=str(body.get("model") or ""))
-        call.stream = endpoint == CHAT and body.get("stream") is True and not annotate
-        await sync_to_async(prepare)(call, body)
     except RouteError as exc:
-        return await refuse(call, exc)
+        return error_response(exc.status, str(exc), exc.code, exc.param)
+    call, refused = await sync_to_async(start)(request, body, endpoint, annotate)
+    if refused is not None:
+        return refused
     return await dispatch(call, body, annotate)
 
 
-async def refuse(call: Call | None, exc: RouteError) -> JsonResponse:
+def start(
+    request: HttpRequest, body: dict[str, Any], endpoint: str, annotate: bool
+) -> tuple[Call | None, JsonResponse | None]:
+    """Everything before the first call, in one worker thread (each hop between the event loop
+    and a thread costs): authenticate, route, hold the budget, admit the first candidate."""
+    call = None
+    try:
+        key = authenticate(request)
+        call = Call(key=key, endpoint=endpoint, model=str(body.get("model") or ""))
+        call.stream = endpoint == CHAT and body.get("stream") is True and not annotate
+        prepare(call, body)
+    except RouteError as exc:
+        return call, refusal(call, exc)
+    try:
+        call.admitted = aio.admit(call.plan.candidates[0].policy)
+    except ProviderError as exc:  # its breaker or our limiter said no: dispatch moves on
+        call.admitted = exc
+    return call, None
+
+
+def refusal(call: Call | None, exc: RouteError) -> JsonResponse:
     if call is not None:  # an authenticated request is recorded, refused or not
         call.status, call.error = exc.status, str(exc)
         call.outcome = Outcome.NO_PROVIDER if exc.status == 503 else Outcome.REFUSED
-        await sync_to_async(accounting.finish)(call)
+        accounting.finish(call)
     metadata = None
     if call is not None and call.plan is not None and exc.status == 503:
         metadata = {"skipped": call.plan.skipped, "attempts": call.attempts}
@@ -169,11 +187,17 @@ def upstream_payload(call: Call, body: dict[str, Any], model: str) -> dict[str, 
 
 async def dispatch(call: Call, body: dict[str, Any], annotate: bool) -> HttpResponse:
     for candidate in call.plan.candidates:
-        headers = {"Authorization": f"Bearer {candidate.api_key}"}
-        payload = upstream_payload(call, body, candidate.upstream_id)
+        admitted, call.admitted = call.admitted, None  # only the first was admitted ahead
         try:
+            if isinstance(admitted, ProviderError):
+                raise admitted
             response = await aio.open_stream(
-                candidate.policy, "POST", candidate.path, json=payload, headers=headers
+                candidate.policy,
+                "POST",
+                candidate.path,
+                admitted=admitted,
+                json=upstream_payload(call, body, candidate.upstream_id),
+                headers={"Authorization": f"Bearer {candidate.api_key}"},
             )
         except ProviderError as exc:
             call.tried(candidate, exc.code, str(exc))
@@ -183,10 +207,10 @@ async def dispatch(call: Call, body: dict[str, Any], annotate: bool) -> HttpResp
         call.served = candidate
         call.ttfb = time.monotonic() - call.started
         if call.stream:
-            return streaming(call, response, bool((body.get("stream_options") or {}).get(
-                "include_usage")))  # fmt: skip
+            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return streaming(call, response, wants_usage)
         return await whole(call, response, annotate)
-    return await refuse(call, no_provider(call))
+    return await sync_to_async(refusal)(call, no_provider(call))
 
 
 async def upstream_error(call: Call, exc: ProviderError) -> JsonResponse:

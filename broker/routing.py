@@ -86,8 +86,10 @@ def model_offers(name: str) -> QuerySet[Offer]:
     DeepInfra and Hugging Face) or a provider's own id (Groq's names, `<repo>:<provider>` on
     the Hugging Face router). When the catalog's canonical models and alias table land, this
     is the function that resolves through them."""
-    return Offer.objects.filter(kind=Kind.LLM).filter(
-        Q(canonical_id=name.lower()) | Q(upstream_id=name)
+    return (
+        Offer.objects.filter(kind=Kind.LLM)
+        .filter(Q(canonical_id=name.lower()) | Q(upstream_id=name))
+        .select_related("provider__credential", "observation")
     )
 
 
@@ -101,7 +103,7 @@ def plan(key: ApiKey, body: dict[str, Any], endpoint: str) -> Plan:
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise RouteError(400, "`model` is required.", "invalid_request_error", "model")
-    offers = [o for o in model_offers(name).select_related("provider") if serves(o, endpoint)]
+    offers = [o for o in model_offers(name) if serves(o, endpoint)]
     if not offers:
         raise RouteError(404, f"The model `{name}` does not exist.", "model_not_found", "model")
     canonical = offers[0].canonical_id
@@ -144,7 +146,6 @@ def screen(
     """Candidates, and every offer left out with why."""
     providers = {o.provider.slug: o.provider for o in offers}
     health = provider_health(list(providers))
-    seen = {o.offer_id: o for o in Observation.objects.filter(offer_id__in=[o.pk for o in offers])}
     keys: dict[str, str] = {}
     candidates, skipped = [], []
     for offer in offers:
@@ -153,7 +154,7 @@ def screen(
         if reason:
             skipped.append({"provider": provider.slug, "offer": str(offer.pk), "reason": reason})
             continue
-        observed = seen.get(offer.pk)
+        observed = observation(offer)
         candidates.append(
             Candidate(
                 offer_id=offer.pk,
@@ -170,6 +171,13 @@ def screen(
             )
         )
     return candidates, skipped
+
+
+def observation(offer: Offer) -> Observation | None:
+    try:
+        return offer.observation  # select_related by model_offers: no query
+    except Observation.DoesNotExist:
+        return None
 
 
 def why_not(

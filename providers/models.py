@@ -115,7 +115,11 @@ class Provider(models.Model):
 
     @cached_property
     def _credential(self) -> Credential | None:
-        return Credential.objects.filter(provider=self).first()
+        # The reverse one-to-one: no query when it was select_related (the broker does).
+        try:
+            return self.credential
+        except Credential.DoesNotExist:
+            return None
 
     def api_key(self) -> str:
         """The key in effect: an admin-managed key wins over <PREFIX>_API_KEY."""

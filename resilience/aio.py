@@ -44,7 +44,10 @@ def client() -> httpx.AsyncClient:
     return found
 
 
-def _admit(policy: ProviderPolicy) -> dict:
+def admit(policy: ProviderPolicy) -> dict:
+    """Ask the breaker, then take a token (sync: the shared store's client blocks). Returns
+    what `open_stream(admitted=…)` needs; a caller already in a worker thread calls it there
+    and saves a thread hop. Raises CircuitBreakerOpen or RateLimitExceeded."""
     seen = breaker.before_call(policy.slug)
     try:
         limiter.acquire(policy)
@@ -60,15 +63,26 @@ def _settle(slug: str, outcome: str | None, seen: dict, seconds: float) -> None:
         metrics.record(slug, outcome, seconds)
 
 
+_background: set[asyncio.Task] = set()
+
+
+def _settle_later(slug: str, seen: dict, seconds: float) -> None:
+    """A success is written after the answer has gone on: nothing waits for it."""
+    task = asyncio.create_task(asyncio.to_thread(_settle, slug, OK, seen, seconds))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 async def open_stream(
-    policy: ProviderPolicy, method: str, path: str, **kwargs: Any
+    policy: ProviderPolicy, method: str, path: str, *, admitted: dict | None = None, **kwargs: Any
 ) -> httpx.Response:
     """One attempt through the provider's breaker and limiter; the response open and 2xx.
 
-    Raises the typed errors (CircuitBreakerOpen, RateLimitExceeded, Transient, RateLimited,
-    InvalidKey…) with the provider's error body read and closed. The caller must close a
-    returned response (`await response.aclose()`)."""
-    seen = await asyncio.to_thread(_admit, policy)
+    `admitted`: what `admit(policy)` returned, when the caller has already asked. Raises the
+    typed errors (CircuitBreakerOpen, RateLimitExceeded, Transient, RateLimited, InvalidKey…)
+    with the provider's error body read and closed. The caller must close a returned response
+    (`await response.aclose()`)."""
+    seen = admitted if admitted is not None else await asyncio.to_thread(admit, policy)
     url = policy.base_url.rstrip("/") + path
     timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
     started = time.monotonic()
@@ -87,7 +101,7 @@ async def open_stream(
     except BaseException:
         await asyncio.to_thread(_settle, policy.slug, None, seen, 0.0)
         raise
-    await asyncio.to_thread(_settle, policy.slug, OK, seen, time.monotonic() - started)
+    _settle_later(policy.slug, seen, time.monotonic() - started)
     return response
 
 
