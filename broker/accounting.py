@@ -74,7 +74,12 @@ def finish(call: Call) -> Usage:
     cost, source = call.cost()
     prompt, completion = tokens(call.usage or {})
     served = call.served
-    record = Usage.objects.create(
+    estimate = call.plan.estimate if call.plan else Decimal(0)
+    if cost or call.reserved:
+        call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
+    observe(call, completion, total)
+    count(call, prompt, completion, cost)
+    return Usage.objects.create(  # last: once the row is there, the rest is done
         key=call.key,
         endpoint=call.endpoint,
         model=call.model,
@@ -93,12 +98,6 @@ def finish(call: Call) -> Usage:
         status_code=call.status,
         error=call.error,
     )
-    estimate = call.plan.estimate if call.plan else Decimal(0)
-    if cost or call.reserved:
-        call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
-    observe(call, completion, total)
-    count(call, prompt, completion, cost)
-    return record
 
 
 def observe(call: Call, completion: int | None, total: float) -> None:

@@ -10,6 +10,7 @@ the stream. Everything answered is in OpenAI's error shape, never a 500, never a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -19,10 +20,12 @@ from typing import Any
 
 import httpx
 from asgiref.sync import sync_to_async
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from broker import accounting, routing
 from broker.accounting import Call
+from broker.memo import Memo
 from broker.models import ApiKey, Outcome
 from broker.routing import CHAT, RouteError
 from resilience import aio
@@ -49,6 +52,7 @@ ERROR_TYPES = {
     503: "service_unavailable",
 }
 DONE = b"data: [DONE]\n\n"
+KEYS = Memo()
 
 
 def error_response(
@@ -89,7 +93,7 @@ def authenticate(request: HttpRequest) -> ApiKey:
     raw = bearer(request)
     if not raw:
         raise RouteError(401, "Missing API key: send `Authorization: Bearer gpb_…`.", "missing_key")
-    key = ApiKey.find(raw)
+    key = KEYS.get(raw, lambda: ApiKey.find(raw))
     if key is None:
         raise RouteError(401, "Invalid API key.", "invalid_api_key")
     if key.revoked_at is not None:
@@ -220,6 +224,26 @@ async def upstream_error(call: Call, exc: ProviderError) -> JsonResponse:
     return error_response(call.status, str(exc), "upstream_error")
 
 
+_recording: set[asyncio.Task] = set()
+
+
+def record_later(call: Call) -> None:
+    """Record an answered request after its answer has gone (its cost is already known): the
+    client does not wait for the usage row, the spend and the counters."""
+    task = asyncio.create_task(asyncio.to_thread(record_detached, call))
+    _recording.add(task)
+    task.add_done_callback(_recording.discard)
+
+
+def record_detached(call: Call) -> None:
+    try:
+        accounting.finish(call)
+    except Exception:
+        logger.exception("could not record a request's usage")
+    finally:
+        connections.close_all()  # this thread's connections, back to the pool
+
+
 def served_headers(call: Call, cost: Decimal | None = None) -> dict[str, str]:
     headers = {
         "x-gpubroker-provider": call.served.provider,
@@ -246,7 +270,7 @@ async def whole(call: Call, response: httpx.Response, annotate: bool) -> HttpRes
         answer = None
     call.usage = answer.get("usage") if isinstance(answer, dict) else None
     cost, source = call.cost()
-    await sync_to_async(accounting.finish)(call)
+    record_later(call)
     headers = served_headers(call, cost)
     if annotate and isinstance(answer, dict):
         answer["gpubroker"] = {

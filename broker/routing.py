@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
+from broker.memo import Memo
 from broker.models import ApiKey, Observation, Strategy
 from providers.models import Kind, Offer, Provider
 from resilience import breaker, metrics
@@ -35,6 +36,7 @@ OTHER_TASKS = frozenset({"image", "audio", "moderation", "text-to-image", "text-
 DEFAULT_OUTPUT_TOKENS = 256
 MIN_SUCCESS_RATE = 0.5  # the status rule's UNAVAILABLE line
 PER_MILLION = Decimal(1_000_000)
+OFFERS = Memo()  # a model's offers, with provider, credential and observation
 
 
 class RouteError(Exception):
@@ -93,6 +95,10 @@ def model_offers(name: str) -> QuerySet[Offer]:
     )
 
 
+def servable(name: str, endpoint: str) -> list[Offer]:
+    return [o for o in model_offers(name) if serves(o, endpoint)]
+
+
 def serves(offer: Offer, endpoint: str) -> bool:
     if endpoint == EMBEDDINGS:
         return offer.task in EMBEDDING_TASKS
@@ -103,7 +109,7 @@ def plan(key: ApiKey, body: dict[str, Any], endpoint: str) -> Plan:
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise RouteError(400, "`model` is required.", "invalid_request_error", "model")
-    offers = [o for o in model_offers(name) if serves(o, endpoint)]
+    offers = OFFERS.get((name, endpoint), lambda: servable(name, endpoint))
     if not offers:
         raise RouteError(404, f"The model `{name}` does not exist.", "model_not_found", "model")
     canonical = offers[0].canonical_id

@@ -177,6 +177,11 @@ HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github
 # choice); a broader one by walking the sort order's index (docs/performance.md).
 MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
 
+# --- Broker (broker app; docs/broker.md) ------------------------------------------------------
+# Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask
+# the database on every request). A revoked key stops working within this time.
+BROKER_CACHE_SECONDS = env.float("BROKER_CACHE_SECONDS", default=5)
+
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
 # is set, else in the database (resilience.SharedState rows, updated under a row lock).

@@ -18,7 +18,7 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from broker.models import ApiKey
+from broker.models import ApiKey, Usage
 from gpubroker.asgi import application
 from providers.models import Offer, Provider
 from tests.conftest import PAYLOADS, payload
@@ -35,6 +35,21 @@ CHAT_PATHS = {
     "groq": "/openai/v1/chat/completions",
     "huggingface": "/v1/chat/completions",
 }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_lookups(settings):
+    """Every request asks the database (the tests change keys and offers between requests)."""
+    settings.BROKER_CACHE_SECONDS = 0
+
+
+def recorded(count: int = 1) -> list[Usage]:
+    """The usage rows, once `count` are there: an answered request is recorded just after
+    its answer has gone."""
+    deadline = time.monotonic() + 5
+    while Usage.objects.count() < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return list(Usage.objects.order_by("at"))
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import httpx
 import openai
 import pytest
 
-from broker.models import ApiKey, Usage, hash_key
-from tests.broker.conftest import MODEL, PROVIDER_KEYS, chat, serve_chat
+from broker.models import ApiKey, hash_key
+from tests.broker.conftest import MODEL, PROVIDER_KEYS, chat, recorded, serve_chat
 
 
 def key_of(raw: str) -> ApiKey:
@@ -24,7 +24,7 @@ def test_the_cost_is_deepinfras_estimated_cost_where_given(sdk, raw_key, world, 
     serve_chat(httpserver, "deepinfra")
     raw = chat(sdk, extra_body={"provider": {"only": ["deepinfra"]}})
     assert raw.headers["x-gpubroker-cost-usd"] == "0.00000268"
-    usage = Usage.objects.get()
+    (usage,) = recorded()
     assert (usage.cost_usd, usage.cost_source) == (Decimal("0.00000268"), "provider")
     assert (usage.prompt_tokens, usage.completion_tokens, usage.outcome) == (14, 6, "ok")
     assert usage.model == MODEL and usage.upstream_model == "meta-llama/Llama-3.3-70B-Instruct"
@@ -36,7 +36,7 @@ def test_the_cost_is_tokens_times_stored_prices_otherwise(sdk, raw_key, world, h
     raw = chat(sdk)
     # 14 prompt tokens × $0.135/1M + 9 completion tokens × $0.40/1M
     assert raw.headers["x-gpubroker-cost-usd"] == "0.00000549"
-    usage = Usage.objects.get()
+    (usage,) = recorded()
     assert (usage.cost_usd, usage.cost_source) == (Decimal("0.00000549"), "prices")
     assert usage.ttfb_ms > 0 and usage.total_ms >= usage.ttfb_ms
     assert key_of(raw_key).spent_this_month() == Decimal("0.00000549")
@@ -47,16 +47,14 @@ def test_a_spent_budget_is_a_402_before_any_call(broker_url, world, httpserver):
     key, raw = ApiKey.issue("capped", Decimal("0.00001"))
     client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
     chat(client)  # within budget
+    recorded(1)
     key.settle(Decimal(0), Decimal("0.00001"), reserved=False)  # now spent
     with pytest.raises(openai.APIStatusError) as caught:
         chat(client)
     assert caught.value.status_code == 402
     assert caught.value.body["code"] == "insufficient_quota"
     assert len(httpserver.log) == 1
-    assert list(Usage.objects.values_list("outcome", flat=True).order_by("at")) == [
-        "ok",
-        "refused",
-    ]
+    assert [u.outcome for u in recorded(2)] == ["ok", "refused"]
 
 
 def test_requests_in_flight_cannot_overspend_by_more_than_one_request(db):
@@ -97,7 +95,7 @@ def test_an_upstream_4xx_is_the_clients_answer_and_no_fallback(sdk, world, https
     assert "bad request for key" in body
     assert key not in body and key not in caplog.text
     assert len(httpserver.log) == 1
-    usage = Usage.objects.get()
+    (usage,) = recorded()
     assert (usage.outcome, usage.status_code, usage.provider) == ("upstream_error", 400, "")
     assert key not in usage.error
 
@@ -105,4 +103,4 @@ def test_an_upstream_4xx_is_the_clients_answer_and_no_fallback(sdk, world, https
 def test_an_unknown_model_is_a_404_and_is_recorded(sdk, world):
     with pytest.raises(openai.NotFoundError):
         chat(sdk, model="nobody/nothing")
-    assert Usage.objects.get().outcome == "refused"
+    assert [u.outcome for u in recorded()] == ["refused"]

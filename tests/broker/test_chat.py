@@ -12,12 +12,12 @@ import openai
 import pytest
 from werkzeug import Request, Response
 
-from broker.models import Usage
 from tests.broker.conftest import (
     CHAT_PATHS,
     MODEL,
     PROVIDER_KEYS,
     chat,
+    recorded,
     recorded_stream,
     sent_to,
     serve_chat,
@@ -135,10 +135,7 @@ def test_models_lists_the_canonical_models(sdk, world):
 def test_a_stream_is_recorded_once_with_its_usage(sdk, world, httpserver):
     serve_chat(httpserver, "groq")
     list(chat(sdk, stream=True, extra_body={"provider": {"only": ["groq"]}}).parse())
-    deadline = time.monotonic() + 5
-    while not Usage.objects.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    (usage,) = Usage.objects.all()
+    (usage,) = recorded()
     assert (usage.provider, usage.stream, usage.outcome) == ("groq", True, "ok")
     assert (usage.prompt_tokens, usage.completion_tokens) == (14, 5)
     assert usage.ttfb_ms is not None and usage.total_ms >= usage.ttfb_ms
