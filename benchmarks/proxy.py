@@ -19,6 +19,7 @@ the spend update.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -34,6 +35,7 @@ N = int(os.environ.get("BENCH_REQUESTS", "400"))
 BENCH_DATABASE_URL = os.environ.get(
     "BENCH_PROXY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpubroker_proxy_bench"
 )
+CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,32").split(",")]
 TARGET_P50_MS, TARGET_P95_MS = 5.0, 15.0
 MODEL = "meta-llama/llama-3.3-70b-instruct"
 UPSTREAM_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
@@ -232,6 +234,10 @@ def main() -> int:
         "DEEPINFRA_API_KEY": PROVIDER_KEY,
         "DEEPINFRA_RATE_LIMIT": "100000000",
         "LOG_LEVEL": "WARNING",
+        # As in production: DEBUG off (Django then keeps no query log).
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret",
+        "GPUBROKER_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
     }
     uvicorn = [
         sys.executable,
@@ -267,7 +273,7 @@ def main() -> int:
     verdicts = []
     try:
         for stream in (False, True):
-            for concurrency in (1, 32):
+            for concurrency in CONCURRENCY:
                 what = "time to first byte, streaming" if stream else "whole answer, non-streaming"
                 print(f"\n{what}, concurrency {concurrency}, {N} requests each:")
                 extra = {"stream": True} if stream else {}

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
 from django.db.models import F, FloatField, Value
 from django.db.models.functions import Coalesce, Now
 
-from broker.models import ApiKey, CostSource, Observation, Outcome, Usage
+from broker.models import ApiKey, CostSource, Observation, Outcome, Usage, relaxed_commit
 from broker.routing import Candidate, Plan
 from resilience.store import store
 
@@ -75,11 +76,26 @@ def finish(call: Call) -> Usage:
     prompt, completion = tokens(call.usage or {})
     served = call.served
     estimate = call.plan.estimate if call.plan else Decimal(0)
-    if cost or call.reserved:
-        call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
-    observe(call, completion, total)
+    with transaction.atomic():
+        relaxed_commit()
+        if cost or call.reserved:
+            call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
+        observe(call, completion, total)
+        usage = record(call, served, prompt, completion, cost, source, total)
     count(call, prompt, completion, cost)
-    return Usage.objects.create(  # last: once the row is there, the rest is done
+    return usage
+
+
+def record(
+    call: Call,
+    served: Candidate | None,
+    prompt: int | None,
+    completion: int | None,
+    cost: Decimal | None,
+    source: str,
+    total: float,
+) -> Usage:
+    return Usage.objects.create(
         key=call.key,
         endpoint=call.endpoint,
         model=call.model,
