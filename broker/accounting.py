@@ -162,7 +162,7 @@ def count(call: Call, prompt: int | None, completion: int | None, cost: Decimal 
     fallbacks = len(call.attempts)
     if fallbacks:
         fields[f"fallbacks|{call.endpoint}|{call.model}"] = fallbacks
-    store().incr([(COUNTERS, fields, None)])
+    store().incr([(COUNTERS, fields, None)], defer=True)  # written behind, as metrics.record
 
 
 def totals() -> dict[str, float]:
