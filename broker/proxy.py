@@ -228,8 +228,8 @@ _recording: set[asyncio.Task] = set()
 
 
 def record_later(call: Call) -> None:
-    """Record an answered request after its answer has gone (its cost is already known): the
-    client does not wait for the usage row, the spend and the counters."""
+    """Record a request after its answer has gone (a whole answer's cost is already in its
+    headers): the client does not wait for the usage row, the spend and the counters."""
     task = asyncio.create_task(asyncio.to_thread(record_detached, call))
     _recording.add(task)
     task.add_done_callback(_recording.discard)
@@ -244,6 +244,14 @@ def record_detached(call: Call) -> None:
         connections.close_all()  # this thread's connections, back to the pool
 
 
+def usd_text(cost: Decimal) -> str:
+    return f"{cost:.9f}".rstrip("0").rstrip(".") or "0"
+
+
+def cost_comment(cost: Decimal) -> bytes:
+    return f": x-gpubroker-cost-usd {usd_text(cost)}\n\n".encode()
+
+
 def served_headers(call: Call, cost: Decimal | None = None) -> dict[str, str]:
     headers = {
         "x-gpubroker-provider": call.served.provider,
@@ -251,7 +259,7 @@ def served_headers(call: Call, cost: Decimal | None = None) -> dict[str, str]:
         "x-gpubroker-attempts": str(len(call.attempts) + 1),
     }
     if cost is not None:
-        headers["x-gpubroker-cost-usd"] = f"{cost:.9f}".rstrip("0").rstrip(".") or "0"
+        headers["x-gpubroker-cost-usd"] = usd_text(cost)
     return headers
 
 
@@ -319,19 +327,25 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
                 yield cut_off(call, "ended before [DONE]")
             yield DONE
     except BaseException:  # the client went away (cancelled) or a bug: record, then go on
-        if call.outcome == Outcome.OK:
+        # A client that hangs up once it has read `[DONE]` (the SDKs do) got everything.
+        if call.outcome == Outcome.OK and not events.done:
             call.outcome, call.status = Outcome.CLIENT_GONE, 499
         raise
     finally:
+        # Recorded by a task of its own: a hung-up client cancels this generator, and a
+        # cancelled await here could lose the record.
+        record_later(call)
         await response.aclose()
-        await sync_to_async(accounting.finish)(call)
 
 
 def see(call: Call, event: bytes, wants_usage: bool) -> bytes | None:
-    """Read one SSE event on its way through; returns what to pass on (None: drop it)."""
+    """Read one SSE event on its way through; returns what to pass on (None: drop it).
+    Before `[DONE]` goes a comment line with the cost (clients ignore comments; headers were
+    sent before the usage was known): `: x-gpubroker-cost-usd 0.00000268`."""
     data = event.strip()
     if data == b"data: [DONE]":
-        return event
+        cost, _ = call.cost()
+        return cost_comment(cost) + event if cost is not None else event
     if b'"usage"' in data and data.startswith(b"data:"):
         try:
             chunk = json.loads(data[5:])

@@ -63,7 +63,7 @@ def test_it_streams_the_providers_events_and_ends_with_done(sdk, world, httpserv
 
 def test_the_raw_stream_is_the_providers_bytes_plus_nothing(broker_url, raw_key, world, httpserver):
     """Event for event what Groq sent, except the usage event the broker asked for and the
-    client did not; `data: [DONE]` last."""
+    client did not, and a comment with the cost before `data: [DONE]`, which comes last."""
     serve_chat(httpserver, "groq")
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True,
             "provider": {"only": ["groq"]}}  # fmt: skip
@@ -74,7 +74,10 @@ def test_the_raw_stream_is_the_providers_bytes_plus_nothing(broker_url, raw_key,
         received = response.read().decode()
     events = [e for e in recorded_stream("groq").split("\n\n") if e]
     usage_only = [e for e in events if '"choices":[]' in e]
-    assert received == "".join(e + "\n\n" for e in events if e not in usage_only)
+    passed = "".join(e + "\n\n" for e in events if e not in usage_only)
+    # 14 prompt tokens × $0.59/1M + 5 completion tokens × $0.79/1M, as an SSE comment
+    cost = ": x-gpubroker-cost-usd 0.00001221\n\n"
+    assert received == passed.replace("data: [DONE]", cost + "data: [DONE]")
     assert received.endswith("data: [DONE]\n\n")
 
 
