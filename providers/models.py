@@ -123,7 +123,11 @@ class Provider(models.Model):
 
     @cached_property
     def _credential(self) -> Credential | None:
-        return Credential.objects.filter(provider=self).first()
+        # The reverse one-to-one: no query when it was select_related (the broker does).
+        try:
+            return self.credential
+        except Credential.DoesNotExist:
+            return None
 
     def api_key(self) -> str:
         """The key in effect: an admin-managed key wins over <PREFIX>_API_KEY."""
@@ -154,7 +158,10 @@ class Provider(models.Model):
         return ConnectionResult("ok", result.detail)
 
     def adapter(self) -> ProviderAdapter:
-        return import_string(self.adapter_path)(self)
+        return self.adapter_class()(self)
+
+    def adapter_class(self) -> type[ProviderAdapter]:
+        return import_string(self.adapter_path)
 
     def is_stale(self, now=None) -> bool:
         if not self.last_success_at:

@@ -149,7 +149,7 @@ class AuthResult:
 class OpenAIChatMixin:
     """run_inference for providers with an OpenAI-compatible chat completions endpoint."""
 
-    chat_path = ""
+    chat_path: str
 
     def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
         response = self.client.request(
@@ -162,6 +162,10 @@ class ProviderAdapter:
     """One class per provider. Subclasses set their paths and parse their payloads."""
 
     console_url = ""
+    # OpenAI-compatible inference paths on the provider's base URL ("": not offered); the
+    # broker sends requests there.
+    chat_path = ""
+    embeddings_path = ""
 
     @classmethod
     def page_url(cls, upstream_id: str) -> str:

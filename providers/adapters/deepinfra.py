@@ -13,6 +13,7 @@ Follows (read 2026-11-23 through stored copies):
 - `GET /v1/me` (Bearer) — account identity; the catalogs answer without a key, so this is the
   call that proves one.
 - `POST /v1/openai/chat/completions` — OpenAI-compatible; `usage.estimated_cost` is USD.
+- `POST /v1/openai/embeddings` — OpenAI-compatible embeddings (same `usage` shape).
 Model ids are case-sensitive: the upstream id is kept exactly, only canonical_id is lowered.
 """
 
@@ -56,6 +57,7 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
         return f"https://deepinfra.com/{upstream_id}"  # the model's page, with its playground
 
     chat_path = "/v1/openai/chat/completions"
+    embeddings_path = "/v1/openai/embeddings"
 
     def list_models(self) -> Catalog:
         models = self.client.get_json("/models/list", headers=self.auth_headers())
