@@ -134,6 +134,10 @@ class GpuVocabulary:
             return
         offer.gpu_id = model.pk
         offer.gpu_name = model.canonical
+        if model.memory_gb:  # sold as 80 GB; the provider's 79.6 usable is kept beside it
+            if offer.vram_gb and offer.vram_gb != model.memory_gb:
+                offer.vram_reported_gb = offer.vram_gb
+            offer.vram_gb = model.memory_gb
 
 
 def _by_memory(candidates: list[GpuModel], memory_gb: float | None) -> GpuModel | None:
@@ -181,7 +185,9 @@ def per_gpu_hour(total: Any, gpus: int, *, hours: float = 1, replicas: int = 1) 
 
 
 def mib_to_gb(value: Any) -> float | None:
-    """Memory reported in MiB (nvidia-smi's unit) as GB the way spec sheets count it."""
+    """Memory reported in MiB (nvidia-smi's unit, and Vast's) in GiB, to one decimal: the
+    binary gigabytes GPU spec sheets mean by "GB" (an 80 GB H100 has 81,920 MiB, of which
+    Vast reports 81,559 usable: 79.6)."""
     return round(float(value) / 1024, 1) if value else None
 
 

@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ PRICE_SHEETS = Path(__file__).resolve().parent.parent / "price_sheets"
 PRICE_FIELDS = (
     "usd_per_1m_input",
     "usd_per_1m_output",
+    "usd_per_1m_cached_input",
     "usd_per_image",
     "usd_per_gpu_hour",
     "usd_per_gpu_hour_min",
@@ -59,6 +60,7 @@ class OfferIn:
     compliance_tags: list[str] = field(default_factory=list)
     usd_per_1m_input: Decimal | None = None
     usd_per_1m_output: Decimal | None = None
+    usd_per_1m_cached_input: Decimal | None = None
     usd_per_image: Decimal | None = None
     usd_per_gpu_hour: Decimal | None = None
     usd_per_gpu_hour_min: Decimal | None = None
@@ -69,12 +71,16 @@ class OfferIn:
     price_source_url: str = ""
     price_source_date: date | None = None
     price_note: str = ""
+    price_flags: list[str] = field(default_factory=list)  # codes of providers.models.PRICE_FLAGS
+    deprecated_at: datetime | None = None
+    replaced_by: str = ""
     throughput_tps: float | None = None
     latency_ms: float | None = None
     gpu_name: str = ""
     gpu_id: int | None = None  # the GpuModel the name normalised to (providers/gpus.py)
     gpu_count: int | None = None
-    vram_gb: float | None = None
+    vram_gb: float | None = None  # the GPU's spec size once normalised (providers/gpus.py)
+    vram_reported_gb: float | None = None  # the provider's own figure, when it differs
     vcpus: float | None = None
     ram_gb: float | None = None
     disk_gb: float | None = None

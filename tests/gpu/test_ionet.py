@@ -61,7 +61,8 @@ def test_it_leaves_out_cpu_only_vms_and_marks_sold_out_ones(ionet):
     sold_out = offers["12__8"]
     assert sold_out.available is False and sold_out.availability_count == 0
     sparse = offers["1A6000.32V__SG"]  # no vram, vcpu, memory or sold_out keys
-    assert sparse.available and sparse.vram_gb is None and sparse.gpu_name == "RTX A6000"
+    assert sparse.available and sparse.gpu_name == "RTX A6000"
+    assert (sparse.vram_gb, sparse.vram_reported_gb) == (48, None)  # the spec sheet's size
 
 
 def test_it_keeps_a_configuration_without_a_price_at_an_unknown_price(ionet):
