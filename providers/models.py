@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from django.conf import settings
 from django.core.validators import slug_re
 from django.db import models
-from django.db.models import Case, Count, Max, Min, Q, Value, When
+from django.db.models import Case, Count, Max, Min, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -290,6 +290,20 @@ class OfferQuerySet(models.QuerySet):
 
     def for_provider(self, provider: Provider) -> OfferQuerySet:
         return self.filter(provider=provider)
+
+    def unmatched_gpus(self) -> QuerySet:
+        """Each GPU spelling on sale that the catalog does not know, per provider, with how
+        many offers carry it: the next gap in the vocabulary, most common first."""
+        return (
+            self.filter(kind=Kind.GPU, gpu__isnull=True, available=True)
+            .values("provider__name", "gpu_name")
+            .annotate(offers=Count("*"))
+            .order_by("-offers", "provider__name", "gpu_name")
+        )
+
+    def flagged(self) -> OfferQuerySet:
+        """Offers on sale whose price carries a warning (PRICE_FLAGS)."""
+        return self.available().exclude(price_flags=[]).select_related("provider")
 
 
 class Offer(models.Model):

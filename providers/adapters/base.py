@@ -214,3 +214,31 @@ def load_price_sheet(name: str) -> dict[str, Any]:
     sheet = json.loads((PRICE_SHEETS / f"{name}.json").read_text())
     sheet["read_on_date"] = date.fromisoformat(sheet["read_on"]) if sheet["read_on"] else None
     return sheet
+
+
+def price_read_on(sheet: dict[str, Any], entry: dict[str, Any]) -> date | None:
+    """When an entry's price was read: its own `read_on` where it was re-read since, else
+    the sheet's."""
+    return date.fromisoformat(entry["read_on"]) if entry.get("read_on") else sheet["read_on_date"]
+
+
+def price_sheets(today: date, max_age_days: int) -> list[dict[str, Any]]:
+    """Every shipped price sheet: its name, source, the date its oldest price was read, that
+    price's age in days and whether it is stale (older than `max_age_days`, or undated)."""
+    sheets = []
+    for path in sorted(PRICE_SHEETS.glob("*.json")):
+        sheet = load_price_sheet(path.stem)
+        entries = sheet.get("models") if isinstance(sheet.get("models"), dict) else {}
+        dates = [price_read_on(sheet, e) for e in entries.values() if isinstance(e, dict)]
+        oldest = min((d for d in dates if d), default=sheet["read_on_date"])
+        age = (today - oldest).days if oldest else None
+        sheets.append(
+            {
+                "name": path.stem,
+                "source_url": sheet.get("source_url", ""),
+                "oldest": oldest,
+                "age_days": age,
+                "stale": age is None or age > max_age_days,
+            }
+        )
+    return sheets
