@@ -89,6 +89,9 @@ FACET_LABELS = {
     "gpu": "GPU model",
 }
 MULTIPLE = {"provider", "region", "gpu"}
+# The region filter's value for offers whose provider states no region (stored as ""): LLM
+# APIs that say nothing of where they serve, GPU hosts with no location.
+UNSPECIFIED = "unspecified"
 # Providers report usable memory, a little under the size a GPU is sold by (Vast.ai lists an
 # H100 80GB at 81,559 MiB = 79.6 GB), so "at least 80 GB" compares in whole GB.
 VRAM_SLACK_GB = 0.5
@@ -124,8 +127,10 @@ class OfferFilter(forms.Form):
         self.catalog = catalog
         self.fields["provider"].choices = [(p.slug, p.name) for p in providers]
         for name in ("region", "task", "gpu"):
-            values = {row[COLUMN[FACETS[name]]] for row in catalog} - {""}
-            choices = [(v, v) for v in sorted(values, key=str.lower)]
+            values = {row[COLUMN[FACETS[name]]] for row in catalog}
+            choices = [(v, v) for v in sorted(values - {""}, key=str.lower)]
+            if name == "region" and "" in values:
+                choices.append((UNSPECIFIED, UNSPECIFIED))
             self.fields[name].choices = [("", "Any"), *choices] if name == "task" else choices
 
     # --- reading the request -------------------------------------------------------------
@@ -156,6 +161,12 @@ class OfferFilter(forms.Form):
         )
 
     @property
+    def mixes_units(self) -> bool:
+        """Sorted by price across units that do not compare (per 1M tokens, per image, per
+        GPU-hour): the page says so, and how to compare like with like."""
+        return self.values["sort"] == "price" and self.values["kind"] != "gpu"
+
+    @property
     def price_unit(self) -> str:
         return {"llm": "USD per 1M input tokens or per image", "gpu": "USD per GPU-hour"}.get(
             self.values["kind"], "USD per 1M input tokens, per image or per GPU-hour"
@@ -167,7 +178,7 @@ class OfferFilter(forms.Form):
         chosen = {
             "kind": {KINDS[self.values["kind"]]} if self.values["kind"] else set(),
             "provider_id": {p.pk for p in self.providers if p.slug in slugs},
-            "region": set(self.values["region"]),
+            "region": {_stored_region(v) for v in self.values["region"]},
             "task": {self.values["task"]} if self.values["task"] else set(),
             "gpu_name": set(self.values["gpu"]),
         }
@@ -325,6 +336,8 @@ class OfferFilter(forms.Form):
             return [(k, label, KINDS[k]) for k, label in KIND_LABELS.items()]
         if name == "provider":
             return [(p.slug, p.name, p.pk) for p in self.providers]
+        if name == "region":
+            return [(v, label, _stored_region(v)) for v, label in self.fields[name].choices]
         return [(v, label, v) for v, label in self.fields[name].choices if v]
 
     def querystring(self, **overrides) -> str:
@@ -413,6 +426,10 @@ def count_facets(rows: list[tuple], selected: dict[str, set]) -> tuple[dict[str,
         elif len(failed) == 1:
             counts[failed[0]][row[failed[0]]] += n
     return {column: counts[i] for column, i in COLUMN.items()}, total
+
+
+def _stored_region(value: str) -> str:
+    return "" if value == UNSPECIFIED else value
 
 
 def dom_id(facet: str, value: str) -> str:

@@ -13,9 +13,36 @@ from django.template.response import TemplateResponse
 from providers.http import ProviderError
 from providers.models import Credential, GpuModel, Kind, Offer, PollRun, Provider
 
+# Data residency an admin can state for a provider (from a contract, say): the region codes
+# offers are tagged with (providers/geo.py: "eu" for the EU/EEA, where the GDPR applies, and
+# a lowercase country code elsewhere).
+RESIDENCY_CHOICES = [
+    ("eu", "eu: EU/EEA (offers are tagged gdpr)"),
+    ("us", "us: United States"),
+]
+
+
+class ProviderForm(forms.ModelForm):
+    regions = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Where the provider serves, if a contract or its documentation says so. "
+        "The next poll tags its offers; left empty, they stay region=unspecified.",
+    )
+
+    class Meta:
+        model = Provider
+        fields = ["regions"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = [(r, r) for r in (self.instance.regions or []) if r not in dict(RESIDENCY_CHOICES)]
+        self.fields["regions"].choices = RESIDENCY_CHOICES + stored
+
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
     list_display = [
         "name",
         "slug",

@@ -99,6 +99,9 @@ class OfferIn:
                 f"region={self.region or 'unspecified'}",
                 *self.compliance_tags,
             ]
+        if self.region == "eu" and "gdpr" not in self.compliance_tags:
+            # Served in the EU/EEA (providers/geo.py), where the GDPR applies.
+            self.compliance_tags = [*self.compliance_tags, "gdpr"]
 
     def prices(self) -> dict[str, Decimal | None]:
         return {name: getattr(self, name) for name in PRICE_FIELDS}
