@@ -40,7 +40,6 @@ def test_changing_the_interval_in_admin_reschedules_the_poll(registry, admin_cli
             "kind": "llm-inference",
             "enabled": "on",
             "poll_interval": "120",
-            "regions": "[]",
             "docs_url": groq.docs_url,
         },
     )
@@ -76,7 +75,6 @@ def test_disabling_a_provider_in_admin_pauses_its_schedule(registry, admin_clien
             "name": "Groq",
             "kind": "llm-inference",
             "poll_interval": "300",
-            "regions": "[]",
             "docs_url": groq.docs_url,
         },
     )
