@@ -10,8 +10,8 @@ from django.contrib.admin import helpers
 from django.core.cache import cache
 from django.template.response import TemplateResponse
 
-from providers.http import ProviderError
 from providers.models import Credential, GpuModel, Kind, Offer, PollRun, Provider
+from resilience.errors import ProviderError
 
 # Data residency an admin can state for a provider (from a contract, say): the region codes
 # offers are tagged with (providers/geo.py: "eu" for the EU/EEA, where the GDPR applies, and

@@ -39,7 +39,4 @@ def load_registry() -> list[Provider]:
         provider.sync_schedule()
         providers.append(provider)
     load_gpu_catalog()  # the vocabulary GPU adapters normalise names to
-    from health.checks import sync_schedule  # the minute-by-minute health checks
-
-    sync_schedule()
     return providers

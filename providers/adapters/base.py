@@ -16,7 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from providers.http import MissingKey, NotSupported, ProviderClient
+from resilience.client import ProviderClient
+from resilience.errors import MissingKey, NotSupported
 
 if TYPE_CHECKING:
     from providers.models import Provider
@@ -169,7 +170,7 @@ class ProviderAdapter:
     def __init__(self, provider: Provider):
         self.provider = provider
         self.slug = provider.slug
-        self.client = ProviderClient(provider.slug, provider.env_prefix)
+        self.client = ProviderClient(provider.policy())
 
     @property
     def calls(self) -> int:

@@ -22,7 +22,7 @@ from providers.adapters.base import (
     price_read_on,
     usd,
 )
-from providers.http import BadPayload
+from resilience.errors import BadPayload
 
 # Groq's ids name the task for its non-chat models.
 TASK_HINTS = {"whisper": "audio", "tts": "audio", "playai": "audio", "guard": "moderation"}
