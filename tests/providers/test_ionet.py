@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 
+from providers.models import Offer
+from providers.pipeline import poll_provider
 from resilience import errors
 from tests.conftest import by_id, payload
 from tests.providers.conftest import serve_ionet
@@ -167,3 +169,17 @@ def test_renting_points_at_the_console(ionet):
     provider, _ = ionet
     with pytest.raises(errors.NotSupported, match=r"https://cloud\.io\.net"):
         provider.adapter().run_inference({})
+
+
+def test_a_gpu_spelt_with_memory_first_is_found_under_its_catalog_name(ionet, client):
+    """io.net's catalog names an H100 "H100 80GB SXM5" (issue 14): the GPU filter finds it under
+    "H100 SXM 80GB", beside every other provider's H100 SXM."""
+    provider, server = ionet
+    body = payload("ionet/hardware.json")
+    h100 = next(i for i in body["data"]["hardware"] if i["id"] == "1H100.80S.22V__US")
+    h100.update(name="H100 80GB SXM5", interconnect=None)
+    serve_ionet(server, body)
+    assert poll_provider("ionet").outcome == "ok"
+    found = client.get("/?gpu=H100+SXM+80GB&provider=ionet").content.decode()
+    offer = Offer.objects.get(provider=provider, upstream_id="1H100.80S.22V__US")
+    assert offer.gpu_name == "H100 SXM 80GB" and f'href="/offers/{offer.pk}/"' in found
