@@ -28,7 +28,6 @@ from django.db import transaction
 
 from providers.adapters.base import Catalog, OfferIn, usd
 from providers.models import GpuModel
-from resilience.errors import NotSupported
 
 logger = logging.getLogger(__name__)
 
@@ -189,15 +188,3 @@ def mib_to_gb(value: Any) -> float | None:
     binary gigabytes GPU spec sheets mean by "GB" (an 80 GB H100 has 81,920 MiB, of which
     Vast reports 81,559 usable: 79.6)."""
     return round(float(value) / 1024, 1) if value else None
-
-
-class NoInstanceApiMixin:
-    """run_inference for GPU providers whose API documents no way to rent: say where to go."""
-
-    slug: str
-    console_url: str
-
-    def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
-        raise NotSupported(
-            f"{self.slug}: renting through the API is not supported; use {self.console_url}"
-        )
