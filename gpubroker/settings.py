@@ -177,6 +177,12 @@ HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github
 # many offers is paged by finding its offers first and sorting them (cost grows with the
 # choice); a broader one by walking the sort order's index (docs/performance.md).
 MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
+# A price sheet older than this many days is called old on its cards and stale on the health
+# page (providers/price_sheets/).
+PRICE_SHEET_MAX_AGE_DAYS = env.int("PRICE_SHEET_MAX_AGE_DAYS", default=90)
+# Ingest flags a price this many times below or above the median for the same GPU (or model)
+# across providers as unusual; it is stored and shown, with the flag.
+PRICE_UNUSUAL_FACTOR = env.int("PRICE_UNUSUAL_FACTOR", default=5)
 
 # --- Broker (broker app; docs/broker.md) ------------------------------------------------------
 # Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from celery import current_app
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -13,7 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from health import checks, prometheus, status
 from health.auth import staff_or_token_required, staff_page
-from providers.models import Provider
+from providers.adapters.base import price_sheets
+from providers.models import Offer, Provider
 from resilience import breaker, cache
 
 CARD = "health/index.html#provider-card"
@@ -38,8 +41,20 @@ def _page(request: HttpRequest, title: str) -> TemplateResponse:
         "summary": status.summary(reports),
         "overall": status.overall(reports),
     }
-    template = "health/index.html#summary" if request.htmx else "health/index.html"
-    return TemplateResponse(request, template, context)
+    if request.htmx:
+        return TemplateResponse(request, "health/index.html#summary", context)
+    context |= _data_quality()
+    return TemplateResponse(request, "health/index.html", context)
+
+
+def _data_quality() -> dict:
+    """What the dashboard lists below the cards: GPU spellings the catalog lacks, prices
+    flagged unusual, and the price sheets with their age."""
+    return {
+        "unmatched_gpus": list(Offer.objects.unmatched_gpus()[:100]),
+        "flagged_offers": list(Offer.objects.flagged().order_by("provider__name", "name")[:100]),
+        "price_sheets": price_sheets(timezone.localdate(), settings.PRICE_SHEET_MAX_AGE_DAYS),
+    }
 
 
 def _detail(request: HttpRequest, slug: str) -> TemplateResponse:

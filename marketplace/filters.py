@@ -52,6 +52,9 @@ GPU_ONLY = {
     "min_cuda": "Min CUDA version",
     "verified": "Verified hosts",
 }
+# The region filter's value for offers whose provider states no region (stored as ""): LLM
+# APIs that say nothing of where they serve, GPU hosts with no location.
+UNSPECIFIED = "unspecified"
 
 
 class Flag(forms.CheckboxInput):
@@ -100,8 +103,10 @@ class OfferFilter(forms.Form):
         self.fields["provider"].choices = [(p.slug, p.name) for p in providers]
         self.fields["country"].choices = [(c, c) for c in countries]
         for name in ("region", "task", "gpu"):
-            values = {getattr(row, FACETS[name]) for row in catalog} - {""}
-            choices = [(v, v) for v in sorted(values, key=str.lower)]
+            values = {getattr(row, FACETS[name]) for row in catalog}
+            choices = [(v, v) for v in sorted(values - {""}, key=str.lower)]
+            if name == "region" and "" in values:
+                choices.append((UNSPECIFIED, UNSPECIFIED))
             self.fields[name].choices = [("", "Any"), *choices] if name == "task" else choices
 
     # --- reading the request -------------------------------------------------------------
@@ -133,6 +138,12 @@ class OfferFilter(forms.Form):
         )
 
     @property
+    def mixes_units(self) -> bool:
+        """Sorted by price across units that do not compare (per 1M tokens, per image, per
+        GPU-hour): the page says so, and how to compare like with like."""
+        return self.values["sort"] == "price" and self.values["kind"] != "gpu"
+
+    @property
     def price_unit(self) -> str:
         return {"llm": "USD per 1M input tokens or per image", "gpu": "USD per GPU-hour"}.get(
             self.values["kind"], "USD per 1M input tokens, per image or per GPU-hour"
@@ -144,7 +155,7 @@ class OfferFilter(forms.Form):
         return {
             "kind": {KINDS[self.values["kind"]]} if self.values["kind"] else set(),
             "provider_id": {p.pk for p in self.providers if p.slug in slugs},
-            "region": set(self.values["region"]),
+            "region": {_stored_region(v) for v in self.values["region"]},
             "task": {self.values["task"]} if self.values["task"] else set(),
             "gpu_name": set(self.values["gpu"]),
         }
@@ -210,6 +221,8 @@ class OfferFilter(forms.Form):
             return [(k, label, KINDS[k]) for k, label in KIND_LABELS.items()]
         if name == "provider":
             return [(p.slug, p.name, p.pk) for p in self.providers]
+        if name == "region":
+            return [(v, label, _stored_region(v)) for v, label in self.fields[name].choices]
         return [(v, label, v) for v, label in self.fields[name].choices if v]
 
     def querystring(self, **overrides) -> str:
@@ -267,6 +280,10 @@ class Facet:
     def open(self) -> bool:
         """Shown unfolded: when in use, and always for the two short, first-asked ones."""
         return self.active or self.name in ("kind", "provider")
+
+
+def _stored_region(value: str) -> str:
+    return "" if value == UNSPECIFIED else value
 
 
 def dom_id(facet: str, value: str) -> str:

@@ -42,7 +42,8 @@ PAGE_SIZE = 24
 # The Offer columns the facets group and filter by, in the order they make up `facet_key`.
 FACET_COLUMNS = ("kind", "provider_id", "region", "task", "gpu_name")
 # Providers report usable memory, a little under the size a GPU is sold by (Vast.ai lists an
-# H100 80GB at 81,559 MiB = 79.6 GB), so "at least 80 GB" compares in whole GB.
+# H100 80GB at 81,559 MiB = 79.6 GB), so "at least 80 GB" compares in whole GB. An offer whose
+# GPU the catalog knows stores the spec size (providers/gpus.py); this covers the rest.
 VRAM_SLACK_GB = 0.5
 
 

@@ -13,15 +13,24 @@ from django.template.response import TemplateResponse
 from providers.models import Credential, GpuModel, Kind, Offer, PollRun, Provider
 from resilience.errors import ProviderError
 
+# Data residency an admin can state for a provider (from a contract, say): the region codes
+# offers are tagged with (providers/geo.py: "eu" for the EU/EEA, where the GDPR applies, and
+# a lowercase country code elsewhere).
+RESIDENCY_CHOICES = [
+    ("eu", "eu: EU/EEA (offers are tagged gdpr)"),
+    ("us", "us: United States"),
+]
+
 
 class ProviderForm(forms.ModelForm):
-    """Regions as a multi-select of the regions the offers carry (and any already chosen),
-    not a JSON text box."""
+    """Regions as a multi-select, not a JSON text box: the residencies an admin may state, the
+    regions stored offers carry, and any already chosen."""
 
     regions = forms.MultipleChoiceField(
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 8}),
-        help_text="Data-residency regions; the choices are the regions stored offers carry.",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Where the provider serves, if a contract or its documentation says so. "
+        "The next poll tags its offers; left empty, they stay region=unspecified.",
     )
 
     class Meta:
@@ -30,9 +39,10 @@ class ProviderForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        named = dict(RESIDENCY_CHOICES)
         known = Offer.objects.exclude(region="").values_list("region", flat=True).distinct()
-        chosen = self.instance.regions or []
-        self.fields["regions"].choices = [(r, r) for r in sorted({*known, *chosen})]
+        others = sorted({*known, *(self.instance.regions or [])} - set(named))
+        self.fields["regions"].choices = RESIDENCY_CHOICES + [(r, r) for r in others]
 
 
 @admin.register(Provider)

@@ -1,12 +1,16 @@
 """One GPU vocabulary: the spec catalog in the GpuModel table, and the normaliser that maps
 every provider's spelling of a GPU to one of its rows.
 
-Spellings meet after vendor words (NVIDIA, GeForce, Tesla, AMD, Instinct), case, spaces and
-punctuation are dropped, so "NVIDIA GeForce RTX 4090", "RTX 4090" and "rtx4090" are one GPU.
-A name shared by several memory sizes (Vast's "A100 SXM4", "Tesla V100") is settled by the
-offer's memory; a bare family name with no memory size or variant to settle it ("H100", which
-is SXM or PCIe, a third apart in speed) matches nothing. What matches nothing keeps the
-provider's spelling, is counted on the Catalog and logged once per poll: never dropped.
+A spelling is read as three parts, in any order: the model ("RTX 4090", "H100"), a memory size
+("80GB", "80Gi") and a form factor ("SXM5", "PCIe"). Vendor words (NVIDIA, GeForce, Tesla,
+Quadro, AMD, Instinct), case, spaces and punctuation are dropped from the model, and every SXM
+generation is one form factor, so "NVIDIA GeForce RTX 4090", "RTX 4090" and "rtx4090" are one
+GPU, and io.net's "H100 80GB SXM5" is Vast's "H100 SXM" is "H100 SXM 80GB". A name shared by
+several memory sizes (Vast's "A100 SXM4", "Tesla V100") is settled by the offer's memory, or
+else by a size written in the spelling; a bare family name with no memory size or variant to
+settle it ("H100", which is SXM or PCIe, a third apart in speed) matches nothing. What matches
+nothing keeps the provider's spelling, is counted on the Catalog, logged once per poll and
+listed on the health page: never dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -28,14 +32,29 @@ from providers.models import GpuModel
 logger = logging.getLogger(__name__)
 
 CATALOG_PATH = Path(__file__).resolve().parent / "gpu_catalog.json"
-VENDOR_WORDS = re.compile(r"\b(?:nvidia|geforce|tesla|amd|instinct)\b")
+VENDOR_WORDS = re.compile(r"\b(?:nvidia|geforce|tesla|quadro|amd|instinct)\b")
+# A memory size or a form factor standing as a word of its own ("-80GB", "/80Gi/", " SXM5").
+MEMORY = re.compile(r"(?<![a-z0-9])(\d+)\s*(?:gb|gib|gi|g)(?![a-z0-9])")
+FORM_FACTOR = re.compile(r"(?<![a-z0-9])(sxm\d?|pcie)(?![a-z0-9])")
 # How far an offer's memory may sit from the spec sheet's and still be that GPU: providers
 # report usable memory (Vast's L40S shows 45 of 48 GB; io.net's B200 shows 192 of 180).
 MEMORY_TOLERANCE = 0.15
 
 
-def spelling_key(spelling: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", VENDOR_WORDS.sub(" ", spelling.lower()))
+class Spelling(NamedTuple):
+    model: str  # "h100", "rtx4090", "h100nvl"
+    form: str  # "sxm", "pcie" or ""
+    memory_gb: float | None  # as written in the spelling
+
+
+def parse_spelling(spelling: str) -> Spelling:
+    """A GPU spelling as (model, form factor, memory), whatever order the provider wrote it in."""
+    text = VENDOR_WORDS.sub(" ", spelling.lower())
+    sizes = MEMORY.findall(text)
+    forms = FORM_FACTOR.findall(text)
+    model = re.sub(r"[^a-z0-9]", "", FORM_FACTOR.sub(" ", MEMORY.sub(" ", text)))
+    form = "sxm" if forms and forms[0].startswith("sxm") else (forms[0] if forms else "")
+    return Spelling(model, form, float(sizes[0]) if sizes else None)
 
 
 @transaction.atomic
@@ -71,10 +90,10 @@ class GpuVocabulary:
     """Spelling → GpuModel, built once per poll from the table."""
 
     def __init__(self, models: Iterable[GpuModel]):
-        self._index: dict[str, list[GpuModel]] = defaultdict(list)
+        self._index: dict[tuple[str, str], list[GpuModel]] = defaultdict(list)
         for model in models:
             for spelling in (model.canonical, *model.aliases):
-                bucket = self._index[spelling_key(spelling)]
+                bucket = self._index[parse_spelling(spelling)[:2]]
                 if model not in bucket:
                     bucket.append(model)
 
@@ -87,9 +106,12 @@ class GpuVocabulary:
     ) -> GpuModel | None:
         """The GPU a provider means by `name` (+ a form factor such as Akash's "SXM5" or io.net's
         "sxm4", tried first), or None when it is unknown or ambiguous."""
-        spellings = [f"{name} {variant}", name] if variant else [name]
-        for spelling in spellings:
-            model = _by_memory(self._index.get(spelling_key(spelling), []), memory_gb)
+        spelling = parse_spelling(f"{name} {variant}")
+        if variant and not spelling.form:  # a variant that is no form factor: Akash's "Nothsure"
+            spelling = parse_spelling(name)
+        memory_gb = memory_gb or spelling.memory_gb
+        for key in dict.fromkeys([spelling[:2], (spelling.model, "")]):
+            model = _by_memory(self._index.get(key, []), memory_gb)
             if model:
                 return model
         return None
@@ -111,6 +133,10 @@ class GpuVocabulary:
             return
         offer.gpu_id = model.pk
         offer.gpu_name = model.canonical
+        if model.memory_gb:  # sold as 80 GB; the provider's 79.6 usable is kept beside it
+            if offer.vram_gb and offer.vram_gb != model.memory_gb:
+                offer.vram_reported_gb = offer.vram_gb
+            offer.vram_gb = model.memory_gb
 
 
 def _by_memory(candidates: list[GpuModel], memory_gb: float | None) -> GpuModel | None:
@@ -158,5 +184,7 @@ def per_gpu_hour(total: Any, gpus: int, *, hours: float = 1, replicas: int = 1) 
 
 
 def mib_to_gb(value: Any) -> float | None:
-    """Memory reported in MiB (nvidia-smi's unit) as GB the way spec sheets count it."""
+    """Memory reported in MiB (nvidia-smi's unit, and Vast's) in GiB, to one decimal: the
+    binary gigabytes GPU spec sheets mean by "GB" (an 80 GB H100 has 81,920 MiB, of which
+    Vast reports 81,559 usable: 79.6)."""
     return round(float(value) / 1024, 1) if value else None

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import OpClass
 from django.core.validators import slug_re
 from django.db import models
-from django.db.models import Case, Count, F, Max, Min, Q, Value, When
+from django.db.models import Case, Count, F, Max, Min, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Concat, Upper
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -261,6 +261,17 @@ class GpuModel(models.Model):
         return self.canonical
 
 
+# What each code in Offer.price_flags tells the user.
+PRICE_FLAGS = {
+    "unusual-low": "Unusual price: far below what other providers ask for the same; check the "
+    "provider before relying on it.",
+    "unusual-high": "Unusual price: far above what other providers ask for the same; check the "
+    "provider before relying on it.",
+    "bid-above-on-demand": "The minimum bid is above the on-demand price: this interruptible "
+    "listing is no discount.",
+}
+
+
 class PriceSource(models.TextChoices):
     API = "api", "Provider API"
     SHEET = "sheet", "Price sheet"
@@ -308,6 +319,20 @@ class OfferQuerySet(models.QuerySet):
     def for_provider(self, provider: Provider) -> OfferQuerySet:
         return self.filter(provider=provider)
 
+    def unmatched_gpus(self) -> QuerySet:
+        """Each GPU spelling on sale that the catalog does not know, per provider, with how
+        many offers carry it: the next gap in the vocabulary, most common first."""
+        return (
+            self.filter(kind=Kind.GPU, gpu__isnull=True, available=True)
+            .values("provider__name", "gpu_name")
+            .annotate(offers=Count("*"))
+            .order_by("-offers", "provider__name", "gpu_name")
+        )
+
+    def flagged(self) -> OfferQuerySet:
+        """Offers on sale whose price carries a warning (PRICE_FLAGS)."""
+        return self.available().exclude(price_flags=[]).select_related("provider")
+
 
 class Offer(models.Model):
     """One sellable thing (a model endpoint or a GPU instance) in normalised units.
@@ -333,6 +358,9 @@ class Offer(models.Model):
 
     usd_per_1m_input = models.DecimalField(max_digits=14, decimal_places=6, null=True)
     usd_per_1m_output = models.DecimalField(max_digits=14, decimal_places=6, null=True)
+    # A prompt-cache hit, where the provider publishes its price (Groq's sheet, DeepInfra's
+    # `rate_per_input_token_cached`): input tokens read from cache, per 1M.
+    usd_per_1m_cached_input = models.DecimalField(max_digits=14, decimal_places=6, null=True)
     usd_per_image = models.DecimalField(max_digits=14, decimal_places=6, null=True)
     usd_per_gpu_hour = models.DecimalField(max_digits=14, decimal_places=6, null=True)
     usd_per_gpu_hour_min = models.DecimalField(max_digits=14, decimal_places=6, null=True)
@@ -345,6 +373,11 @@ class Offer(models.Model):
     price_source_url = models.URLField(blank=True, default="")
     price_source_date = models.DateField(null=True, blank=True)
     price_note = models.CharField(max_length=300, blank=True, default="")
+    # Warnings about the price that a user should see before acting on it (PRICE_FLAGS).
+    price_flags = models.JSONField(default=list, blank=True)
+    # A model the provider retires: when (past or scheduled), and its named successor.
+    deprecated_at = models.DateTimeField(null=True, blank=True)
+    replaced_by = models.CharField(max_length=300, blank=True, default="")
 
     throughput_tps = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -352,7 +385,10 @@ class Offer(models.Model):
     gpu = models.ForeignKey(GpuModel, null=True, blank=True, on_delete=models.SET_NULL)
     gpu_name = models.CharField(max_length=80, blank=True, default="")
     gpu_count = models.PositiveIntegerField(null=True, blank=True)
+    # The spec-sheet size of the GPU it normalised to (80 for an H100), so "at least 80 GB"
+    # finds H100s; what the provider measured (79.6 usable) is kept beside it when it differs.
     vram_gb = models.FloatField(null=True, blank=True)
+    vram_reported_gb = models.FloatField(null=True, blank=True)
     vcpus = models.FloatField(null=True, blank=True)
     ram_gb = models.FloatField(null=True, blank=True)
     disk_gb = models.FloatField(null=True, blank=True)
@@ -429,6 +465,27 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.provider_id}"
+
+    @property
+    def price_warnings(self) -> list[str]:
+        return [PRICE_FLAGS.get(code, code) for code in self.price_flags]
+
+    @property
+    def retired(self) -> bool:
+        """Deprecated by the provider as of now (a scheduled date still to come is not yet)."""
+        return self.deprecated_at is not None and self.deprecated_at <= timezone.now()
+
+    @property
+    def sheet_age_days(self) -> int | None:
+        """How old the price sheet this price came from is, in days (None: not from a sheet)."""
+        if self.price_source != PriceSource.SHEET or not self.price_source_date:
+            return None
+        return (timezone.localdate() - self.price_source_date).days
+
+    @property
+    def sheet_is_old(self) -> bool:
+        age = self.sheet_age_days
+        return age is not None and age > settings.PRICE_SHEET_MAX_AGE_DAYS
 
     @property
     def gscore(self) -> float | None:

@@ -7,11 +7,14 @@ A failed or malformed response never touches stored offers: the last good snapsh
 from __future__ import annotations
 
 import logging
+import statistics
+from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Subquery
+from django.db.models import F, Subquery
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -35,6 +38,7 @@ from resilience.secrets import scrub
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
+UNIT_GPU_PRICE = Coalesce("usd_per_gpu_hour", "usd_per_gpu_hour_min")
 # Columns a poll writes: every stored one but the key and those the database computes.
 WRITTEN_FIELDS = [f for f in Offer._meta.concrete_fields if not (f.primary_key or f.generated)]
 # Fields compared to decide whether a stored offer changed (timestamps excluded).
@@ -69,6 +73,7 @@ def poll_provider(slug: str) -> PollRun:
         adapter = provider.adapter()
         with call_policy(fresh=True):  # a poll asks the provider, never the response cache
             catalog = adapter.list_models()
+        drop_implausible(provider.slug, catalog)
         counts = ingest(provider, catalog)
     except ProviderError as exc:
         _fail(run, exc)
@@ -97,11 +102,109 @@ def _fail(run: PollRun, exc: Exception) -> None:
     logger.warning("%s: poll failed: %s: %s", run.provider.slug, run.error_class, run.error_message)
 
 
+# A price at or over these is no price anyone charges: a unit or parsing error upstream.
+ABSURD = {
+    "usd_per_gpu_hour": Decimal(1000),
+    "usd_per_gpu_hour_min": Decimal(1000),
+    "usd_per_gpu_hour_max": Decimal(1000),
+    "usd_per_1m_input": Decimal(1000),
+    "usd_per_1m_output": Decimal(1000),
+    "usd_per_1m_cached_input": Decimal(1000),
+}
+# Fewer prices than this for one GPU or model: no median worth comparing against.
+MIN_PEERS = 3
+
+
+def drop_implausible(slug: str, catalog: Catalog) -> None:
+    """Skip, and count as bad items, offers with a price that cannot be one: negative, NaN,
+    or absurd (see ABSURD)."""
+    kept = []
+    for offer in catalog.offers:
+        reason = _implausible(offer)
+        if reason:
+            catalog.skip({"id": offer.upstream_id}, reason, slug)
+        else:
+            kept.append(offer)
+    catalog.offers = kept
+
+
+def _implausible(offer: OfferIn) -> str:
+    for name, value in offer.prices().items():
+        if value is None:
+            continue
+        if value.is_nan() or value < 0:
+            return f"{name} is {value}"
+        if name in ABSURD and value >= ABSURD[name]:
+            return f"{name} is {value}, over {ABSURD[name]}"
+    return ""
+
+
+def _peer_key(offer: OfferIn) -> tuple[str, str] | None:
+    """What an offer's price is compared with: the same GPU, or the same model."""
+    if offer.kind == Kind.GPU:
+        return ("gpu_name", offer.gpu_name) if offer.gpu_name else None
+    return ("canonical_id", offer.canonical_id)
+
+
+def _unit_price(offer: OfferIn) -> Decimal | None:
+    if offer.kind == Kind.GPU:
+        return next(
+            (p for p in (offer.usd_per_gpu_hour, offer.usd_per_gpu_hour_min) if p is not None),
+            None,
+        )
+    return offer.usd_per_1m_input
+
+
+def flag_unusual(provider: Provider, offers: list[OfferIn]) -> None:
+    """Flag each price more than PRICE_UNUSUAL_FACTOR× below or above the median for the same
+    GPU (or model) over this poll and every other provider's available offers. The offer is
+    kept and shown, with the flag: the number may be true, but a user should check it."""
+    mine: dict[tuple[str, str], list[OfferIn]] = defaultdict(list)
+    for offer in offers:
+        key = _peer_key(offer)
+        if key and _unit_price(offer) is not None:
+            mine[key].append(offer)
+    prices = {key: [_unit_price(o) for o in group] for key, group in mine.items()}
+    for key, price in _peer_prices(provider, mine):
+        prices[key].append(price)
+    factor = settings.PRICE_UNUSUAL_FACTOR
+    for key, group in mine.items():
+        if len(prices[key]) < MIN_PEERS:
+            continue
+        median = statistics.median(prices[key])
+        for offer in group:
+            price = _unit_price(offer)
+            if price * factor < median:
+                offer.price_flags = [*offer.price_flags, "unusual-low"]
+            elif price > median * factor:
+                offer.price_flags = [*offer.price_flags, "unusual-high"]
+
+
+def _peer_prices(provider: Provider, mine: dict) -> list[tuple[tuple[str, str], Decimal]]:
+    """Other providers' available prices for the GPUs and models in `mine`, one query each."""
+    found = []
+    for column, price in (("gpu_name", UNIT_GPU_PRICE), ("canonical_id", F("usd_per_1m_input"))):
+        names = sorted({name for col, name in mine if col == column})
+        if not names:
+            continue
+        kind = Kind.GPU if column == "gpu_name" else Kind.LLM
+        rows = (
+            Offer.objects.filter(kind=kind, available=True, **{f"{column}__in": names})
+            .exclude(provider=provider)
+            .annotate(price=price)
+            .filter(price__isnull=False)
+            .values_list(column, "price")
+        )
+        found += [((column, name), value) for name, value in rows]
+    return found
+
+
 def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) -> dict[str, int]:
     """Write one poll's offers: new and changed rows in bulk, price history, vanished rows.
     An offer that did not change is not written at all."""
     now = now or timezone.now()
     incoming = _dedupe(catalog.offers)
+    flag_unusual(provider, list(incoming.values()))
     worth = score(incoming)  # written with the offer, compared like its other fields
     existing = {
         (row["upstream_id"], row["region"]): row

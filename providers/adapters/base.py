@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ PRICE_SHEETS = Path(__file__).resolve().parent.parent / "price_sheets"
 PRICE_FIELDS = (
     "usd_per_1m_input",
     "usd_per_1m_output",
+    "usd_per_1m_cached_input",
     "usd_per_image",
     "usd_per_gpu_hour",
     "usd_per_gpu_hour_min",
@@ -60,6 +61,7 @@ class OfferIn:
     compliance_tags: list[str] = field(default_factory=list)
     usd_per_1m_input: Decimal | None = None
     usd_per_1m_output: Decimal | None = None
+    usd_per_1m_cached_input: Decimal | None = None
     usd_per_image: Decimal | None = None
     usd_per_gpu_hour: Decimal | None = None
     usd_per_gpu_hour_min: Decimal | None = None
@@ -70,12 +72,16 @@ class OfferIn:
     price_source_url: str = ""
     price_source_date: date | None = None
     price_note: str = ""
+    price_flags: list[str] = field(default_factory=list)  # codes of providers.models.PRICE_FLAGS
+    deprecated_at: datetime | None = None
+    replaced_by: str = ""
     throughput_tps: float | None = None
     latency_ms: float | None = None
     gpu_name: str = ""
     gpu_id: int | None = None  # the GpuModel the name normalised to (providers/gpus.py)
     gpu_count: int | None = None
-    vram_gb: float | None = None
+    vram_gb: float | None = None  # the GPU's spec size once normalised (providers/gpus.py)
+    vram_reported_gb: float | None = None  # the provider's own figure, when it differs
     vcpus: float | None = None
     ram_gb: float | None = None
     disk_gb: float | None = None
@@ -99,6 +105,9 @@ class OfferIn:
                 f"region={self.region or 'unspecified'}",
                 *self.compliance_tags,
             ]
+        if self.region == "eu" and "gdpr" not in self.compliance_tags:
+            # Served in the EU/EEA (providers/geo.py), where the GDPR applies.
+            self.compliance_tags = [*self.compliance_tags, "gdpr"]
 
     def prices(self) -> dict[str, Decimal | None]:
         return {name: getattr(self, name) for name in PRICE_FIELDS}
@@ -240,3 +249,31 @@ def load_price_sheet(name: str) -> dict[str, Any]:
     sheet = json.loads((PRICE_SHEETS / f"{name}.json").read_text())
     sheet["read_on_date"] = date.fromisoformat(sheet["read_on"]) if sheet["read_on"] else None
     return sheet
+
+
+def price_read_on(sheet: dict[str, Any], entry: dict[str, Any]) -> date | None:
+    """When an entry's price was read: its own `read_on` where it was re-read since, else
+    the sheet's."""
+    return date.fromisoformat(entry["read_on"]) if entry.get("read_on") else sheet["read_on_date"]
+
+
+def price_sheets(today: date, max_age_days: int) -> list[dict[str, Any]]:
+    """Every shipped price sheet: its name, source, the date its oldest price was read, that
+    price's age in days and whether it is stale (older than `max_age_days`, or undated)."""
+    sheets = []
+    for path in sorted(PRICE_SHEETS.glob("*.json")):
+        sheet = load_price_sheet(path.stem)
+        entries = sheet.get("models") if isinstance(sheet.get("models"), dict) else {}
+        dates = [price_read_on(sheet, e) for e in entries.values() if isinstance(e, dict)]
+        oldest = min((d for d in dates if d), default=sheet["read_on_date"])
+        age = (today - oldest).days if oldest else None
+        sheets.append(
+            {
+                "name": path.stem,
+                "source_url": sheet.get("source_url", ""),
+                "oldest": oldest,
+                "age_days": age,
+                "stale": age is None or age > max_age_days,
+            }
+        )
+    return sheets

@@ -2,8 +2,11 @@
 
 Follows (read 2026-11-23 through stored copies):
 - `GET /models/list` — every model with `model_name`, `type` (the task), `max_tokens`,
-  `deprecated` (Unix time or null), `replaced_by`, `tags` ("tools", "json": capabilities) and a
-  typed `pricing` object. Pricing types
+  `deprecated` (Unix time, possibly in the future, or null), `replaced_by`, `tags` ("tools",
+  "json": capabilities) and a typed `pricing` object. `rate_per_input_token_cached` is a
+  multiplier of the input price, not a price (DeepInfra's OpenAPI `TokenPricing`; models.dev's
+  DeepInfra sync reads it so): 0.5 on a $0.26 input is $0.13 per 1M cached input tokens. Pricing
+  types
   and fields per DeepInfra's OpenAPI spec: `tokens` / `input_tokens` (`cents_per_input_token`,
   `cents_per_output_token`, US cents per token), `image_units` (`cents_per_image_unit` with
   `default_width`/`default_height`/`default_iterations`), `time` (`cents_per_sec`),
@@ -19,7 +22,7 @@ Model ids are case-sensitive: the upstream id is kept exactly, only canonical_id
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -80,7 +83,7 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
 
     def _offer(self, item: dict[str, Any], contexts: dict[str, int], region: str) -> OfferIn:
         model_id = item["model_name"]
-        deprecated = item.get("deprecated")
+        retired = _deprecated_at(item.get("deprecated"))
         offer = OfferIn(
             upstream_id=model_id,
             name=model_id,
@@ -92,10 +95,10 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
             capabilities=[
                 CAPABILITY_TAGS[t] for t in item.get("tags") or [] if t in CAPABILITY_TAGS
             ],
-            available=not (deprecated and deprecated <= time.time()),
+            available=not (retired and retired <= datetime.now(UTC)),
+            deprecated_at=retired,
+            replaced_by=item.get("replaced_by") or "",
         )
-        if item.get("replaced_by"):
-            offer.price_note = f"Deprecated; replaced by {item['replaced_by']}."
         self._apply_pricing(offer, item["pricing"])
         return offer
 
@@ -110,6 +113,9 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
                 offer.usd_per_1m_output = usd(
                     Decimal(str(pricing["cents_per_output_token"])) * CENTS_PER_TOKEN_TO_USD_PER_1M
                 )
+            if pricing.get("rate_per_input_token_cached") is not None:  # × the input price
+                rate = Decimal(str(pricing["rate_per_input_token_cached"]))
+                offer.usd_per_1m_cached_input = usd(offer.usd_per_1m_input * rate)
         elif kind == "image_units":
             offer.usd_per_image = usd(Decimal(str(pricing["cents_per_image_unit"])) / 100)
             offer.price_note = (
@@ -131,3 +137,10 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
             return AuthResult(ok=True, detail="No key set; the public catalog answers.")
         me = self.client.get_json("/v1/me", headers=self.auth_headers(required=True))
         return AuthResult(ok=True, detail=f"Key accepted for account {me.get('uid', '?')}.")
+
+
+def _deprecated_at(value: Any) -> datetime | None:
+    """`deprecated` as a moment: Unix seconds; null or anything else is no date."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)

@@ -19,6 +19,7 @@ from providers.adapters.base import (
     OpenAIChatMixin,
     ProviderAdapter,
     load_price_sheet,
+    price_read_on,
     usd,
 )
 from resilience.errors import BadPayload
@@ -58,8 +59,9 @@ class GroqAdapter(OpenAIChatMixin, ProviderAdapter):
         if price:
             offer.usd_per_1m_input = usd(price.get("input"))
             offer.usd_per_1m_output = usd(price.get("output"))
+            offer.usd_per_1m_cached_input = usd(price.get("cached_input"))  # a prompt-cache hit
             offer.price_source_url = sheet["source_url"]
-            offer.price_source_date = sheet["read_on_date"]
+            offer.price_source_date = price_read_on(sheet, price)
         else:
             offer.price_note = "Not on Groq's published price sheet: price unknown."
         return offer

@@ -5,9 +5,14 @@ get-hardware-list.md, get-deployment-price.md and example-deploying-using-APIs.m
 tests/payloads/SOURCES-gpu.md). Every call carries `x-api-key`.
 - `GET /enterprise/v1/io-cloud/vmaas/hardware` → `{"data": {"hardware": [{id, deploy_id,
   name, num_cards, supplier, price, vram_per_card (GB), interconnect, vcpu, memory (GB),
-  storage, location (ISO2), sold_out?}]}}`. `price` is "Price per hour in USD" for the whole
-  configuration: the docs price 1× RTX 4090 at 0.3 and 2× at 0.6, so per GPU-hour is
-  price / num_cards. The storage unit is not documented (its examples read as GB).
+  storage, location (ISO2), sold_out?}]}}`. `price` is "Price per hour in USD"; whether per VM
+  or per card the docs do not say (their example prices 1× RTX 4090 at 0.3 and 2× at 0.6, per
+  VM; a recorded 8× H100 at 2.19 reads as per card, $0.27 a GPU-hour otherwise). Each poll
+  settles it with one quote per supplier (internal, external) for one hour of one multi-GPU
+  VM: a total near `price` means per VM, near `price × num_cards` per card. Each offer's note
+  says which held, or that no quote settled it (then the documented per-VM reading is used).
+  Single-GPU VMs are the same either way. The storage unit is not documented (its examples
+  read as GB).
 - `GET /enterprise/v1/io-cloud/vmaas/price?location_ids=["US"]&hardware_id=<deploy_id>&
   currency=usdc&duration_hours&gpus_per_vm&replica_count` → `{"data": {total_cost_usdc, …}}`,
   the total for the whole deployment (duration × replicas × GPUs, fees included): divided
@@ -20,16 +25,21 @@ tests/payloads/SOURCES-gpu.md). Every call carries `x-api-key`.
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
 from providers import geo
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
 from providers.gpus import GpuVocabulary, parse_gpu_offers, per_gpu_hour
-from resilience.errors import BadPayload
+from resilience.errors import BadPayload, ProviderError
 
+logger = logging.getLogger(__name__)
 HARDWARE = "/enterprise/v1/io-cloud/vmaas/hardware"
 PRICE = "/enterprise/v1/io-cloud/vmaas/price"
+PER_VM, PER_CARD = "vm", "card"
+# How far a quote (fees included) may sit from the listed price and still confirm a reading.
+QUOTE_TOLERANCE = Decimal("0.25")
 
 
 class IonetAdapter(ProviderAdapter):
@@ -48,12 +58,45 @@ class IonetAdapter(ProviderAdapter):
         return [item for item in items if not isinstance(item, dict) or item.get("num_cards")]
 
     def list_models(self) -> Catalog:
-        return parse_gpu_offers(self.slug, self._hardware(), self._offers)
+        items = self._hardware()
+        units = self.price_units(items)
+        return parse_gpu_offers(
+            self.slug,
+            items,
+            lambda item, vocabulary, catalog: self._offers(item, vocabulary, catalog, units),
+        )
+
+    def price_units(self, items: list[Any]) -> dict[str, tuple[str, Decimal]]:
+        """Per supplier, whether `price` is per VM or per card, and the quote that showed it."""
+        samples: dict[str, dict[str, Any]] = {}
+        for item in items:
+            if _quotable(item):
+                samples.setdefault(item.get("supplier") or "", item)
+        units = {}
+        for supplier, item in samples.items():
+            try:
+                quoted = self.quote_total(item)
+            except ProviderError as exc:  # the list still stands; the note says unconfirmed
+                logger.warning("%s: quote for %s failed: %s", self.slug, item["id"], exc)
+                continue
+            unit = _reading(Decimal(str(item["price"])), quoted, int(item["num_cards"]))
+            logger.info("%s: %s price is per %s (quote %s)", self.slug, supplier, unit, quoted)
+            if unit:
+                units[supplier] = (unit, quoted)
+        return units
 
     def _offers(
-        self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog
+        self,
+        item: dict[str, Any],
+        vocabulary: GpuVocabulary,
+        catalog: Catalog,
+        units: dict[str, tuple[str, Decimal]] | None = None,
     ) -> list[OfferIn]:
         cards = int(item["num_cards"])
+        unit, quoted = (units or {}).get(item.get("supplier") or "", (None, None))
+        per_vm = (
+            usd(item.get("price")) if unit != PER_CARD else usd(Decimal(str(item["price"])) * cards)
+        )
         country = geo.country_code(item.get("location"))
         sold_out = bool(item.get("sold_out"))
         offer = OfferIn(
@@ -72,9 +115,9 @@ class IonetAdapter(ProviderAdapter):
             interruptible=False,  # a VM rented for a fixed duration
             available=not sold_out,
             availability_count=0 if sold_out else None,
-            usd_per_instance_hour=usd(item.get("price")),
-            usd_per_gpu_hour=per_gpu_hour(item.get("price"), cards),
-            price_note=f"List price of the {cards}-GPU VM per hour ÷ {cards}; quotes add fees.",
+            usd_per_instance_hour=per_vm,
+            usd_per_gpu_hour=per_gpu_hour(per_vm, cards),
+            price_note=_note(cards, unit, quoted),
         )
         vocabulary.label(
             offer,
@@ -90,6 +133,14 @@ class IonetAdapter(ProviderAdapter):
         self, item: dict[str, Any], *, hours: int = 1, replicas: int = 1
     ) -> Decimal | None:
         """io.net's own quote for `replicas` VMs like `item` over `hours`, per GPU-hour."""
+        total, gpus = self._quote(item, hours=hours, replicas=replicas)
+        return per_gpu_hour(total, gpus or int(item["num_cards"]), hours=hours, replicas=replicas)
+
+    def quote_total(self, item: dict[str, Any]) -> Decimal:
+        """io.net's quote, fees included, for one hour of one VM like `item`."""
+        return Decimal(str(self._quote(item, hours=1, replicas=1)[0]))
+
+    def _quote(self, item: dict[str, Any], *, hours: int, replicas: int) -> tuple[Any, int]:
         params = {
             "location_ids": json.dumps([item["location"]]),
             "hardware_id": item["deploy_id"],
@@ -104,7 +155,7 @@ class IonetAdapter(ProviderAdapter):
             total, gpus = data["total_cost_usdc"], int(data.get("gpus_per_vm") or 0)
         except (KeyError, TypeError, ValueError) as exc:
             raise BadPayload(f"{self.slug}: {PRICE} has no data.total_cost_usdc") from exc
-        return per_gpu_hour(total, gpus or int(item["num_cards"]), hours=hours, replicas=replicas)
+        return total, gpus
 
     def authenticate(self) -> AuthResult:
         items = self._hardware()
@@ -121,3 +172,43 @@ class IonetAdapter(ProviderAdapter):
             ok=True,
             detail=f"{detail} {sample['id']}: list ${listed}/GPU-hour, quote ${quoted}/GPU-hour.",
         )
+
+
+def _quotable(item: Any) -> bool:
+    """A VM whose quote can tell per-VM from per-card: several GPUs, a price, on sale."""
+    return (
+        isinstance(item, dict)
+        and int(item.get("num_cards") or 0) > 1
+        and bool(item.get("price"))
+        and not item.get("sold_out")
+        and bool(item.get("location"))
+        and item.get("deploy_id") is not None
+    )
+
+
+def _reading(price: Decimal, quoted: Decimal, cards: int) -> str | None:
+    """PER_VM when the quote for one VM-hour is near the price, PER_CARD when near price ×
+    cards, None when near neither."""
+    for unit, expected in ((PER_VM, price), (PER_CARD, price * cards)):
+        if abs(quoted - expected) <= QUOTE_TOLERANCE * expected:
+            return unit
+    return None
+
+
+def _note(cards: int, unit: str | None, quoted: Decimal | None) -> str:
+    if cards == 1:
+        return "List price of the 1-GPU VM per hour; quotes add fees."
+    if unit == PER_CARD:
+        return (
+            f"Listed price is per GPU (io.net's quote for one {cards}-GPU VM-hour, "
+            f"${quoted}, showed it); the VM costs {cards}×. Quotes add fees."
+        )
+    if unit == PER_VM:
+        return (
+            f"List price of the {cards}-GPU VM per hour ÷ {cards} (per VM, as io.net's quote "
+            f"of ${quoted} for one VM-hour showed). Quotes add fees."
+        )
+    return (
+        f"List price of the {cards}-GPU VM per hour ÷ {cards}, as io.net's docs read; no quote "
+        "confirmed whether it is per VM or per GPU this poll."
+    )

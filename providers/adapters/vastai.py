@@ -7,13 +7,24 @@ the catalog fetchers of dstackai/gpuhunt and skypilot; notes in tests/payloads/S
   "limit", "allocated_storage"}` → `{"offers": [...]}`. No pagination: `limit` caps it. The
   key is optional (`Authorization: Bearer`); a wrong one answers 404 `auth_error`.
 - Units: `gpu_ram` MiB per GPU (24564 for a 4090); `cpu_ram` MiB for the whole machine, of
-  which the offer gets `cpu_cores_effective / cpu_cores`; `disk_space` GB; `dph_total` USD/h
+  which the offer gets `cpu_cores_effective / cpu_cores`. The OpenAPI and the CLI call both
+  "MB", but the recorded values sit just under whole GiB as MiB (64,393 and 63,745 on 64 GiB
+  hosts, 24,564 for a 24 GiB card; the spec's own example is 65,536), so both are read as MiB.
+  `cpu_cores` may be null (gpuhunt's comment, and recorded offers): the offer's share of the
+  machine is then unknown, so its vCPU and RAM are stored unknown, never the whole machine's.
+  `disk_space` GB; `dph_total` USD/h
   for the whole offer, all `num_gpus` GPUs plus the allocated storage; `min_bid` "current
   minimum bid price in $/hr for interruptible", also for the whole offer (the create call's
-  `price` is "bid price per machine"); `reliability2` 0..1; `geolocation` "Region, CC" or a
-  bare country name. `dlperf` is Vast's own benchmark of the whole offer. `verification`
-  "verified" / "unverified" / "deverified" (the search asks for verified machines, yet
-  answers may hold others); `cuda_max_good` the newest CUDA version the host's driver runs.
+  `price` is "bid price per machine"); a minimum bid can sit above the on-demand price, and
+  such a listing is flagged, not shown as a discount; `reliability2` 0..1; `geolocation`
+  "Region, CC" or a bare country name. `dlperf` is Vast's own benchmark of the whole offer.
+  Verification: newer answers carry `verified` (bool) beside `verification` ("verified",
+  "unverified", "deverified"), older ones only `verification`; the bool is read first, and
+  an offer with neither says "verification unknown", not "unverified" (the search asks for
+  verified machines, yet answers may hold others). `cuda_max_good` is the newest CUDA version
+  the host's driver runs.
+- `VASTAI_BASE_URL` is the origin (`https://console.vast.ai`); the API root the provider guide
+  writes (`…/api/v0`) is accepted too.
 - `PUT /api/v0/asks/{id}/` rents the offer (`image`, `disk` GB ≥ 8, `price` for a bid) →
   `{"success": true, "new_contract": id}`; failures are `{"success": false, "error": code,
   "msg": "error <http>/<n>: …"}`. `GET /api/v0/users/current/` proves a key.
@@ -39,7 +50,8 @@ from resilience.errors import (
     RateLimited,
 )
 
-# `verification` as sent; a value not listed (or none) leaves the offer's verification unknown.
+API_ROOT = "/api/v0"
+# The machine's verification (`_verification`) as a filterable flag; unknown stays None.
 VERIFIED = {"verified": True, "unverified": False, "deverified": False}
 STORAGE_GB = 5  # the CLI's --storage default; dph_total prices it in
 SEARCH = {
@@ -59,10 +71,15 @@ class VastAiAdapter(ProviderAdapter):
     console_url = "https://cloud.vast.ai"
     creates_instances = True
 
+    @property
+    def root(self) -> str:
+        """The API root to join paths to: none when VASTAI_BASE_URL already ends with it."""
+        return "" if self.provider.effective_base_url.rstrip("/").endswith(API_ROOT) else API_ROOT
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         kwargs.setdefault("headers", self.auth_headers())
         try:
-            body = self.client.json(self.client.request(method, path, **kwargs))
+            body = self.client.json(self.client.request(method, self.root + path, **kwargs))
         except NotFound as exc:
             if "auth_error" in str(exc):  # Vast answers a bad key with 404
                 raise InvalidKey(str(exc), status=exc.status) from exc
@@ -72,10 +89,10 @@ class VastAiAdapter(ProviderAdapter):
         return body
 
     def list_models(self) -> Catalog:
-        body = self._call("POST", "/api/v0/bundles/", json=SEARCH)
+        body = self._call("POST", "/bundles/", json=SEARCH)
         offers = body.get("offers") if isinstance(body, dict) else None
         if not isinstance(offers, list):
-            raise BadPayload(f"{self.slug}: /api/v0/bundles/ has no offers list")
+            raise BadPayload(f"{self.slug}: {API_ROOT}/bundles/ has no offers list")
         return parse_gpu_offers(self.slug, offers, self._offers)
 
     def _offers(
@@ -94,11 +111,11 @@ class VastAiAdapter(ProviderAdapter):
             description=_description(item),
             gpu_count=gpus,
             vram_gb=mib_to_gb(item.get("gpu_ram")),
-            vcpus=item.get("cpu_cores_effective"),
+            vcpus=item.get("cpu_cores_effective") if item.get("cpu_cores") else None,
             ram_gb=_ram_gb(item),
             disk_gb=item.get("disk_space"),
             reliability=item.get("reliability2", item.get("reliability")),
-            verified=VERIFIED.get(item.get("verification")),
+            verified=VERIFIED.get(_verification(item)),
             cuda_version=item.get("cuda_max_good"),
             interruptible=False,
             availability_count=gpus,
@@ -115,9 +132,9 @@ class VastAiAdapter(ProviderAdapter):
 
     def authenticate(self) -> AuthResult:
         if not self.provider.api_key():
-            self._call("POST", "/api/v0/bundles/", json={**SEARCH, "limit": 1})
+            self._call("POST", "/bundles/", json={**SEARCH, "limit": 1})
             return AuthResult(ok=True, detail="No key set; the public offer search answers.")
-        user = self._call("GET", "/api/v0/users/current/")
+        user = self._call("GET", "/users/current/")
         return AuthResult(ok=True, detail=f"Key accepted for user {user.get('id', '?')}.")
 
     def rent(self, upstream_id: str, instance: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +142,7 @@ class VastAiAdapter(ProviderAdapter):
         price). Costs money: only the admin's rent action calls this."""
         ask = int(upstream_id.split(":")[0])  # "<ask>:bid" is the same machine, by bid
         result = self._call(
-            "PUT", f"/api/v0/asks/{ask}/", json=instance, headers=self.auth_headers(required=True)
+            "PUT", f"/asks/{ask}/", json=instance, headers=self.auth_headers(required=True)
         )
         if not isinstance(result, dict) or not result.get("new_contract"):
             raise BadPayload(f"{self.slug}: create instance answered without new_contract")
@@ -135,6 +152,7 @@ class VastAiAdapter(ProviderAdapter):
 def _interruptible(offer: OfferIn, item: dict[str, Any], gpus: int) -> OfferIn:
     """The same machine rented by bid: the current minimum bid plus the same storage."""
     bid = Decimal(str(item["min_bid"])) + Decimal(str(item.get("storage_total_cost") or 0))
+    above = offer.usd_per_instance_hour is not None and bid > offer.usd_per_instance_hour
     return dataclasses.replace(
         offer,
         upstream_id=f"{offer.upstream_id}:bid",
@@ -146,22 +164,37 @@ def _interruptible(offer: OfferIn, item: dict[str, Any], gpus: int) -> OfferIn:
             f"Interruptible: current minimum bid for the whole offer, plus {STORAGE_GB} GB "
             "disk. A higher bid can stop it."
         ),
+        price_flags=["bid-above-on-demand"] if above else [],
     )
 
 
 def _ram_gb(item: dict[str, Any]) -> float | None:
-    """cpu_ram is the whole machine's; the offer gets its share of the cores (as gpuhunt)."""
-    ram, cores, share = item.get("cpu_ram"), item.get("cpu_cores"), item.get("gpu_frac")
-    if not ram:
+    """cpu_ram is the whole machine's; the offer gets its share of the cores (as gpuhunt).
+    Without the machine's core count that share is unknown, and so is the offer's RAM."""
+    ram, cores, effective = (
+        item.get("cpu_ram"),
+        item.get("cpu_cores"),
+        item.get("cpu_cores_effective"),
+    )
+    if not (ram and cores and effective):
         return None
-    if cores and item.get("cpu_cores_effective"):
-        share = item["cpu_cores_effective"] / cores
-    return mib_to_gb(ram * share) if share else None
+    return mib_to_gb(ram * effective / cores)
+
+
+def _verification(item: dict[str, Any]) -> str:
+    """The machine's verification as Vast states it: the `verified` flag first, then the
+    `verification` word; neither sent is "unknown", not "unverified"."""
+    word = item.get("verification")
+    if isinstance(item.get("verified"), bool):
+        if item["verified"]:
+            return "verified"
+        return word if word in ("unverified", "deverified") else "unverified"
+    return word if isinstance(word, str) and word else "verification unknown"
 
 
 def _description(item: dict[str, Any]) -> str:
     parts = [
-        item.get("verification") or "unverified",
+        _verification(item),
         f"CUDA ≤ {item['cuda_max_good']}" if item.get("cuda_max_good") else "",
         item.get("cpu_name") or "",
     ]

@@ -103,8 +103,8 @@ def test_a_price_from_a_price_sheet_shows_the_sheet_and_its_date(client, registr
     assert poll_provider("groq").outcome == "ok"
     html = card(client.get("/"), "llama-3.1-8b-instant")
     assert (
-        'Price: <a href="https://groq.com/pricing" rel="noopener">price sheet</a>, 2026-06-23'
-        in (html)
+        'Price: <a href="https://groq.com/pricing" rel="noopener">price sheet</a>, '
+        "read 2026-07-03" in html
     )
     assert "<strong>$0.05</strong> in" in html
 

@@ -31,9 +31,11 @@ def every_page(client, url: str) -> list[Offer]:
 
 
 def test_min_vram_takes_a_gpu_at_the_size_it_is_sold_by(client, recorded_world):
-    # Vast.ai reports an H100 80GB's usable memory, 81,559 MiB: 79.6 GB.
+    # Vast.ai reports an H100 80GB's usable memory, 81,559 MiB: 79.6 GB, kept beside the
+    # 80 GB it is sold by.
     vast_h100 = listed(client, "/?provider=vastai&gpu=H100+SXM+80GB")
-    assert vast_h100 and all(79 < offer.vram_gb < 80 for offer in vast_h100)
+    assert vast_h100 and all(offer.vram_gb == 80 for offer in vast_h100)
+    assert all(79 < offer.vram_reported_gb < 80 for offer in vast_h100)
     assert listed(client, "/?provider=vastai&gpu=H100+SXM+80GB&min_vram=80") == vast_h100
     assert listed(client, "/?provider=vastai&gpu=H100+SXM+80GB&min_vram=81") == []
 

@@ -47,8 +47,8 @@ def test_it_keeps_a_gpu_with_no_bids_at_an_unknown_price_never_zero(akash):
     p100 = by_id(catalog)["nvidia/p100/16Gi/PCIe"]
     assert p100.usd_per_gpu_hour is None and p100.usd_per_gpu_hour_min is None
     assert "price unknown" in p100.price_note
-    assert p100.gpu_name == "p100" and p100.gpu_id is None  # not in the catalog: kept as spelt
-    assert catalog.unknown_gpus == {"p100": 1}
+    assert p100.gpu_name == "P100 16GB" and p100.gpu_id is not None
+    assert not catalog.unknown_gpus
 
 
 def test_it_tolerates_a_missing_interface_and_a_missing_price_key(akash):

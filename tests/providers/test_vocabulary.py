@@ -65,12 +65,35 @@ SPELLINGS = [
     ("other", "NVIDIA H100 80GB HBM3", "", None, "H100 SXM 80GB"),
     ("other", "NVIDIA A100-SXM4-80GB", "", None, "A100 SXM 80GB"),
     ("other", "AMD Instinct MI300X", "", 192, "MI300X"),
+    # word order and memory in the name: io.net's catalog names and nvidia-smi's
+    ("ionet", "H100 80GB SXM5", "", None, "H100 SXM 80GB"),
+    ("ionet", "H100 80GB SXM5", "", 80, "H100 SXM 80GB"),
+    ("ionet", "H100 80GB PCIe", "", None, "H100 PCIe 80GB"),
+    ("other", "A100 80GB SXM4", "", None, "A100 SXM 80GB"),
+    ("other", "SXM4 A100 40GB", "", None, "A100 SXM 40GB"),
+    # GPUs real offers carry that the catalog lacked (Vast spellings per gpuhunt's tables)
+    ("vastai", "H200 NVL", "", 140.4, "H200 NVL 141GB"),
+    ("vastai", "B300", "", 268.0, "B300"),
+    ("vastai", "GH200", "", 95.6, "GH200 96GB"),
+    ("vastai", "GH200", "", 140.0, "GH200 144GB"),
+    ("vastai", "A800 PCIE", "", 80.0, "A800 PCIe 80GB"),
+    ("vastai", "A100X", "", 80.0, "A100X"),
+    ("vastai", "RTX A5000", "", 24.0, "RTX A5000"),
+    ("vastai", "RTX A4000", "", 16.0, "RTX A4000"),
+    ("vastai", "RTX 4000Ada", "", 20.0, "RTX 4000 Ada"),
+    ("vastai", "Q RTX 8000", "", 48.0, "Quadro RTX 8000"),
+    ("vastai", "Q RTX 6000", "", 24.0, "Quadro RTX 6000"),
+    ("vastai", "RTX 3090 Ti", "", 24.0, "RTX 3090 Ti"),
+    ("vastai", "RTX 4080S", "", 16.0, "RTX 4080 Super"),
+    ("vastai", "RTX 5080", "", 15.9, "RTX 5080"),
+    ("vastai", "RTX PRO 6000 WS", "", 95.6, "RTX PRO 6000"),
+    ("vastai", "Tesla P100", "", 16.0, "P100 16GB"),
+    ("akash", "p100", "PCIe", 16, "P100 16GB"),
     # unknown or ambiguous: kept as spelt
     ("ionet", "H100", "", 80, None),  # SXM or PCIe? a third apart in speed
     ("akash", "a100", "", 80, None),
     ("vastai", "A100 SXM4", "", None, None),  # 40 or 80 GB
-    ("akash", "p100", "PCIe", 16, None),
-    ("vastai", "A100X", "", 80.0, None),
+    ("akash", "p100", "PCIe", 12, None),  # the 12 GB P100 is not in the catalog
     ("vastai", "RTX 4090", "", 48.0, None),  # a 48 GB board is not the spec-sheet 4090
     ("vastai", "", "", 8.0, None),
 ]
@@ -91,19 +114,19 @@ def test_it_maps_real_spellings_to_one_gpu(
 
 def test_it_keeps_counts_and_logs_unknown_spellings(vocabulary, caplog):
     catalog = Catalog()
-    for spelling in ("p100", "p100", "RTX 4090"):
+    for spelling in ("k80", "k80", "RTX 4090"):
         offer = OfferIn(upstream_id=spelling, name=spelling, kind="gpu-compute")
-        vocabulary.label(offer, catalog, spelling, memory_gb=16 if spelling == "p100" else 24)
+        vocabulary.label(offer, catalog, spelling, memory_gb=16 if spelling == "k80" else 24)
         catalog.offers.append(offer)
     with caplog.at_level(logging.WARNING):
         log_unknown_gpus("akash", catalog)
     assert [(o.gpu_name, o.gpu_id is not None) for o in catalog.offers] == [
-        ("p100", False),
-        ("p100", False),
+        ("k80", False),
+        ("k80", False),
         ("RTX 4090", True),
     ]
-    assert catalog.unknown_gpus == {"p100": 2}
-    assert "2 offers name a GPU not in the catalog" in caplog.text and "'p100' ×2" in caplog.text
+    assert catalog.unknown_gpus == {"k80": 2}
+    assert "2 offers name a GPU not in the catalog" in caplog.text and "'k80' ×2" in caplog.text
 
 
 def test_it_loads_the_catalog_once_and_keeps_admin_aliases(registry):
