@@ -143,7 +143,8 @@ PROVIDER_REGISTRY = json.loads(PROVIDER_REGISTRY_PATH.read_text())
 # _RATE_LIMIT (requests/minute), _TIMEOUT (seconds), plus any extra URLs a provider has.
 for _slug, _entry in PROVIDER_REGISTRY.items():
     _p = _entry["env_prefix"]
-    globals()[f"{_p}_API_KEY"] = env(f"{_p}_API_KEY", default="")
+    # Stripped: a key pasted with its newline is the most common copy-paste slip.
+    globals()[f"{_p}_API_KEY"] = env(f"{_p}_API_KEY", default="").strip()
     globals()[f"{_p}_ENABLED"] = env.bool(f"{_p}_ENABLED", default=True)
     globals()[f"{_p}_BASE_URL"] = env(f"{_p}_BASE_URL", default=_entry["base_url"])
     globals()[f"{_p}_RATE_LIMIT"] = env.int(f"{_p}_RATE_LIMIT", default=_entry["rate_limit"])

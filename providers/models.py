@@ -16,7 +16,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from providers import crypto, gscore
 from resilience import secrets
-from resilience.errors import ProviderError
+from resilience.errors import ProviderError, UndecryptableKey
 from resilience.policy import ProviderPolicy, call_policy
 
 if TYPE_CHECKING:
@@ -120,8 +120,13 @@ class Provider(models.Model):
     def api_key(self) -> str:
         """The key in effect: an admin-managed key wins over <PREFIX>_API_KEY."""
         if self._credential:
-            return secrets.remember(self._credential.key())
-        return secrets.remember(self.setting("API_KEY"))
+            try:
+                return secrets.remember(self._credential.key())
+            except crypto.InvalidToken:
+                raise UndecryptableKey(
+                    f"{self.slug}: key cannot be decrypted: check GPUBROKER_ENCRYPTION_KEYS"
+                ) from None
+        return secrets.remember(self.setting("API_KEY").strip())
 
     @property
     def key_source(self) -> str:
@@ -131,7 +136,10 @@ class Provider(models.Model):
 
     @property
     def key_fingerprint(self) -> str:
-        return secrets.fingerprint(self.api_key())
+        """The key's last characters, from the stored fingerprint: nothing is decrypted."""
+        if self._credential:
+            return self._credential.fingerprint
+        return secrets.fingerprint(self.setting("API_KEY").strip())
 
     def test_connection(self) -> ConnectionResult:
         """Call the provider's authenticate() and say what happened in ops' words."""
@@ -216,6 +224,11 @@ class Credential(models.Model):
 
     def key(self) -> str:
         return crypto.decrypt(self.encrypted_key)
+
+    @property
+    def readable(self) -> bool:
+        """Decryptable with the current keys (checked without decrypting)."""
+        return crypto.readable(self.encrypted_key)
 
     def rotate(self) -> None:
         self.encrypted_key = crypto.rotate(self.encrypted_key)
