@@ -1,14 +1,20 @@
 from __future__ import annotations
 
-from django.contrib import admin
-from django.urls import include, path
+import sys
 
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import include, path
+from django.views import defaults
+
+from gpubroker.middleware import is_json_path, json_error
 from health import api as health_api
 from health import views as health_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/providers/sync", health_api.sync, name="sync"),
+    path("api/v1/providers/sync/runs/<int:pk>", health_api.sync_run, name="sync-run"),
     path("health/", include("health.urls")),
     path("api/v1/provider-health/", include("health.api_urls")),
     path("metrics", health_views.metrics, name="metrics"),
@@ -16,3 +22,22 @@ urlpatterns = [
     path("readyz", health_views.readyz, name="readyz"),
     path("", include("marketplace.urls")),
 ]
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A failure outside a view (a middleware, the URL resolver): JSON paths still get JSON."""
+    return (
+        json_error(sys.exc_info()[1])
+        if is_json_path(request.path)
+        else defaults.server_error(request)
+    )
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if is_json_path(request.path):
+        return JsonResponse({"error": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler500 = server_error
+handler404 = not_found

@@ -11,13 +11,13 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from marketplace.templatetags.market import ago
 from providers.models import Credential, PollRun, Provider
 from resilience import breaker
-from resilience.store import store
+from resilience.store import UNREACHABLE, store
 
 
 def providers_with_status() -> QuerySet[Provider]:
     finished = PollRun.objects.filter(
         provider=OuterRef("pk"),
-        outcome__in=[*PollRun.SUCCEEDED, PollRun.Outcome.FAILED],
+        outcome__in=[*PollRun.SUCCEEDED, *PollRun.FAILURES],
     ).order_by("-started_at")
     return Provider.objects.annotate(
         has_credential=Exists(Credential.objects.filter(provider=OuterRef("pk"))),
@@ -26,10 +26,14 @@ def providers_with_status() -> QuerySet[Provider]:
     )
 
 
-def open_breakers(providers: list[Provider]) -> set[str]:
-    """Slugs whose shared circuit breaker is OPEN, in one read of the shared store."""
+def open_breakers(providers: list[Provider]) -> set[str] | None:
+    """Slugs whose shared circuit breaker is OPEN, in one read of the shared store; None when
+    the store is unreachable (the page goes on from the database alone)."""
     keys = [breaker.key(p.slug) for p in providers]
-    states, _ = store().read(keys, [])
+    try:
+        states, _ = store().read(keys, [])
+    except UNREACHABLE:
+        return None
     return {
         p.slug
         for p, k in zip(providers, keys, strict=True)
@@ -48,6 +52,8 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
         return f"no API key configured (set {provider.env_prefix}_API_KEY or add one in admin)"
     if breaker_open:
         return "circuit breaker open: calls are paused after repeated failures"
+    if provider.last_outcome == PollRun.Outcome.ABANDONED:
+        return "last poll failed (its worker stopped mid-poll)"
     if provider.last_outcome == PollRun.Outcome.FAILED:
         return f"last poll failed ({provider.last_error_class or 'error'})"
     if not provider.last_polled_at and not provider.last_success_at:
@@ -71,8 +77,13 @@ def every(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
-def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
-    """Each provider in view (all, or the ones filtered on) that has a problem, with it."""
+def notices(
+    providers: list[Provider], chosen: list[str]
+) -> tuple[list[tuple[Provider, str]], bool]:
+    """Each provider in view (all, or the ones filtered on) that has a problem, with it; and
+    whether the live stats (the shared store) could be read."""
     in_view = [p for p in providers if not chosen or p.slug in chosen]
     tripped = open_breakers(in_view)
-    return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))]
+    live = tripped is not None
+    found = [(p, reason) for p in in_view if (reason := problem(p, p.slug in (tripped or ())))]
+    return found, live

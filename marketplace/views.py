@@ -20,6 +20,7 @@ def index(request: HttpRequest) -> TemplateResponse:
     form = OfferFilter(request.GET, providers=providers, catalog=catalog_rows())
     facets, total = form.facets()
     page = Page(form, total)
+    notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "form": form,
@@ -27,7 +28,8 @@ def index(request: HttpRequest) -> TemplateResponse:
         "total": total,
         "page": page,
         "offers": history.with_sparklines(form.page_of_offers(page)),
-        "notices": status.notices(providers, chosen=form.values["provider"]),
+        "notices": notices,
+        "live_stats_unavailable": not live,
         "fragment": fragment,
         "gscore_explanation": gscore.EXPLANATION,
     }

@@ -88,6 +88,13 @@ class BadPayload(ProviderError):
     code, label = "bad_payload", "bad payload"
 
 
+class DeadlineExceeded(ProviderError):
+    """The caller's total time for this work (a poll's PROVIDER_POLL_DEADLINE) ran out before
+    the next attempt: no call was made."""
+
+    code, label = "deadline", "took too long"
+
+
 class NotSupported(ProviderError):
     code, label = "not_supported", "not supported"
 

@@ -11,6 +11,7 @@ Two kinds of value live here:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -22,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from resilience.models import SharedState
+from resilience.redis_options import redis_options
 
 T = TypeVar("T")
 # A transition returns the new state (None: unchanged) and what the caller wants to know.
@@ -49,6 +51,26 @@ return 0
 """
 
 
+class StoreUnavailable(Exception):
+    """The shared state (Redis) did not answer within REDIS_TIMEOUT: callers that only show
+    live stats go on without them; a provider call fails like any other."""
+
+
+# Errors that mean "Redis is down or hung", from the store or from Django's Redis cache.
+UNREACHABLE = (StoreUnavailable, redis.RedisError)
+
+
+def _unavailable_on_redis_errors(method):
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"shared state unreachable ({type(exc).__name__})") from exc
+
+    return wrapped
+
+
 class Store(Protocol):
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T: ...
     def state(self, key: str) -> dict[str, Any]: ...
@@ -61,9 +83,10 @@ class Store(Protocol):
 
 class RedisStore:
     def __init__(self, url: str):
-        self.redis = redis.Redis.from_url(url)
+        self.redis = redis.Redis.from_url(url, **redis_options(settings.REDIS_TIMEOUT))
         self.scripts: dict[str, Any] = {}
 
+    @_unavailable_on_redis_errors
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T:
         name = REDIS_PREFIX + key
         if script:
@@ -83,10 +106,12 @@ class RedisStore:
                 except redis.WatchError:
                     continue  # another process changed it first: read again
 
+    @_unavailable_on_redis_errors
     def state(self, key: str) -> dict[str, Any]:
         raw = self.redis.get(REDIS_PREFIX + key)
         return json.loads(raw) if raw else {}
 
+    @_unavailable_on_redis_errors
     def incr(self, ops: Iterable[CounterOp]) -> None:
         keys, args = [], []
         for key, fields, ttl in ops:
@@ -101,6 +126,7 @@ class RedisStore:
             self.scripts[source] = self.redis.register_script(source)
         return self.scripts[source]
 
+    @_unavailable_on_redis_errors
     def read(self, states: list[str], counters: list[str]) -> tuple[dict, dict]:
         pipe = self.redis.pipeline(transaction=False)
         for key in states:
@@ -118,6 +144,7 @@ class RedisStore:
         }
         return state_values, counter_values
 
+    @_unavailable_on_redis_errors
     def delete(self, keys: list[str]) -> None:
         if keys:
             self.redis.delete(*(REDIS_PREFIX + k for k in keys))

@@ -30,6 +30,7 @@ from providers.gpus import NoInstanceApiMixin
 
 class RenderAdapter(NoInstanceApiMixin, ProviderAdapter):
     console_url = "https://rendernetwork.com"
+    polls_network = False  # the catalog is providers/price_sheets/render.json
 
     def list_models(self) -> Catalog:
         sheet = load_price_sheet("render")

@@ -107,8 +107,8 @@ def test_metrics_summary(world, staff_client):
     assert body["summary"]["total_providers"] == len(world)
 
 
-def test_health_check_now_runs_the_providers_check(world, staff_client):
-    response = staff_client.post(f"{API}/providers/deepinfra/health-check")
+def test_health_check_now_runs_the_providers_check(world, staff_client, eager_tasks):
+    response = staff_client.post(f"{API}/providers/deepinfra/health-check?wait=5")
     body = response.json()
     assert body["check"]["ok"] is True and body["check"]["status_class"] == "ok"
     assert body["health"]["last_health_check"] == "ok"
