@@ -36,11 +36,21 @@ PRICE_FIELDS = (
 )
 
 
+# The price columns hold 14 digits, 6 of them decimals.
+MAX_PRICE = Decimal("99999999")
+
+
 def usd(value: Any) -> Decimal | None:
-    """A price as Decimal, or None when the provider did not state one."""
+    """A price as Decimal, or None when the provider did not state one. NaN, infinities,
+    negative prices and prices past the columns' range are malformed items (ValueError)."""
     if value is None or value == "":
         return None
-    return Decimal(str(value)).quantize(Decimal("0.000001"))
+    if isinstance(value, bool):
+        raise ValueError("a price cannot be true or false")
+    price = Decimal(str(value))
+    if not price.is_finite() or price < 0 or price > MAX_PRICE:
+        raise ValueError(f"not a price: {str(value)[:20]}")
+    return price.quantize(Decimal("0.000001"))
 
 
 def integer(value: Any) -> int:
