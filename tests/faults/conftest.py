@@ -162,6 +162,8 @@ class Stack:
                 "1",
                 "--without-mingle",
                 "--without-gossip",
+                "--loglevel",
+                "INFO",
                 "-n",
                 f"faults{os.getpid()}@localhost",
             ],
