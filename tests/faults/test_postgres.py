@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from tests.faults.conftest import spare_port
 from tests.marketplace.conftest import llm, publish
 
 pytestmark = pytest.mark.slow
@@ -31,3 +32,15 @@ def test_the_first_request_after_a_dropped_connection_is_not_a_500(stack, regist
     assert page.status_code == 200 and "llama-3.1-8b" in page.text
     assert terminate_other_connections() >= 1
     assert web.api("/api/v1/provider-health/health").status_code == 200
+
+
+def test_with_the_database_unreachable_json_paths_answer_json(stack, registry):
+    web = stack("groq")
+    web.env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{spare_port()}/gone"
+    web.web()
+    for path in ("/api/v1/provider-health/health", "/api/v1/providers/sync/runs/1"):
+        response = web.api(path)
+        assert response.status_code == 503, path
+        assert response.json()["dependency"] == "database"
+    ready = web.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["database"] != "ok"
