@@ -148,7 +148,7 @@ class Stack:
         wait_until(lambda: httpx.get(f"{self.web_url}/healthz").status_code == 200, 60, "web")
         return self.web_url
 
-    def worker(self) -> subprocess.Popen:
+    def worker(self, concurrency: int = 1) -> subprocess.Popen:
         proc = self._start(
             "worker",
             [
@@ -159,7 +159,7 @@ class Stack:
                 "-P",
                 "prefork",
                 "-c",
-                "1",
+                str(concurrency),
                 "--without-mingle",
                 "--without-gossip",
                 "--loglevel",

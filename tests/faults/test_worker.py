@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
+from django.utils import timezone
+from werkzeug import Response
 
-from providers.models import Offer, PollRun
+from providers.models import Offer, PollRun, Provider
 from providers.pipeline import poll_provider
 from tests.conftest import payload
 from tests.faults.conftest import wait_until
@@ -78,3 +80,30 @@ def test_a_worker_killed_mid_ingest_loses_nothing_and_the_poll_is_redone(
     available = set(Offer.objects.filter(available=True).values_list("upstream_id", flat=True))
     assert before <= available  # the last good snapshot survived the kill
     assert Offer.objects.count() == OFFERS  # all written once: nothing half-done was kept
+
+
+def test_two_beats_scheduling_the_same_poll_write_it_once(stack, own_redis, registry, serve):
+    """Two beat processes (a deploy overlap) queue the same poll twice; two worker processes
+    take one each. One polls, the other finds the lock taken and skips."""
+    httpserver = serve(registry["deepinfra"])
+    httpserver.expect_request("/v1/openai/models").respond_with_json(
+        payload("deepinfra/openai_models.json")
+    )
+    body = json.dumps(catalog(2_000))
+    httpserver.expect_request("/models/list").respond_with_handler(
+        lambda request: time.sleep(1) or Response(body, content_type="application/json")
+    )
+    # Fresh, so the worker's start-up catch-up poll stays out of this.
+    Provider.objects.filter(slug="deepinfra").update(last_success_at=timezone.now())
+    stack("deepinfra").worker(concurrency=2)
+    sender = Celery(broker=own_redis.url)
+    for _ in range(2):
+        sender.send_task("providers.tasks.poll_provider", args=["deepinfra"])
+
+    def both_done() -> bool:
+        return PollRun.objects.exclude(outcome="running").count() == 2
+
+    wait_until(both_done, 120, "both polls ended")
+    outcomes = sorted(PollRun.objects.values_list("outcome", flat=True))
+    assert outcomes == ["ok", "skipped"]
+    assert Offer.objects.count() == 2_000
