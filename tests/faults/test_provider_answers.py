@@ -108,3 +108,15 @@ def test_a_retry_after_http_date_far_ahead_fails_the_poll_at_once(polled, settin
     run = poll_provider("deepinfra")
     assert (run.outcome, run.error_class, run.http_calls) == ("failed", "RateLimited", 1)
     assert snapshot() == before
+
+
+def test_a_50_mb_answer_that_is_no_catalog_keeps_the_last_snapshot(polled):
+    server, before = polled
+    garbage = b'{"models": "' + b"x" * (50 * 1024 * 1024) + b'"}'
+    server.expect_request("/models/list").respond_with_data(
+        garbage, content_type="application/json"
+    )
+    run = poll_provider("deepinfra")
+    assert (run.outcome, run.error_class) == ("failed", "BadPayload")
+    assert len(run.error_message) < 500  # the body is not repeated into the run
+    assert snapshot() == before
