@@ -186,6 +186,7 @@ class Provider(models.Model):
         if run and run.task_id:
             earlier = PollRun.objects.filter(task_id=run.task_id, outcome=PollRun.Outcome.RUNNING)
             dead |= Q(poll_owner__in=earlier.exclude(pk=owner).values("pk"))
+            dead |= Q(poll_owner=owner)  # a queued run's own task, delivered again
         previous = mine.values_list("poll_owner", flat=True).first()
         if not mine.filter(dead).update(polling_since=now, poll_owner=owner):
             return False

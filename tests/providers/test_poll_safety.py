@@ -139,3 +139,13 @@ def test_sync_providers_fails_when_every_provider_that_needs_the_network_failed(
     with pytest.raises(CommandError, match="needed the network"):
         call_command("sync_providers")
     assert PollRun.objects.get(provider__slug="render").outcome == "ok"
+
+
+def test_a_redelivered_task_of_a_queued_run_takes_its_own_lock_back(deepinfra):
+    provider, server = deepinfra
+    serve_catalog(server)
+    queued = PollRun.objects.create(provider=provider, task_id="task-9")  # by the sync API
+    provider.claim_poll(queued)  # its first delivery died holding the lock
+    run = poll_provider("deepinfra", run_id=queued.pk, task_id="task-9")
+    assert run.pk == queued.pk and run.outcome == "ok"
+    assert Provider.objects.get(slug="deepinfra").poll_owner is None
