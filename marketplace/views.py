@@ -7,8 +7,8 @@ from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from marketplace import history, status
-from marketplace.filters import OfferFilter, Page, catalog_rows
+from marketplace import history, search, status
+from marketplace.filters import OfferFilter, Page
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS
 from providers.models import Offer, PriceChange
@@ -17,17 +17,19 @@ from providers.models import Offer, PriceChange
 @vary_on_headers("HX-Request")
 def index(request: HttpRequest) -> TemplateResponse:
     providers = list(status.providers_with_status())
-    form = OfferFilter(request.GET, providers=providers, catalog=catalog_rows())
-    facets, total = form.facets()
+    catalog = search.catalog_rows()
+    form = OfferFilter(request.GET, providers=providers, catalog=catalog)
+    counts, total = search.facet_counts(form.criteria, catalog)
     page = Page(form, total)
+    offers = search.page_of_offers(form.criteria, catalog, page.offset, providers)
     notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "form": form,
-        "facets": facets,
+        "facets": form.facets(counts),
         "total": total,
         "page": page,
-        "offers": history.with_sparklines(form.page_of_offers(page)),
+        "offers": history.with_sparklines(offers),
         "notices": notices,
         "live_stats_unavailable": not live,
         "fragment": fragment,

@@ -15,6 +15,7 @@ from pytest_httpserver import HTTPServer
 from gpubroker.celery import app
 from providers.models import Offer, Provider
 from providers.registry import load_registry
+from resilience.calls import forget_local_state
 from resilience.client import ProviderClient
 from resilience.policy import ProviderPolicy
 
@@ -54,8 +55,10 @@ def rewritten(before: dict[str, str]) -> set[str]:
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
+    forget_local_state()
     cache.clear()
     yield
+    forget_local_state()
     cache.clear()
 
 
