@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",  # the trigram index on offer names (providers.indexes)
     "django_htmx",
     "django_celery_beat",
     "providers",

@@ -28,6 +28,7 @@ from django.conf import settings
 
 from resilience import metrics
 from resilience.errors import UNREACHABLE, CircuitBreakerOpen
+from resilience.memo import ProcessMemo
 from resilience.store import store
 
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
@@ -110,24 +111,17 @@ def key(slug: str) -> str:
     return f"breaker:{slug}"
 
 
-# (store URL, slug) → (time.monotonic() when read, the CLOSED state read then)
-_closed_seen: dict[tuple[str, str], tuple[float, dict]] = {}
+# Per provider: (time.monotonic() when read, the CLOSED state read then).
+_closed_seen = ProcessMemo()
+forget = _closed_seen.forget
 
 
 def _closed_state(slug: str) -> dict | None:
     """The CLOSED state this process read within the local TTL, if any."""
-    hit = _closed_seen.get((settings.REDIS_URL, slug))
+    hit = _closed_seen.get(slug)
     if hit and time.monotonic() - hit[0] < settings.PROVIDER_CIRCUIT_BREAKER_LOCAL_TTL:
         return hit[1]
     return None
-
-
-def forget(slug: str | None = None) -> None:
-    """Drop what this process remembers of a breaker (of every breaker: no slug)."""
-    if slug is None:
-        _closed_seen.clear()
-    else:
-        _closed_seen.pop((settings.REDIS_URL, slug), None)
 
 
 def before_call(slug: str) -> dict:
@@ -140,7 +134,7 @@ def before_call(slug: str) -> dict:
     now = time.time()
     seen = store().state(key(slug))
     if seen.get("state", CLOSED) == CLOSED:
-        _closed_seen[(settings.REDIS_URL, slug)] = (time.monotonic(), seen)
+        _closed_seen.set(slug, (time.monotonic(), seen))
         return seen  # one read
     if store().update(key(slug), lambda s: admit(s, now, cfg)):
         return {"state": HALF_OPEN}

@@ -23,6 +23,7 @@ from django.conf import settings
 
 from resilience import metrics
 from resilience.errors import RateLimitExceeded
+from resilience.memo import ProcessMemo
 from resilience.policy import ProviderPolicy
 from resilience.store import store
 
@@ -69,8 +70,9 @@ redis.call("SET", KEYS[1], cjson.encode({tokens = tokens, at = now}))
 return cjson.encode({taken, wait})
 """
 
-# (store URL, slug) → [tokens leased and not yet spent, time.monotonic() the lease ends]
-_leases: dict[tuple[str, str], list[float]] = {}
+# Per provider: [tokens leased and not yet spent, time.monotonic() when the lease ends].
+_leases = ProcessMemo()
+forget = _leases.forget
 
 
 def lease_size(policy: ProviderPolicy) -> int:
@@ -79,19 +81,11 @@ def lease_size(policy: ProviderPolicy) -> int:
 
 
 def _spend_leased(slug: str) -> bool:
-    lease = _leases.get((settings.REDIS_URL, slug))
+    lease = _leases.get(slug)
     if lease and lease[0] >= 1 and time.monotonic() < lease[1]:
         lease[0] -= 1
         return True
     return False
-
-
-def forget(slug: str | None = None) -> None:
-    """Drop this process's unspent leases (of every provider: no slug)."""
-    if slug is None:
-        _leases.clear()
-    else:
-        _leases.pop((settings.REDIS_URL, slug), None)
 
 
 def acquire(policy: ProviderPolicy) -> None:
@@ -113,7 +107,7 @@ def acquire(policy: ProviderPolicy) -> None:
         if taken:
             if taken > 1:
                 lease_ends = time.monotonic() + settings.PROVIDER_RATE_LIMITER_LEASE_SECONDS
-                _leases[(settings.REDIS_URL, slug)] = [taken - 1, lease_ends]
+                _leases.set(slug, [taken - 1, lease_ends])
             if waited:
                 metrics.count(slug, "limiter_waited")
             return

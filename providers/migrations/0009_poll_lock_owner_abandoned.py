@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0007_gscore_value_and_reference'),
+        ('providers', '0008_offer_indexes_on_the_model'),
     ]
 
     operations = [
