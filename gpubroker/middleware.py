@@ -1,43 +1,37 @@
-"""The JSON endpoints answer every error in JSON, never with the HTML error page."""
+"""WhiteNoise, able to run in an async middleware chain.
+
+WhiteNoise's middleware is sync-only, and one sync-only middleware makes Django run every
+request's chain under ASGI through sync/async adapters (a thread hop per layer). The broker's
+streaming views are async, so this wrapper answers static files as WhiteNoise does and hands
+every other request on without leaving the event loop.
+"""
 
 from __future__ import annotations
 
-import logging
-
-from django.db import DatabaseError
-from django.http import HttpRequest, JsonResponse
-
-from resilience.store import UNREACHABLE
-
-logger = logging.getLogger(__name__)
-
-JSON_PATHS = ("/api/", "/metrics", "/readyz", "/healthz")
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 
-def is_json_path(path: str) -> bool:
-    return path.startswith(JSON_PATHS)
+class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
+    sync_capable = True
+    async_capable = True
 
+    def __init__(self, get_response, *args, **kwargs):
+        super().__init__(get_response, *args, **kwargs)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-def json_error(exc: BaseException | None) -> JsonResponse:
-    """503 when a dependency (Postgres, Redis) failed, else 500; the body says which."""
-    if isinstance(exc, UNREACHABLE):
-        body = {"error": "Live stats unavailable: shared state (Redis) unreachable.", "retry": True}
-        return JsonResponse(body | {"dependency": "redis"}, status=503)
-    if isinstance(exc, DatabaseError):
-        body = {"error": "Database unavailable.", "retry": True, "dependency": "database"}
-        return JsonResponse(body, status=503)
-    return JsonResponse({"error": "Internal server error."}, status=500)
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        return super().__call__(request)
 
-
-class JsonErrorsMiddleware:
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest):
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exc: Exception) -> JsonResponse | None:
-        if not is_json_path(request.path):
-            return None  # pages keep Django's handling (and the 500 page)
-        logger.error("%s %s failed", request.method, request.path, exc_info=exc)
-        return json_error(exc)
+    async def __acall__(self, request):
+        if self.autorefresh:
+            static_file = await sync_to_async(self.find_file)(request.path_info)
+        else:
+            static_file = self.files.get(request.path_info)
+        if static_file is not None:
+            return await sync_to_async(self.serve)(static_file, request)
+        return await self.get_response(request)

@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from psycopg_pool import ConnectionPool
 
 from resilience.redis_options import redis_options
 
@@ -65,13 +66,14 @@ INSTALLED_APPS = [
     "providers",
     "marketplace",
     "health",
+    "broker",
     "resilience",
     "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "gpubroker.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,7 +82,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "gpubroker.middleware.JsonErrorsMiddleware",
+    "gpubroker.json_errors.JsonErrorsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
@@ -98,6 +100,7 @@ AXES_VERBOSE = False
 
 ROOT_URLCONF = "gpubroker.urls"
 WSGI_APPLICATION = "gpubroker.wsgi.application"
+ASGI_APPLICATION = "gpubroker.asgi.application"
 
 TEMPLATES = [
     {
@@ -123,6 +126,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+elif env.bool("DATABASE_POOL", default=False):
+    # Under ASGI (set by gpubroker/asgi.py) every request runs its ORM calls in a context of
+    # its own, so a persistent connection per context would be one per request, left open
+    # for CONN_MAX_AGE: Postgres runs out. A pool hands connections back at each request's end.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+            # A pooled connection the server dropped is replaced before use, not a 500 (what
+            # CONN_HEALTH_CHECKS does for kept connections below).
+            "check": ConnectionPool.check_connection,
+        }
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -233,6 +250,11 @@ HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github
 # many offers is paged by finding its offers first and sorting them (cost grows with the
 # choice); a broader one by walking the sort order's index (docs/performance.md).
 MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
+
+# --- Broker (broker app; docs/broker.md) ------------------------------------------------------
+# Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask
+# the database on every request). A revoked key stops working within this time.
+BROKER_CACHE_SECONDS = env.float("BROKER_CACHE_SECONDS", default=5)
 
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL

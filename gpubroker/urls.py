@@ -1,21 +1,35 @@
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views import defaults
+from django.views.generic import RedirectView
 
-from gpubroker.middleware import is_json_path, json_error
+from broker.prometheus import BrokerCollector
+from gpubroker.json_errors import is_json_path, json_error
 from health import api as health_api
+from health import prometheus
 from health import views as health_views
 
+# /metrics (health) exports the broker's counters too; the apps do not know each other.
+with suppress(ValueError):  # already registered (the URLconf imported again)
+    prometheus.registry.register(BrokerCollector())
+
 urlpatterns = [
+    # Browsers (and the admin's pages, which do not use base.html) ask for /favicon.ico.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
+    path("", include("broker.urls")),
     path("api/v1/providers/sync", health_api.sync, name="sync"),
     path("api/v1/providers/sync/runs/<int:pk>", health_api.sync_run, name="sync-run"),
     path("health/", include("health.urls")),
+    path("status/", health_views.public_index, name="status"),
+    path("status/<slug:slug>/", health_views.public_detail, name="status-detail"),
     path("api/v1/provider-health/", include("health.api_urls")),
     path("metrics", health_views.metrics, name="metrics"),
     path("healthz", health_views.healthz, name="healthz"),

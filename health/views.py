@@ -3,7 +3,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from celery import current_app
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connection, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -15,7 +14,7 @@ from django_htmx.http import trigger_client_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from health import checks, prometheus, status
-from health.auth import staff_or_token_required
+from health.auth import staff_or_token_required, staff_page
 from providers.models import Provider
 from resilience import breaker, cache
 from resilience.store import store
@@ -27,12 +26,17 @@ def _providers():
     return status.annotated(Provider.objects.all())
 
 
-@vary_on_headers("HX-Request")
-@staff_member_required
-def index(request: HttpRequest) -> TemplateResponse:
-    """The dashboard; to HTMX, just its summary line (which refreshes itself like the cards)."""
+def _is_staff(request: HttpRequest) -> bool:
+    return request.user.is_active and request.user.is_staff
+
+
+def _page(request: HttpRequest, title: str) -> TemplateResponse:
+    """The dashboard or the public status page; to HTMX, just the summary line (which
+    refreshes itself like the cards)."""
     reports = status.reports(list(_providers()), history=not request.htmx, offline_ok=True)
     context = {
+        "title": title,
+        "ops": _is_staff(request),
         "reports": reports,
         "live_stats_unavailable": not all(r.live for r in reports),
         "summary": status.summary(reports),
@@ -42,34 +46,54 @@ def index(request: HttpRequest) -> TemplateResponse:
     return TemplateResponse(request, template, context)
 
 
-@vary_on_headers("HX-Request")
-@staff_member_required
-def detail(request: HttpRequest, slug: str) -> TemplateResponse:
-    """The provider's page; to HTMX, just its card (what the dashboard refreshes)."""
+def _detail(request: HttpRequest, slug: str) -> TemplateResponse:
+    """A provider's page; to HTMX, just its card (what the dashboard refreshes)."""
     provider = get_object_or_404(_providers(), slug=slug)
     report = status.report(provider, history=True, offline_ok=True)
+    context = {"report": report, "ops": _is_staff(request)}
     if request.htmx:
-        return TemplateResponse(request, CARD, {"report": report})
-    context = {
-        "report": report,
-        "poll_runs": provider.poll_runs.all()[:20],
-        "checks": provider.health_checks.all()[:50],
-    }
+        return TemplateResponse(request, CARD, context)
+    context["poll_runs"] = provider.poll_runs.all()[:20]
+    context["checks"] = provider.health_checks.all()[:50]
     return TemplateResponse(request, "health/detail.html", context)
+
+
+@vary_on_headers("HX-Request")
+@staff_page
+def index(request: HttpRequest) -> TemplateResponse:
+    return _page(request, "Provider health")
+
+
+@vary_on_headers("HX-Request")
+@staff_page
+def detail(request: HttpRequest, slug: str) -> TemplateResponse:
+    return _detail(request, slug)
+
+
+@vary_on_headers("HX-Request")
+def public_index(request: HttpRequest) -> TemplateResponse:
+    """/status/: what anyone may know; error details and buttons only for staff."""
+    return _page(request, "Provider status")
+
+
+@vary_on_headers("HX-Request")
+def public_detail(request: HttpRequest, slug: str) -> TemplateResponse:
+    return _detail(request, slug)
 
 
 def _card(request: HttpRequest, slug: str) -> HttpResponse:
     """Answer a button: the new card to HTMX, back to the dashboard without JavaScript."""
     if not request.htmx:
         return redirect("health:index")
-    provider = get_object_or_404(_providers(), slug=slug)
-    report = status.report(provider, history=True, offline_ok=True)
-    response = TemplateResponse(request, CARD, {"report": report})
+    report = status.report(
+        get_object_or_404(_providers(), slug=slug), history=True, offline_ok=True
+    )
+    response = TemplateResponse(request, CARD, {"report": report, "ops": True})
     return trigger_client_event(response, "health-changed")  # the summary line follows
 
 
 @require_POST
-@staff_member_required
+@staff_page
 def reset_breaker(request: HttpRequest, slug: str) -> HttpResponse:
     provider = get_object_or_404(Provider, slug=slug)
     breaker.reset(provider.slug)
@@ -77,14 +101,14 @@ def reset_breaker(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_POST
-@staff_member_required
+@staff_page
 def check_now(request: HttpRequest, slug: str) -> HttpResponse:
     checks.run_check(get_object_or_404(Provider, slug=slug))
     return _card(request, slug)
 
 
 @require_POST
-@staff_member_required
+@staff_page
 def invalidate_cache(request: HttpRequest, slug: str) -> HttpResponse:
     cache.invalidate([get_object_or_404(Provider, slug=slug).slug])
     return _card(request, slug)

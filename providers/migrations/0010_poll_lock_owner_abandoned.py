@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0008_offer_indexes_on_the_model'),
+        ('providers', '0009_offer_capabilities_cuda_verified'),
     ]
 
     operations = [
