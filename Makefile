@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gpubroker
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install migrate lint format bench bench-client clean check-layers
+.PHONY: run test test-faults install migrate lint format bench bench-client clean check-layers
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "GPUBroker needs Python 3.12+ (found " + sys.version + ")"'
@@ -39,6 +39,11 @@ check-layers: $(BIN)/python
 test: install check-layers
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	  $(BIN)/pytest $(PYTEST_ARGS)
+
+# The fault suite alone (also part of `make test`): real processes, one broken thing each.
+test-faults: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	  $(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+from psycopg_pool import ConnectionPool
+
+from resilience.redis_options import redis_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -22,6 +27,30 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS by default when DEBUG is off; each switchable by its own variable, e.g.
+# SECURE_SSL_REDIRECT=false behind a proxy that terminates TLS, or for a plain-HTTP local run.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+if env("SECURE_PROXY_SSL_HEADER", default=""):  # e.g. HTTP_X_FORWARDED_PROTO,https
+    SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER"))
+# Scripts only from our own static files (htmx is django-htmx's bundled copy); the admin's
+# styles set a few inline style attributes, so styles may be inline.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -39,6 +68,7 @@ INSTALLED_APPS = [
     "health",
     "broker",
     "resilience",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -51,7 +81,22 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "gpubroker.json_errors.JsonErrorsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Failed logins (django-axes): after AXES_FAILURE_LIMIT failures from one IP address, or for one
+# username, that address or user is locked out for AXES_COOLOFF_MINUTES (HTTP 429).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "gpubroker.urls"
 WSGI_APPLICATION = "gpubroker.wsgi.application"
@@ -88,19 +133,31 @@ elif env.bool("DATABASE_POOL", default=False):
     # for CONN_MAX_AGE: Postgres runs out. A pool hands connections back at each request's end.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
-        "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", default=20)}
+        "pool": {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+            # A pooled connection the server dropped is replaced before use, not a 500 (what
+            # CONN_HEALTH_CHECKS does for kept connections below).
+            "check": ConnectionPool.check_connection,
+        }
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # A kept connection that the server dropped is replaced before use, not a 500.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
+# Seconds a Redis command (or connection) may take before Redis counts as unreachable: Redis
+# holds caches and live stats, so pages go on without it rather than wait (docs/faults.md).
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="gpubroker"),
+            "OPTIONS": redis_options(REDIS_TIMEOUT),
         }
     }
 else:
@@ -140,6 +197,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
     }
+else:  # Redis: a down broker is an error within REDIS_TIMEOUT, not a request that hangs
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# One message at a time per worker process: a poll that waits behind a long one could take it.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -154,7 +220,8 @@ PROVIDER_REGISTRY = json.loads(PROVIDER_REGISTRY_PATH.read_text())
 # _RATE_LIMIT (requests/minute), _TIMEOUT (seconds), plus any extra URLs a provider has.
 for _slug, _entry in PROVIDER_REGISTRY.items():
     _p = _entry["env_prefix"]
-    globals()[f"{_p}_API_KEY"] = env(f"{_p}_API_KEY", default="")
+    # Stripped: a key pasted with its newline is the most common copy-paste slip.
+    globals()[f"{_p}_API_KEY"] = env(f"{_p}_API_KEY", default="").strip()
     globals()[f"{_p}_ENABLED"] = env.bool(f"{_p}_ENABLED", default=True)
     globals()[f"{_p}_BASE_URL"] = env(f"{_p}_BASE_URL", default=_entry["base_url"])
     globals()[f"{_p}_RATE_LIMIT"] = env.int(f"{_p}_RATE_LIMIT", default=_entry["rate_limit"])
@@ -170,8 +237,14 @@ if not GPUBROKER_ENCRYPTION_KEYS and not DEBUG:
 
 # A poll that is still running is not started again until this many seconds have passed.
 PROVIDER_POLL_LOCK_SECONDS = env.int("PROVIDER_POLL_LOCK_SECONDS", default=600)
+# A poll's calls, retries and waits together end within this many seconds (a hanging
+# provider otherwise costs attempts × timeout + backoff).
+PROVIDER_POLL_DEADLINE = env.float("PROVIDER_POLL_DEADLINE", default=90)
 # Bearer token for ops automation on the JSON APIs (empty: staff session only).
-GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="")
+GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="").strip()
+# Wrong bearer tokens from one IP address: after this many within the window, 429.
+GPUBROKER_OPS_TOKEN_FAILURE_LIMIT = env.int("GPUBROKER_OPS_TOKEN_FAILURE_LIMIT", default=10)
+GPUBROKER_OPS_TOKEN_FAILURE_WINDOW = env.int("GPUBROKER_OPS_TOKEN_FAILURE_WINDOW", default=900)
 HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github.com/gpubroker)")
 # Marketplace (PostgreSQL): a choice of providers/regions/tasks/GPU models covering at most this
 # many offers is paged by finding its offers first and sorting them (cost grows with the

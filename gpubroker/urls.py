@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import sys
 from contextlib import suppress
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.templatetags.static import static
 from django.urls import include, path
+from django.views import defaults
 from django.views.generic import RedirectView
 
 from broker.prometheus import BrokerCollector
+from gpubroker.json_errors import is_json_path, json_error
 from health import api as health_api
 from health import prometheus
 from health import views as health_views
@@ -22,6 +26,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("broker.urls")),
     path("api/v1/providers/sync", health_api.sync, name="sync"),
+    path("api/v1/providers/sync/runs/<int:pk>", health_api.sync_run, name="sync-run"),
     path("health/", include("health.urls")),
     path("status/", health_views.public_index, name="status"),
     path("status/<slug:slug>/", health_views.public_detail, name="status-detail"),
@@ -31,3 +36,22 @@ urlpatterns = [
     path("readyz", health_views.readyz, name="readyz"),
     path("", include("marketplace.urls")),
 ]
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A failure outside a view (a middleware, the URL resolver): JSON paths still get JSON."""
+    return (
+        json_error(sys.exc_info()[1])
+        if is_json_path(request.path)
+        else defaults.server_error(request)
+    )
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if is_json_path(request.path):
+        return JsonResponse({"error": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler500 = server_error
+handler404 = not_found

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
+from kombu.exceptions import OperationalError
 
 from health import checks, status
 from health.auth import staff_or_token_required
+from health.tasks import check_provider
 from providers.models import PollRun, Provider
-from providers.pipeline import poll_many
+from providers.tasks import poll_provider
 from resilience import breaker, cache
+from resilience.store import UNREACHABLE
 
 
 def _reports() -> list[status.Report]:
@@ -51,10 +57,23 @@ def provider_health(request: HttpRequest, slug: str) -> JsonResponse:
 @require_POST
 @staff_or_token_required
 def health_check(request: HttpRequest, slug: str) -> JsonResponse:
+    """Queue a health check of the provider: 202 with the task id and where its result
+    appears; `?wait=N` waits up to N seconds for it and answers 200 with the check."""
     provider = _provider(slug)
     if provider is None:
         return _unknown(slug)
-    check = checks.run_check(provider)
+    queued_at = timezone.now()
+    try:
+        task = check_provider.apply_async((slug,), expires=checks.CHECK_EVERY_SECONDS)
+    except QUEUE_ERRORS as exc:
+        body = {"error": f"Task queue unavailable ({type(exc).__name__}): nothing was checked."}
+        return JsonResponse(body | {"retry": True, "dependency": "broker"}, status=503)
+    newer = provider.health_checks.filter(at__gte=queued_at).order_by("-at")
+    check = _wait_for(lambda: (not (found := newer.first()), found), _waiting(request))
+    if check is None:
+        url = reverse("provider-health:provider", args=[slug])
+        body = {"queued": True, "task_id": task.id, "queued_at": queued_at.isoformat()}
+        return JsonResponse(body | {"result_url": url}, status=202)
     fresh = _provider(slug)  # re-read: the check is now the latest
     return JsonResponse({"check": check.as_dict(), "health": status.report(fresh).detail()})
 
@@ -124,18 +143,92 @@ def metrics_summary(request: HttpRequest) -> JsonResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_POST
 @staff_or_token_required
 def sync(request: HttpRequest) -> JsonResponse:
-    """Poll one provider (?provider=slug) or every enabled one, and say how each poll went."""
+    """Queue a poll of one provider (?provider=slug) or of every enabled one: 202 with the
+    runs to follow at sync/runs/<id>; `?wait=N` (at most MAX_WAIT) waits for them that long,
+    then answers 200 with how each went, or 202 if some still run. POST only: a GET could
+    be triggered by a link on another site."""
     slug = request.GET.get("provider") or None
     if slug and not Provider.objects.by_slug(slug).exists():
         return _unknown(slug)
-    runs = poll_many(slug)
-    return JsonResponse(
-        {
-            "providers": [run.as_dict() for run in runs],
-            "ok": sum(run.succeeded for run in runs),
-            "failed": sum(run.outcome == PollRun.Outcome.FAILED for run in runs),
-        }
+    providers = Provider.objects.by_slug(slug) if slug else Provider.objects.enabled()
+    runs = [PollRun.objects.create(provider=p) for p in providers]
+    try:
+        for run in runs:
+            queue_poll(run)
+    except QUEUE_ERRORS as exc:
+        return _not_queued(PollRun.objects.filter(pk__in=[r.pk for r in runs]), exc)
+    runs = _wait_for(lambda: _unfinished(runs), _waiting(request))
+    return _runs_answer(runs)
+
+
+@require_GET
+@staff_or_token_required
+def sync_run(request: HttpRequest, pk: int) -> JsonResponse:
+    """One queued poll: `outcome` is "running" until it ends; `?wait=N` as for sync."""
+    run = PollRun.objects.select_related("provider").filter(pk=pk).first()
+    if run is None:
+        return JsonResponse({"error": f"Unknown poll run {pk}."}, status=404)
+    (run,) = _wait_for(lambda: _unfinished([run]), _waiting(request))
+    return JsonResponse(_run_json(run), status=202 if run.outcome == "running" else 200)
+
+
+MAX_WAIT = 25  # seconds: well inside gunicorn's 30 s worker timeout
+QUEUE_ERRORS = (OperationalError, *UNREACHABLE, ConnectionError, OSError)
+
+
+def queue_poll(run: PollRun) -> None:
+    expires = max(run.provider.poll_interval, settings.PROVIDER_POLL_DEADLINE)
+    poll_provider.apply_async((run.provider.slug, run.pk), expires=expires)
+
+
+def _not_queued(runs, exc: Exception) -> JsonResponse:
+    runs.update(
+        outcome=PollRun.Outcome.FAILED,
+        finished_at=timezone.now(),
+        error_class="NotQueued",
+        error_message=f"The task queue did not answer ({type(exc).__name__}).",
     )
+    body = {"error": "Task queue unavailable: nothing was polled.", "retry": True}
+    return JsonResponse(body | {"dependency": "broker"}, status=503)
+
+
+def _waiting(request: HttpRequest) -> float:
+    """?wait=N seconds, clamped to 0..MAX_WAIT (anything unreadable: 0)."""
+    try:
+        seconds = float(request.GET.get("wait", 0))
+    except ValueError:
+        return 0.0
+    return min(max(seconds, 0.0), MAX_WAIT) if seconds == seconds else 0.0  # NaN → 0
+
+
+def _wait_for(read, seconds: float):
+    """Call `read()` until it returns (False, value) or `seconds` pass; return the value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pending, value = read()
+        if not pending or time.monotonic() >= deadline:
+            return value
+        time.sleep(0.2)
+
+
+def _unfinished(runs: list[PollRun]) -> tuple[bool, list[PollRun]]:
+    fresh = list(PollRun.objects.select_related("provider").filter(pk__in=[r.pk for r in runs]))
+    return any(r.outcome == PollRun.Outcome.RUNNING for r in fresh), fresh
+
+
+def _run_json(run: PollRun) -> dict:
+    return run.as_dict() | {"url": reverse("sync-run", args=[run.pk])}
+
+
+def _runs_answer(runs: list[PollRun]) -> JsonResponse:
+    running = sum(run.outcome == PollRun.Outcome.RUNNING for run in runs)
+    body = {
+        "providers": [_run_json(run) for run in runs],
+        "ok": sum(run.succeeded for run in runs),
+        "failed": sum(run.outcome in PollRun.FAILURES for run in runs),
+        "running": running,
+    }
+    return JsonResponse(body, status=202 if running else 200)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from health.models import HealthCheck
-from providers.models import Provider
+from providers.models import PollRun, Provider
 from resilience.errors import ProviderError, outcome_of
 from resilience.policy import call_policy
 from resilience.secrets import scrub
@@ -64,8 +64,10 @@ def enabled_slugs() -> list[str]:
 
 
 def housekeeping() -> None:
-    """Drop health checks older than a week and expired shared-state rows."""
+    """Drop health checks older than a week and expired shared-state rows; mark polls still
+    `running` past the poll lock as abandoned (their worker died)."""
     HealthCheck.objects.filter(at__lt=timezone.now() - KEEP_CHECKS).delete()
+    PollRun.objects.stale().abandon()
     purge_expired()
 
 

@@ -25,7 +25,7 @@ from health.models import HealthCheck
 from providers.models import PollRun, Provider
 from resilience import breaker, cache, limiter, metrics
 from resilience.errors import KEY_PROBLEMS
-from resilience.store import store
+from resilience.store import UNREACHABLE, store
 
 HEALTHY, DEGRADED, UNAVAILABLE, UNKNOWN = "HEALTHY", "DEGRADED", "UNAVAILABLE", "UNKNOWN"
 
@@ -34,10 +34,14 @@ def annotated(providers: QuerySet[Provider]) -> QuerySet[Provider]:
     """Providers with their latest health check and latest errors, in one query."""
     checks = HealthCheck.objects.filter(provider=OuterRef("pk")).order_by("-at")
     failed_checks = checks.filter(ok=False)
-    failed_polls = PollRun.objects.filter(provider=OuterRef("pk"), outcome="failed").order_by(
-        "-started_at"
-    )
+    failed_polls = PollRun.objects.filter(
+        provider=OuterRef("pk"), outcome__in=PollRun.FAILURES
+    ).order_by("-started_at")
+    finished_polls = PollRun.objects.filter(
+        provider=OuterRef("pk"), outcome__in=[*PollRun.SUCCEEDED, *PollRun.FAILURES]
+    ).order_by("-started_at")
     return providers.annotate(
+        last_poll_outcome=Subquery(finished_polls.values("outcome")[:1]),
         last_check_at=Subquery(checks.values("at")[:1]),
         last_check_class=Subquery(checks.values("status_class")[:1]),
         check_error=Subquery(failed_checks.values("error")[:1]),
@@ -80,6 +84,7 @@ class Report:
     status: str = UNKNOWN
     reason: str = ""
     history: list[Bar] = field(default_factory=list)
+    live: bool = True  # False: the shared store was unreachable; no breaker or metrics
 
     @property
     def slug(self) -> str:
@@ -169,6 +174,8 @@ def status_of(report: Report) -> tuple[str, str]:
     key_problem = KEY_PROBLEMS.get(getattr(report.provider, "last_check_class", None) or "")
     if not report.provider.is_enabled:
         return UNKNOWN, "disabled"
+    if not report.live:
+        return UNKNOWN, "live stats unavailable: shared state (Redis) unreachable"
     if state == breaker.OPEN:
         return UNAVAILABLE, "circuit breaker open: calls are refused"
     if key_problem:
@@ -177,6 +184,8 @@ def status_of(report: Report) -> tuple[str, str]:
         return UNAVAILABLE, f"success rate {rate:.0%} (under 50%) over {minutes} min"
     if state == breaker.HALF_OPEN:
         return DEGRADED, "circuit breaker half-open: trial calls decide"
+    if getattr(report.provider, "last_poll_outcome", None) == PollRun.Outcome.ABANDONED:
+        return DEGRADED, "latest poll abandoned: its worker stopped mid-poll"
     if rate is None:
         never = "" if getattr(report.provider, "last_check_at", None) else "; never health-checked"
         return UNKNOWN, f"no calls in the last {minutes} min{never}"
@@ -185,14 +194,25 @@ def status_of(report: Report) -> tuple[str, str]:
     return HEALTHY, f"success rate {rate:.0%} over {minutes} min"
 
 
-def reports(providers: list[Provider], *, history: bool = False) -> list[Report]:
+def reports(
+    providers: list[Provider], *, history: bool = False, offline_ok: bool = False
+) -> list[Report]:
     """Every provider's report from one read of the shared store (and one query for the
-    24-hour history when asked)."""
+    24-hour history when asked). When the store is unreachable: with `offline_ok` (pages),
+    reports from the database alone, marked not `live`; else the error goes up (JSON: 503)."""
     states = [k for p in providers for k in (breaker.key(p.slug), limiter.key(p.slug))]
     windows = {p.slug: metrics.window_keys(p.slug) for p in providers}
     counters = [metrics.stats_key(p.slug) for p in providers]
     counters += [k for keys in windows.values() for k in keys]
-    state_values, counter_values = store().read(states, counters)
+    live = True
+    try:
+        state_values, counter_values = store().read(states, counters)
+    except UNREACHABLE:
+        if not offline_ok:
+            raise
+        live = False
+        state_values = {k: {} for k in states}
+        counter_values = {k: {} for k in counters}
     bars = hourly_checks(providers) if history else {}
     result = []
     for p in providers:
@@ -206,6 +226,7 @@ def reports(providers: list[Provider], *, history: bool = False) -> list[Report]
             window=window,
             totals=totals,
             history=bars.get(p.pk, []),
+            live=live,
         )
         report.status, report.reason = status_of(report)
         result.append(report)
@@ -219,8 +240,8 @@ def open_breakers(slugs: list[str]) -> set[str]:
     return {slug for slug, key in keys.items() if states.get(key, {}).get("state") == breaker.OPEN}
 
 
-def report(provider: Provider, *, history: bool = False) -> Report:
-    return reports([provider], history=history)[0]
+def report(provider: Provider, *, history: bool = False, offline_ok: bool = False) -> Report:
+    return reports([provider], history=history, offline_ok=offline_ok)[0]
 
 
 def summary(all_reports: list[Report]) -> dict[str, int]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
+
 from celery import current_app
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -18,6 +20,7 @@ from health.auth import staff_or_token_required, staff_page
 from providers.adapters.base import price_sheets
 from providers.models import Offer, Provider
 from resilience import breaker, cache
+from resilience.store import store
 
 CARD = "health/index.html#provider-card"
 
@@ -33,11 +36,12 @@ def _is_staff(request: HttpRequest) -> bool:
 def _page(request: HttpRequest, title: str) -> TemplateResponse:
     """The dashboard or the public status page; to HTMX, just the summary line (which
     refreshes itself like the cards)."""
-    reports = status.reports(list(_providers()), history=not request.htmx)
+    reports = status.reports(list(_providers()), history=not request.htmx, offline_ok=True)
     context = {
         "title": title,
         "ops": _is_staff(request),
         "reports": reports,
+        "live_stats_unavailable": not all(r.live for r in reports),
         "summary": status.summary(reports),
         "overall": status.overall(reports),
     }
@@ -60,7 +64,7 @@ def _data_quality() -> dict:
 def _detail(request: HttpRequest, slug: str) -> TemplateResponse:
     """A provider's page; to HTMX, just its card (what the dashboard refreshes)."""
     provider = get_object_or_404(_providers(), slug=slug)
-    report = status.report(provider, history=True)
+    report = status.report(provider, history=True, offline_ok=True)
     context = {"report": report, "ops": _is_staff(request)}
     if request.htmx:
         return TemplateResponse(request, CARD, context)
@@ -96,7 +100,9 @@ def _card(request: HttpRequest, slug: str) -> HttpResponse:
     """Answer a button: the new card to HTMX, back to the dashboard without JavaScript."""
     if not request.htmx:
         return redirect("health:index")
-    report = status.report(get_object_or_404(_providers(), slug=slug), history=True)
+    report = status.report(
+        get_object_or_404(_providers(), slug=slug), history=True, offline_ok=True
+    )
     response = TemplateResponse(request, CARD, {"report": report, "ops": True})
     return trigger_client_event(response, "health-changed")  # the summary line follows
 
@@ -135,14 +141,34 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+READY_WITHIN = 1.5  # seconds for all of /readyz's checks together (probes give up at 2)
+
+
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: the database and the Celery broker answer."""
-    found = {"database": _database(), "broker": _broker()}
+    """Readiness: the database, the Celery broker and the shared state answer, each checked
+    at once beside the others; one that does not answer in time is reported as "timeout"."""
+    checks = {"database": _database, "broker": _broker, "shared_state": _shared_state}
+    pool = ThreadPoolExecutor(max_workers=len(checks))
+    futures = {name: pool.submit(_closing(check)) for name, check in checks.items()}
+    wait(futures.values(), timeout=READY_WITHIN)
+    pool.shutdown(wait=False)  # a hung check ends on its own socket timeout
+    found = {name: f.result() if f.done() else "error: timeout" for name, f in futures.items()}
     ready = all(v == "ok" for v in found.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": found}, status=200 if ready else 503
-    )
+    body = {"status": "ok" if ready else "unavailable", "checks": found}
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _closing(check):
+    """Run `check` in a pool thread, closing the database connection that thread opened."""
+
+    def run() -> str:
+        try:
+            return check()
+        finally:
+            connections.close_all()
+
+    return run
 
 
 def _database() -> str:
@@ -157,7 +183,15 @@ def _database() -> str:
 def _broker() -> str:
     try:
         with current_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.ensure_connection(max_retries=1, timeout=READY_WITHIN)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _shared_state() -> str:
+    try:
+        store().read([], [breaker.key("readyz")])
     except Exception as exc:
         return f"error: {type(exc).__name__}"
     return "ok"

@@ -12,6 +12,7 @@ from health.status import open_breakers
 from marketplace.formatting import ago, every
 from providers.models import Credential, PollRun, Provider
 from resilience import errors
+from resilience.store import UNREACHABLE
 
 REFUSED = errors.CircuitBreakerOpen.__name__
 # What a visitor reads for each failure class a poll records (resilience.errors' labels).
@@ -35,7 +36,7 @@ LABELS = {
 def providers_with_status() -> QuerySet[Provider]:
     finished = PollRun.objects.filter(
         provider=OuterRef("pk"),
-        outcome__in=[*PollRun.SUCCEEDED, PollRun.Outcome.FAILED],
+        outcome__in=[*PollRun.SUCCEEDED, *PollRun.FAILURES],
     ).order_by("-started_at")
     # While the breaker is open, polls fail as CircuitBreakerOpen: the cause is the failure
     # before them.
@@ -61,6 +62,8 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
         tripped = "circuit breaker open: calls are paused after repeated failures"
         cause = provider.last_cause_class
         return f"last poll failed: {failure(cause)}; {tripped}" if cause else tripped
+    if provider.last_outcome == PollRun.Outcome.ABANDONED:
+        return "last poll failed (its worker stopped mid-poll)"
     if provider.last_outcome == PollRun.Outcome.FAILED:
         return f"last poll failed: {failure(provider.last_error_class)}"
     if not provider.last_polled_at and not provider.last_success_at:
@@ -81,8 +84,15 @@ def failure(error_class: str | None) -> str:
     return f"{found} ({error_class})" if found else (error_class or "error")
 
 
-def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
-    """Each provider in view (all, or the ones filtered on) that has a problem, with it."""
+def notices(
+    providers: list[Provider], chosen: list[str]
+) -> tuple[list[tuple[Provider, str]], bool]:
+    """Each provider in view (all, or the ones filtered on) that has a problem, with it; and
+    whether the live stats (the shared store) could be read: without them the page goes on
+    from the database alone."""
     in_view = [p for p in providers if not chosen or p.slug in chosen]
-    tripped = open_breakers([p.slug for p in in_view])
-    return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))]
+    try:
+        tripped, live = open_breakers([p.slug for p in in_view]), True
+    except UNREACHABLE:
+        tripped, live = set(), False
+    return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))], live

@@ -27,6 +27,7 @@ def index(request: HttpRequest) -> TemplateResponse:
     counts, total = search.facet_counts(form.criteria, catalog)
     page = Page(form, total)
     offers = search.page_of_offers(form.criteria, catalog, page.offset, providers)
+    notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "form": form,
@@ -34,7 +35,8 @@ def index(request: HttpRequest) -> TemplateResponse:
         "total": total,
         "page": page,
         "offers": history.with_sparklines(offers),
-        "notices": status.notices(providers, chosen=form.values["provider"]),
+        "notices": notices,
+        "live_stats_unavailable": not live,
         "fragment": fragment,
         "contradiction": form.contradiction(),
         **table_context(form, page),

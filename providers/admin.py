@@ -21,6 +21,8 @@ RESIDENCY_CHOICES = [
     ("us", "us: United States"),
 ]
 
+UNREADABLE = "cannot be decrypted: check GPUBROKER_ENCRYPTION_KEYS"
+
 
 class ProviderForm(forms.ModelForm):
     """Regions as a multi-select, not a JSON text box: the residencies an admin may state, the
@@ -74,13 +76,16 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="API key in effect")
     def key_in_effect(self, provider: Provider) -> str:
+        """The stored fingerprint and where the key comes from; the key is never decrypted
+        here, so a list with a key from an old encryption key still renders."""
         source = provider.key_source
         if source == "none":
             return "none"
-        origin = (
-            "admin-managed" if source == "admin" else f"environment ({provider.env_prefix}_API_KEY)"
-        )
-        return f"{provider.key_fingerprint} from {origin}"
+        if source == "environment":
+            return f"{provider.key_fingerprint} from environment ({provider.env_prefix}_API_KEY)"
+        if not provider._credential.readable:
+            return f"{provider.key_fingerprint} admin-managed, {UNREADABLE}"
+        return f"{provider.key_fingerprint} from admin-managed"
 
     def save_model(self, request, obj: Provider, form, change) -> None:
         super().save_model(request, obj, form, change)
@@ -108,6 +113,17 @@ class CredentialForm(forms.ModelForm):
         model = Credential
         fields = ["provider"]
 
+    def clean_api_key(self) -> str:
+        """Whitespace around a pasted key is dropped; a control character or a non-ASCII one
+        inside it cannot go in an HTTP header, so the key is refused (without repeating it)."""
+        key = self.cleaned_data["api_key"].strip()
+        if not key.isascii() or not key.isprintable():
+            raise forms.ValidationError(
+                "The key contains a character an HTTP header cannot carry (a line break, a "
+                "tab or a non-ASCII character): paste it again."
+            )
+        return key
+
     def save(self, commit: bool = True) -> Credential:
         credential = super().save(commit=False)
         credential.set_key(self.cleaned_data["api_key"])
@@ -119,8 +135,12 @@ class CredentialForm(forms.ModelForm):
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
-    list_display = ["provider", "fingerprint", "updated_at"]
-    readonly_fields = ["fingerprint", "updated_at"]
+    list_display = ["provider", "fingerprint", "decrypts", "updated_at"]
+    readonly_fields = ["fingerprint", "decrypts", "updated_at"]
+
+    @admin.display(description="decrypts with current keys", boolean=True)
+    def decrypts(self, credential: Credential) -> bool | None:
+        return credential.readable if credential.pk else None
 
 
 @admin.register(Offer)

@@ -8,7 +8,7 @@ import hashlib
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
-__all__ = ("InvalidToken", "decrypt", "encrypt", "rotate")
+__all__ = ("InvalidToken", "decrypt", "encrypt", "readable", "rotate")
 
 
 def _fernet() -> MultiFernet:
@@ -31,3 +31,13 @@ def decrypt(token: str) -> str:
 
 def rotate(token: str) -> str:
     return _fernet().rotate(token.encode()).decode()
+
+
+def readable(token: str) -> bool:
+    """Whether one of the current keys can decrypt `token`: its signature is checked, nothing
+    is decrypted (pages that only say whether a key works never hold it in clear)."""
+    try:
+        _fernet().extract_timestamp(token.encode())
+    except InvalidToken:
+        return False
+    return True

@@ -18,7 +18,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from providers import crypto, gscore
 from providers.indexes import PostgresGinIndex, PostgresIndex
 from resilience import secrets
-from resilience.errors import ProviderError
+from resilience.errors import ProviderError, UndecryptableKey
 from resilience.policy import ProviderPolicy, call_policy
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class Provider(models.Model):
     regions = models.JSONField(default=list, blank=True, help_text="Data-residency regions.")
     docs_url = models.URLField(blank=True)
     polling_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # The PollRun holding the poll lock: only it releases the lock.
+    poll_owner = models.BigIntegerField(null=True, blank=True, editable=False)
     last_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
     # When the provider's latest ingest saw its offers: each offer it still marks available was
@@ -132,8 +134,13 @@ class Provider(models.Model):
     def api_key(self) -> str:
         """The key in effect: an admin-managed key wins over <PREFIX>_API_KEY."""
         if self._credential:
-            return secrets.remember(self._credential.key())
-        return secrets.remember(self.setting("API_KEY"))
+            try:
+                return secrets.remember(self._credential.key())
+            except crypto.InvalidToken:
+                raise UndecryptableKey(
+                    f"{self.slug}: key cannot be decrypted: check GPUBROKER_ENCRYPTION_KEYS"
+                ) from None
+        return secrets.remember(self.setting("API_KEY").strip())
 
     @property
     def key_source(self) -> str:
@@ -143,7 +150,10 @@ class Provider(models.Model):
 
     @property
     def key_fingerprint(self) -> str:
-        return secrets.fingerprint(self.api_key())
+        """The key's last characters, from the stored fingerprint: nothing is decrypted."""
+        if self._credential:
+            return self._credential.fingerprint
+        return secrets.fingerprint(self.setting("API_KEY").strip())
 
     def test_connection(self) -> ConnectionResult:
         """Call the provider's authenticate() and say what happened in ops' words."""
@@ -163,29 +173,55 @@ class Provider(models.Model):
     def adapter_class(self) -> type[ProviderAdapter]:
         return import_string(self.adapter_path)
 
+    @property
+    def polls_network(self) -> bool:
+        """Whether a poll calls the provider (not so for a shipped price sheet)."""
+        return import_string(self.adapter_path).polls_network
+
     def is_stale(self, now=None) -> bool:
         if not self.last_success_at:
             return True
         now = now or timezone.now()
         return now - self.last_success_at > timedelta(seconds=2 * self.poll_interval)
 
-    def claim_poll(self) -> bool:
-        """Take the poll lock (a conditional UPDATE); False if a poll is already running."""
-        now = timezone.now()
-        expired = now - timedelta(seconds=settings.PROVIDER_POLL_LOCK_SECONDS)
-        claimed = (
-            Provider.objects.filter(pk=self.pk)
-            .filter(Q(polling_since__isnull=True) | Q(polling_since__lt=expired))
-            .update(polling_since=now)
-        )
-        return bool(claimed)
+    def claim_poll(self, run: PollRun | None = None) -> bool:
+        """Take the poll lock for `run` (a conditional UPDATE); False if a poll is running.
 
-    def release_poll(self, *, succeeded: bool) -> None:
+        The lock is free when nobody holds it; it is taken over when its holder has held it
+        longer than PROVIDER_POLL_LOCK_SECONDS, or when its holder was an earlier delivery of
+        the same Celery task (redelivered because its worker died mid-poll): that holder's
+        run is marked abandoned."""
         now = timezone.now()
-        fields = {"polling_since": None, "last_polled_at": now}
-        if succeeded:
+        owner = run.pk if run else None
+        mine = Provider.objects.filter(pk=self.pk)
+        if mine.filter(polling_since__isnull=True).update(polling_since=now, poll_owner=owner):
+            return True
+        expired = now - timedelta(seconds=settings.PROVIDER_POLL_LOCK_SECONDS)
+        dead = Q(polling_since__lt=expired)
+        if run and run.task_id:
+            earlier = PollRun.objects.filter(task_id=run.task_id, outcome=PollRun.Outcome.RUNNING)
+            dead |= Q(poll_owner__in=earlier.exclude(pk=owner).values("pk"))
+            dead |= Q(poll_owner=owner)  # a queued run's own task, delivered again
+        previous = mine.values_list("poll_owner", flat=True).first()
+        if not mine.filter(dead).update(polling_since=now, poll_owner=owner):
+            return False
+        if previous and previous != owner:
+            PollRun.objects.filter(pk=previous).abandon()
+        return True
+
+    def release_poll(self, run: PollRun) -> None:
+        """Note when the provider was polled, and release the lock if `run` still holds it
+        (one whose lock was taken over leaves the new holder's alone)."""
+        now = timezone.now()
+        fields = {"last_polled_at": now}
+        if run.succeeded:
             fields["last_success_at"] = now
-        Provider.objects.filter(pk=self.pk).update(**fields)
+        held = Q(poll_owner=run.pk) if run.pk else Q(poll_owner__isnull=True)
+        Provider.objects.filter(pk=self.pk).update(
+            **fields,
+            polling_since=Case(When(held, then=None), default=F("polling_since")),
+            poll_owner=Case(When(held, then=None), default=F("poll_owner")),
+        )
         for name, value in fields.items():
             setattr(self, name, value)
 
@@ -231,6 +267,11 @@ class Credential(models.Model):
 
     def key(self) -> str:
         return crypto.decrypt(self.encrypted_key)
+
+    @property
+    def readable(self) -> bool:
+        """Decryptable with the current keys (checked without decrypting)."""
+        return crypto.readable(self.encrypted_key)
 
     def rotate(self) -> None:
         self.encrypted_key = crypto.rotate(self.encrypted_key)
@@ -631,6 +672,22 @@ class PriceChange(models.Model):
         return f"{self.field}: {self.old} → {self.new} at {self.at:%Y-%m-%d %H:%M}"
 
 
+class PollRunQuerySet(models.QuerySet):
+    def stale(self) -> PollRunQuerySet:
+        """Runs still `running` after the poll lock would have expired: their worker died."""
+        expired = timezone.now() - timedelta(seconds=settings.PROVIDER_POLL_LOCK_SECONDS)
+        return self.filter(outcome=PollRun.Outcome.RUNNING, started_at__lt=expired)
+
+    def abandon(self) -> int:
+        """Mark running runs abandoned: their worker died, and their writes were rolled back."""
+        return self.filter(outcome=PollRun.Outcome.RUNNING).update(
+            outcome=PollRun.Outcome.ABANDONED,
+            finished_at=timezone.now(),
+            error_class="Abandoned",
+            error_message=PollRun.ABANDONED_MESSAGE,
+        )
+
+
 class PollRun(models.Model):
     class Outcome(models.TextChoices):
         RUNNING = "running"
@@ -638,8 +695,14 @@ class PollRun(models.Model):
         PARTIAL = "partial"
         FAILED = "failed"
         SKIPPED = "skipped"
+        ABANDONED = "abandoned"  # its worker died mid-poll; nothing it wrote was kept
 
     SUCCEEDED = (Outcome.OK, Outcome.PARTIAL)
+    FAILURES = (Outcome.FAILED, Outcome.ABANDONED)
+    ABANDONED_MESSAGE = (
+        "The worker stopped during this poll (killed, or out of memory); its writes were "
+        "rolled back and the poll ran again or will at its next interval."
+    )
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="poll_runs")
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -653,6 +716,9 @@ class PollRun(models.Model):
     offers_changed = models.PositiveIntegerField(default=0)
     offers_gone = models.PositiveIntegerField(default=0)
     items_skipped = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True, default="", editable=False)
+
+    objects = PollRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]
@@ -670,6 +736,7 @@ class PollRun(models.Model):
 
     def as_dict(self) -> dict:
         return {
+            "id": self.pk,
             "provider": self.provider.slug,
             "outcome": self.outcome,
             "started_at": self.started_at.isoformat(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +32,7 @@ from providers.models import (
     PriceChange,
     Provider,
 )
-from resilience.errors import ProviderError
+from resilience.errors import BadPayload, ProviderError
 from resilience.policy import call_policy
 from resilience.secrets import scrub
 
@@ -49,31 +50,33 @@ CONTENT_FIELDS = [
 ]
 
 
-def poll_provider(slug: str) -> PollRun:
+def poll_provider(slug: str, run_id: int | None = None, task_id: str = "") -> PollRun:
+    """Poll one provider now. `run_id`: a PollRun the sync API created when it queued this
+    poll; `task_id`: the Celery task's id, by which a redelivered task takes over the lock
+    its dead predecessor held."""
     provider = Provider.objects.get(slug=slug)
+    run = PollRun.objects.filter(pk=run_id, provider=provider).first() if run_id else None
     if not provider.is_enabled:
-        # Not saved: a disabled provider's beat entry must not fill the table with skips.
-        return PollRun(
-            provider=provider,
-            outcome=PollRun.Outcome.SKIPPED,
-            finished_at=timezone.now(),
-            error_message=f"Provider disabled {provider.disabled_by}; not polled.",
-        )
-    if not provider.claim_poll():
+        # Not saved unless queued: a disabled provider's beat entry must not fill the table.
+        run = run or PollRun(provider=provider)
+        _skip(run, f"Provider disabled {provider.disabled_by}; not polled.", save=bool(run.pk))
+        return run
+    run = run or PollRun(provider=provider)
+    run.task_id = task_id
+    run.save()
+    if not provider.claim_poll(run):
         logger.info("%s: poll already running, not started again", slug)
-        return PollRun.objects.create(
-            provider=provider,
-            outcome=PollRun.Outcome.SKIPPED,
-            finished_at=timezone.now(),
-            error_message="A poll of this provider is already running.",
-        )
-    run = PollRun.objects.create(provider=provider)
+        _skip(run, "A poll of this provider is already running.", save=True)
+        return run
     adapter = None
     try:
         adapter = provider.adapter()
-        with call_policy(fresh=True):  # a poll asks the provider, never the response cache
+        deadline = time.monotonic() + settings.PROVIDER_POLL_DEADLINE
+        # A poll asks the provider, never the response cache, and gives up at its deadline.
+        with call_policy(fresh=True, deadline=deadline):
             catalog = adapter.list_models()
-        drop_implausible(provider.slug, catalog)
+        drop_implausible(provider.slug, catalog)  # absurd prices are bad items too
+        check_catalog(provider, catalog)
         counts = ingest(provider, catalog)
     except ProviderError as exc:
         _fail(run, exc)
@@ -91,8 +94,31 @@ def poll_provider(slug: str) -> PollRun:
             adapter.close()
         run.finished_at = timezone.now()
         run.save()
-        provider.release_poll(succeeded=run.succeeded)
+        provider.release_poll(run)
     return run
+
+
+def _skip(run: PollRun, why: str, *, save: bool) -> None:
+    run.outcome = PollRun.Outcome.SKIPPED
+    run.finished_at = timezone.now()
+    run.error_message = why
+    if save:
+        run.save()
+
+
+def check_catalog(provider: Provider, catalog: Catalog) -> None:
+    """Refuse a catalog that would wipe good data: items none of which parsed, or more than
+    half of them bad while the provider has offers on sale. The last snapshot stays."""
+    if catalog.skipped and not catalog.offers:
+        raise BadPayload(
+            f"{provider.slug}: none of the {catalog.skipped} items could be parsed; "
+            "the last good offers are kept"
+        )
+    if catalog.bad_share > 0.5 and Offer.objects.for_provider(provider).available().exists():
+        raise BadPayload(
+            f"{provider.slug}: {catalog.skipped} of {catalog.skipped + catalog.parsed} items "
+            "could not be parsed; the last good offers are kept"
+        )
 
 
 def _fail(run: PollRun, exc: Exception) -> None:

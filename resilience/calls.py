@@ -32,7 +32,14 @@ from tenacity import (
 )
 
 from resilience import breaker, cache, limiter, metrics, store
-from resilience.errors import OK, ProviderError, RateLimited, RateLimitExceeded, outcome_of
+from resilience.errors import (
+    OK,
+    DeadlineExceeded,
+    ProviderError,
+    RateLimited,
+    RateLimitExceeded,
+    outcome_of,
+)
 from resilience.policy import ProviderPolicy, current_policy
 
 
@@ -71,6 +78,13 @@ def call(client: Sender, request: httpx.Request) -> httpx.Response:
 
 def attempt(client: Sender, request: httpx.Request) -> httpx.Response:
     slug = client.slug
+    remaining = current_policy().remaining()
+    if remaining is not None:
+        if remaining <= 0:
+            raise DeadlineExceeded(f"{slug}: gave up: the time allowed for this work ran out")
+        # This attempt may not outlast the deadline either.
+        timeout = min(client.policy.timeout, remaining)
+        request.extensions["timeout"] = httpx.Timeout(timeout, connect=min(timeout, 10)).as_dict()
     seen = breaker.before_call(slug)
     try:
         limiter.acquire(client.policy)
@@ -99,7 +113,7 @@ def retrying(request: httpx.Request) -> Retrying:
         retries = settings.PROVIDER_MAX_RETRIES
     return Retrying(
         retry=retry_if_exception(lambda exc: retryable(exc, request.method)),
-        stop=stop_any(stop_after_attempt(retries + 1), retry_after_too_long),
+        stop=stop_any(stop_after_attempt(retries + 1), retry_after_too_long, past_deadline),
         wait=backoff,
         before_sleep=log_retry,
         reraise=True,
@@ -149,6 +163,12 @@ def retry_after_too_long(state: RetryCallState) -> bool:
         and exc.retry_after is not None
         and exc.retry_after > settings.PROVIDER_RETRY_MAX_DELAY
     )
+
+
+def past_deadline(state: RetryCallState) -> bool:
+    """No retry whose wait would end after the deadline (the error goes to the caller)."""
+    remaining = current_policy().remaining()
+    return remaining is not None and remaining <= (state.upcoming_sleep or 0)
 
 
 def log_retry(state: RetryCallState) -> None:

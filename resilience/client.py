@@ -118,6 +118,13 @@ class ProviderClient:
             raise Transient(
                 f"{self.slug}: timed out after {elapsed:.1f}s ({type(exc).__name__})"
             ) from exc
+        except httpx.LocalProtocolError:
+            # Our own request was malformed, e.g. a key with a newline in a header. httpx's
+            # message quotes the header's value, which is the key: it is never repeated.
+            raise ProviderError(
+                f"{self.slug}: request not sent: a header value is not allowed "
+                "(check the API key for stray whitespace or characters)"
+            ) from None
         except httpx.TransportError as exc:
             raise Transient(
                 f"{self.slug}: connection failed ({type(exc).__name__}: {exc})"

@@ -48,6 +48,14 @@ class Forbidden(ProviderError):
     key_problem = "the API key is expired or lacks access (403)"
 
 
+class UndecryptableKey(ProviderError):
+    """The stored key was encrypted under a key this process does not have (a rotation that
+    reached the database before this process's settings)."""
+
+    code, label = "undecryptable_key", "key cannot be decrypted"
+    key_problem = "the stored API key cannot be decrypted (check GPUBROKER_ENCRYPTION_KEYS)"
+
+
 class NotFound(ProviderError):
     code, label = "not_found", "not found"
 
@@ -80,6 +88,13 @@ class BadPayload(ProviderError):
     code, label = "bad_payload", "bad payload"
 
 
+class DeadlineExceeded(ProviderError):
+    """The caller's total time for this work (a poll's PROVIDER_POLL_DEADLINE) ran out before
+    the next attempt: no call was made."""
+
+    code, label = "deadline", "took too long"
+
+
 class NotSupported(ProviderError):
     code, label = "not_supported", "not supported"
 
@@ -107,7 +122,9 @@ class RateLimitExceeded(ProviderError):
 # Codes for failures the breaker counts: the provider failed or could not be reached.
 UNREACHABLE = frozenset({"server_error", "timeout", "connection"})
 # Codes saying the key itself is the problem, with what ops should read.
-KEY_PROBLEMS = {cls.code: cls.key_problem for cls in (MissingKey, InvalidKey, Forbidden)}
+KEY_PROBLEMS = {
+    cls.code: cls.key_problem for cls in (MissingKey, InvalidKey, Forbidden, UndecryptableKey)
+}
 
 
 def outcome_of(exc: BaseException | None) -> str:

@@ -7,6 +7,7 @@ the calls inside a `with call_policy(...)` block behave.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -36,6 +37,11 @@ class ProviderPolicy:
 class CallPolicy:
     fresh: bool = False  # never answered from the response cache: the provider is asked
     max_retries: int | None = None  # None: PROVIDER_MAX_RETRIES
+    deadline: float | None = None  # time.monotonic() by which every attempt and wait is over
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None: no deadline)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 _policy: ContextVar[CallPolicy | None] = ContextVar("provider_call_policy", default=None)

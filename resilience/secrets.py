@@ -7,8 +7,10 @@ process: exception messages, PollRun errors, log records.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from urllib.parse import quote
 
 REDACTED = "[redacted]"
 _known: set[str] = set()
@@ -21,9 +23,24 @@ _TOKEN_SHAPES = re.compile(
 
 def remember(secret: str) -> str:
     """Register a secret so that it is scrubbed from text; returns it unchanged."""
-    if secret and len(secret) >= 4:
-        _known.add(secret)
+    if secret and len(secret.strip()) >= 4:
+        _known.update(spellings(secret))
     return secret
+
+
+def spellings(secret: str) -> set[str]:
+    """Every form a secret takes in text: as is, stripped, and as repr(), bytes repr(), JSON
+    and a URL escape it (an httpx error shows b'key\\n'; a JSON body shows "key\\n")."""
+    forms = set()
+    for value in {secret, secret.strip()}:
+        forms |= {
+            value,
+            repr(value)[1:-1],
+            repr(value.encode("utf-8", "backslashreplace"))[2:-1],
+            json.dumps(value)[1:-1],
+            quote(value, safe=""),
+        }
+    return {form for form in forms if len(form) >= 4}
 
 
 def scrub(text: str) -> str:

@@ -16,6 +16,8 @@ Two kinds of value live here:
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import json
 import os
 import threading
@@ -29,6 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from resilience.models import SharedState
+from resilience.redis_options import redis_options
 
 T = TypeVar("T")
 # A transition returns the new state (None: unchanged) and what the caller wants to know.
@@ -56,6 +59,26 @@ return 0
 """
 
 
+class StoreUnavailable(Exception):
+    """The shared state (Redis) did not answer within REDIS_TIMEOUT: callers that only show
+    live stats go on without them; a provider call fails like any other."""
+
+
+# Errors that mean "Redis is down or hung", from the store or from Django's Redis cache.
+UNREACHABLE = (StoreUnavailable, redis.RedisError)
+
+
+def _unavailable_on_redis_errors(method):
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"shared state unreachable ({type(exc).__name__})") from exc
+
+    return wrapped
+
+
 class Store(Protocol):
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T: ...
     def state(self, key: str) -> dict[str, Any]: ...
@@ -68,12 +91,13 @@ class Store(Protocol):
 
 class RedisStore:
     def __init__(self, url: str):
-        self.redis = redis.Redis.from_url(url)
+        self.redis = redis.Redis.from_url(url, **redis_options(settings.REDIS_TIMEOUT))
         self.scripts: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[dict[str, float], int | None]] = {}
         self._timer: threading.Timer | None = None
 
+    @_unavailable_on_redis_errors
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T:
         name = REDIS_PREFIX + key
         if script:
@@ -93,6 +117,7 @@ class RedisStore:
                 except redis.WatchError:
                     continue  # another process changed it first: read again
 
+    @_unavailable_on_redis_errors
     def state(self, key: str) -> dict[str, Any]:
         raw = self.redis.get(REDIS_PREFIX + key)
         return json.loads(raw) if raw else {}
@@ -119,14 +144,18 @@ class RedisStore:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        if pending:
-            self._incr_now([(key, fields, ttl) for key, (fields, ttl) in pending.items()])
+        # With Redis down these calls' metrics are lost (the calls themselves are not): a
+        # timer thread or the exit hook has no caller to tell.
+        with contextlib.suppress(StoreUnavailable):
+            if pending:
+                self._incr_now([(key, fields, ttl) for key, (fields, ttl) in pending.items()])
 
     def discard(self) -> None:
         """Forget the counters not yet written (a forked child: they are its parent's)."""
         with self._lock:
             self._pending, self._timer = {}, None
 
+    @_unavailable_on_redis_errors
     def _incr_now(self, ops: Iterable[CounterOp]) -> None:
         keys, args = [], []
         for key, fields, ttl in ops:
@@ -141,6 +170,7 @@ class RedisStore:
             self.scripts[source] = self.redis.register_script(source)
         return self.scripts[source]
 
+    @_unavailable_on_redis_errors
     def read(self, states: list[str], counters: list[str]) -> tuple[dict, dict]:
         if counters:
             self.flush()  # this process's own counters are part of what it reads
@@ -160,6 +190,7 @@ class RedisStore:
         }
         return state_values, counter_values
 
+    @_unavailable_on_redis_errors
     def delete(self, keys: list[str]) -> None:
         if keys:
             self.redis.delete(*(REDIS_PREFIX + k for k in keys))

@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.db import connection
 from pytest_httpserver import HTTPServer
 
+from gpubroker.celery import app
 from providers.models import Offer, Provider
 from providers.registry import load_registry
 from resilience.calls import forget_local_state
@@ -93,6 +94,14 @@ def _fast_retries(settings):
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run in the calling process at apply_async (a real worker: tests/faults)."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
 
 
 @pytest.fixture

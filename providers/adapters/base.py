@@ -37,11 +37,29 @@ PRICE_FIELDS = (
 )
 
 
+# The price columns hold 14 digits, 6 of them decimals.
+MAX_PRICE = Decimal("99999999")
+
+
 def usd(value: Any) -> Decimal | None:
-    """A price as Decimal, or None when the provider did not state one."""
+    """A price as Decimal, or None when the provider did not state one. NaN, infinities,
+    negative prices and prices past the columns' range are malformed items (ValueError)."""
     if value is None or value == "":
         return None
-    return Decimal(str(value)).quantize(Decimal("0.000001"))
+    if isinstance(value, bool):
+        raise ValueError("a price cannot be true or false")
+    price = Decimal(str(value))
+    if not price.is_finite() or price < 0 or price > MAX_PRICE:
+        raise ValueError(f"not a price: {str(value)[:20]}")
+    return price.quantize(Decimal("0.000001"))
+
+
+def integer(value: Any) -> int:
+    """A count from a payload: a missing or non-numeric one is a malformed item (ValueError),
+    not a TypeError, which Catalog keeps for bugs."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    return int(value)
 
 
 @dataclass
@@ -122,10 +140,13 @@ class Catalog:
 
     offers: list[OfferIn] = field(default_factory=list)
     skipped: int = 0
+    parsed: int = 0  # items parsed (an item may give several offers)
     unknown_gpus: Counter[str] = field(default_factory=Counter)  # spelling → offers
 
-    # What a parser raises on an item missing or mangling a field it needs.
-    ITEM_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
+    # What a parser raises on an item missing a field (KeyError) or mangling one (ValueError,
+    # ArithmeticError: a price that is no number). Not TypeError or AttributeError: those are
+    # bugs in the adapter, and a bug skipping every item would look like an empty catalog.
+    ITEM_ERRORS = (KeyError, ValueError, ArithmeticError)
 
     @classmethod
     def parse(cls, slug: str, items: Iterable[Any], parse_item: Callable) -> Catalog:
@@ -135,13 +156,23 @@ class Catalog:
         """Parse every item with `parse_item` (returning one OfferIn or a list of them);
         an item it cannot parse is skipped, logged and counted, and the rest are kept."""
         for item in items:
+            if not isinstance(item, dict):  # every provider lists JSON objects
+                self.skip(item, f"not an object: {type(item).__name__}", slug)
+                continue
             try:
                 parsed = parse_item(item)
             except self.ITEM_ERRORS as exc:
                 self.skip(item, f"{type(exc).__name__}: {exc}", slug)
                 continue
             self.offers.extend(parsed if isinstance(parsed, list) else [parsed])
+            self.parsed += 1
         return self
+
+    @property
+    def bad_share(self) -> float:
+        """The share of items that could not be parsed."""
+        total = self.parsed + self.skipped
+        return self.skipped / total if total else 0.0
 
     def skip(self, item: Any, reason: str, slug: str) -> None:
         self.skipped += 1
@@ -171,6 +202,7 @@ class ProviderAdapter:
     """One class per provider. Subclasses set their paths and parse their payloads."""
 
     console_url = ""
+    polls_network = True  # False: its catalog is a shipped price sheet (no call to make)
     # OpenAI-compatible inference paths on the provider's base URL ("": not offered); the
     # broker sends requests there.
     chat_path = ""

@@ -29,6 +29,7 @@ from providers.adapters.base import (
 
 class RenderAdapter(ProviderAdapter):
     console_url = "https://rendernetwork.com"
+    polls_network = False  # the catalog is providers/price_sheets/render.json
 
     def list_models(self) -> Catalog:
         sheet = load_price_sheet("render")

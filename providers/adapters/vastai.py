@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from providers import geo
-from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
+from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, integer, usd
 from providers.gpus import GpuVocabulary, mib_to_gb, parse_gpu_offers, per_gpu_hour
 from resilience.errors import (
     BadPayload,
@@ -98,12 +98,12 @@ class VastAiAdapter(ProviderAdapter):
     def _offers(
         self, item: dict[str, Any], vocabulary: GpuVocabulary, catalog: Catalog
     ) -> list[OfferIn]:
-        gpus = int(item["num_gpus"])
+        gpus = integer(item["num_gpus"])
         if gpus < 1:
             raise ValueError(f"num_gpus is {gpus}")
         country = geo.country_code(item.get("geolocation"))
         offer = OfferIn(
-            upstream_id=str(int(item["id"])),
+            upstream_id=str(integer(item["id"])),
             name="",
             kind="gpu-compute",
             region=geo.region_for(country),

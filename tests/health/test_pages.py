@@ -149,7 +149,7 @@ def test_liveness_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {
         "status": "ok",
-        "checks": {"database": "ok", "broker": "ok"},
+        "checks": {"database": "ok", "broker": "ok", "shared_state": "ok"},
     }
 
 

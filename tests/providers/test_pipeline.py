@@ -197,13 +197,13 @@ def test_sync_providers_rejects_an_unknown_slug(registry):
 
 
 def test_sync_api_is_staff_only(client, registry):
-    assert client.get("/api/v1/providers/sync").status_code == 401
+    assert client.post("/api/v1/providers/sync").status_code == 401
 
 
-def test_sync_api_returns_the_json_summary(staff_client, deepinfra):
+def test_sync_api_returns_the_json_summary(staff_client, deepinfra, eager_tasks):
     provider, server = deepinfra
     serve_catalog(server)
-    response = staff_client.post("/api/v1/providers/sync?provider=deepinfra")
+    response = staff_client.post("/api/v1/providers/sync?provider=deepinfra&wait=5")
     assert response.status_code == 200
     body = response.json()
     assert body["ok"] == 1 and body["failed"] == 0
@@ -212,10 +212,10 @@ def test_sync_api_returns_the_json_summary(staff_client, deepinfra):
 
 
 def test_sync_api_answers_404_for_an_unknown_provider(staff_client, registry):
-    response = staff_client.get("/api/v1/providers/sync?provider=nope")
+    response = staff_client.post("/api/v1/providers/sync?provider=nope")
     assert response.status_code == 404
     assert "nope" in response.json()["error"]
-    assert staff_client.get("/api/v1/providers/sync?provider=%00").status_code == 404
+    assert staff_client.post("/api/v1/providers/sync?provider=%00").status_code == 404
 
 
 # --- GPU providers ----------------------------------------------------------------------

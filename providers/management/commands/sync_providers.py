@@ -42,3 +42,7 @@ class Command(BaseCommand):
             )
         if not any(run.succeeded for run in runs):
             raise CommandError("No provider was polled successfully.")
+        # A price sheet always "succeeds": it must not hide that every call failed.
+        networked = [run for run in runs if run.provider.polls_network and run.outcome != "skipped"]
+        if networked and not any(run.succeeded for run in networked):
+            raise CommandError("No provider that needed the network was polled successfully.")
