@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from providers import gscore
+from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
 from providers.http import ProviderError, call_policy
 from providers.models import (
@@ -76,6 +76,7 @@ def poll_provider(slug: str) -> PollRun:
     else:
         run.outcome = PollRun.Outcome.PARTIAL if catalog.skipped else PollRun.Outcome.OK
         run.items_skipped = catalog.skipped
+        run.models_unknown = catalog.unknown_models.total()
         for name, value in counts.items():
             setattr(run, f"offers_{name}", value)
     finally:
@@ -100,6 +101,8 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     An offer that did not change is not written at all."""
     now = now or timezone.now()
     incoming = _dedupe(catalog.offers)
+    if provider.kind == Kind.LLM:
+        llm_models.identify(provider, incoming.values(), catalog)
     worth = gscore.values(incoming)  # written with the offer, compared like its other fields
     existing = {
         (row["upstream_id"], row["region"]): row

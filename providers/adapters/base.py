@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from providers.http import MissingKey, NotSupported, ProviderClient
+from providers.vocabulary import task_for
 
 if TYPE_CHECKING:
     from providers.models import Provider
@@ -51,7 +52,8 @@ class OfferIn:
     kind: str
     canonical_id: str = ""  # lowercase, for matching across providers; default: upstream id
     region: str = ""
-    task: str = ""
+    task: str = ""  # set from task_tag through providers.vocabulary
+    task_tag: str = ""  # the provider's own tag; default: what `task` was given as
     serving_provider: str = ""
     description: str = ""
     context_length: int | None = None
@@ -73,6 +75,7 @@ class OfferIn:
     latency_ms: float | None = None
     gpu_name: str = ""
     gpu_id: int | None = None  # the GpuModel the name normalised to (providers/gpus.py)
+    llm_model_id: int | None = None  # the LlmModel the name identified (providers/llm_models.py)
     gpu_count: int | None = None
     vram_gb: float | None = None
     vcpus: float | None = None
@@ -86,6 +89,8 @@ class OfferIn:
 
     def __post_init__(self) -> None:
         self.canonical_id = (self.canonical_id or self.upstream_id).lower()
+        self.task_tag = self.task_tag or self.task
+        self.task = task_for(self.task_tag)
         if not self.compliance_tags or not any(
             t.startswith("region=") for t in self.compliance_tags
         ):
@@ -108,6 +113,7 @@ class Catalog:
     offers: list[OfferIn] = field(default_factory=list)
     skipped: int = 0
     unknown_gpus: Counter[str] = field(default_factory=Counter)  # spelling → offers
+    unknown_models: Counter[str] = field(default_factory=Counter)  # model name → offers
 
     # What a parser raises on an item missing or mangling a field it needs.
     ITEM_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
