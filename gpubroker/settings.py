@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_celery_beat",
+    "ninja",  # serves the API docs' Swagger UI from its own static files, no CDN
     "providers",
     "marketplace",
     "health",
@@ -166,6 +167,12 @@ HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github
 # choice); a broader one by walking the sort order's index (README "Performance at 100,000
 # offers").
 MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
+
+# Public catalog API (/api/v1/; README "Catalog API"): requests per client IP per minute,
+# counted in the shared cache across workers. Behind N reverse proxies, NINJA_NUM_PROXIES=N
+# takes the client address from X-Forwarded-For.
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
+NINJA_NUM_PROXIES = env.int("NINJA_NUM_PROXIES", default=0)
 
 # --- Resilience and provider health (health app; README "Resilience and provider health") ---
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
