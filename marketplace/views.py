@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from marketplace import history, status
+from marketplace import catalog, compare, history, status
 from marketplace.filters import OfferFilter, Page, catalog_rows
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS
-from providers.models import Offer, PriceChange
+from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceChange
 
 
 @vary_on_headers("HX-Request")
@@ -39,7 +39,7 @@ def index(request: HttpRequest) -> TemplateResponse:
 
 
 def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
-    offer = get_object_or_404(Offer.objects.select_related("provider", "gpu"), pk=pk)
+    offer = get_object_or_404(Offer.objects.select_related("provider", "gpu", "llm_model"), pk=pk)
     changes = list(PriceChange.objects.filter(offer=offer).order_by("at", "id"))
     now = timezone.now()
     lines = [history.sparkline(offer, changes, now, field, complete=True) for field in PRICE_FIELDS]
@@ -50,3 +50,39 @@ def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
         "gscore_explanation": gscore.EXPLANATION,  # the card's G-Score tooltip
     }
     return TemplateResponse(request, "marketplace/offer.html", context)
+
+
+def model_detail(request: HttpRequest, canonical: str) -> TemplateResponse:
+    """Every offer of one model side by side, cheapest healthy first, with price history."""
+    model = get_object_or_404(LlmModel, canonical=canonical.lower())
+    offers = compare.ranked(model.offers.all(), catalog.providers())
+    context = {
+        "model": model,
+        "offers": offers,
+        "summary": compare.summary(offers),
+        "chart": compare.history_chart(offers),
+        "aliases": ModelAlias.objects.filter(model__iexact=model.canonical).select_related(
+            "provider"
+        ),
+    }
+    return TemplateResponse(request, "marketplace/model.html", context)
+
+
+def gpu_detail(request: HttpRequest, name: str) -> TemplateResponse:
+    """Every offer of one GPU model side by side, with the price spread per provider and
+    G-Score against price. `name` is the vocabulary's name, or a provider's spelling kept."""
+    gpu = GpuModel.objects.filter(canonical=name).first()
+    offers = compare.ranked(Offer.objects.filter(kind=Kind.GPU, gpu_name=name), catalog.providers())
+    if gpu is None and not offers:
+        raise Http404("No GPU of that name.")
+    spread, scatter = compare.gpu_charts(offers)
+    context = {
+        "name": name,
+        "gpu": gpu,
+        "offers": offers,
+        "summary": compare.summary(offers),
+        "spread": spread,
+        "scatter": scatter,
+        "gscore_explanation": gscore.EXPLANATION,
+    }
+    return TemplateResponse(request, "marketplace/gpu.html", context)
