@@ -586,7 +586,7 @@ class PollRun(models.Model):
     offers_gone = models.PositiveIntegerField(default=0)
     items_skipped = models.PositiveIntegerField(default=0)
     # Offers whose model name no alias identifies (each kept as its own model).
-    models_unknown = models.PositiveIntegerField(default=0)
+    models_unknown = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-started_at"]

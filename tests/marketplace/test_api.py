@@ -45,6 +45,7 @@ def test_pricing_is_flat_filtered_like_the_marketplace_and_paged_by_cursor(clien
         ("RTX 4090", 0.35),
         ("A100 PCIe 40GB", None),
     ]
+    assert client.get("/api/v1/pricing?provider=nope").json()["items"] == []
     text = client.get("/api/v1/pricing?task=embedding&provider=deepinfra").json()["items"]
     assert [r["name"] for r in text] == ["BAAI/bge-m3"]
 
@@ -75,8 +76,8 @@ def test_bad_parameters_are_422_json_naming_the_field_never_500(client, world):
     cases = {
         "/api/v1/pricing?min_vram=lots": "min_vram",
         "/api/v1/pricing?max_price=-1": "max_price",
-        "/api/v1/pricing?provider=nope": "provider",
-        "/api/v1/pricing?cursor=%21%21": "cursor",
+        "/api/v1/pricing?provider=no%20such": "provider",
+        "/api/v1/pricing?cursor=abc": "cursor",
         "/api/v1/pricing?q=%00": "q",
         "/api/v1/pricing?task=poetry": "task",
         "/api/v1/pricing?limit=0": "limit",
