@@ -7,12 +7,13 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Max, Min, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from marketplace import catalog, charts
 from marketplace.history import headline_field
-from providers.models import UNIT_PRICE, Kind, Offer, PriceChange, Provider
+from providers.models import UNIT_PRICE, Kind, LlmModel, Offer, PriceChange, Provider
 
 
 def ranked(offers: QuerySet[Offer], providers: list[Provider]) -> list[Offer]:
@@ -93,3 +94,37 @@ def summary(offers: list[Offer]) -> dict:
         "low": min(prices, default=None),
         "high": max(prices, default=None),
     }
+
+
+# --- the marketplace's grouped view: one card per model or GPU model ---------------------------
+GROUP_COLUMN = {"model": "llm_model_id", "gpu": "gpu_name"}
+
+
+def groups(offers: QuerySet[Offer], by: str, offset: int, size: int) -> tuple[list[dict], int]:
+    """One page of groups of `offers` (annotated with unit_price), cheapest group first, and
+    how many groups there are. Two queries, three with model names."""
+    column = GROUP_COLUMN[by]
+    offers = offers.order_by().exclude(**{column: None})
+    if by == "gpu":
+        offers = offers.filter(kind=Kind.GPU).exclude(gpu_name="")
+    rows = offers.values(column).annotate(
+        offers=Count("id"),
+        providers=Count("provider_id", distinct=True),
+        low=Min("unit_price"),
+        high=Max("unit_price"),
+        low_in=Min("usd_per_1m_input"),
+        low_out=Min("usd_per_1m_output"),
+    )
+    total = rows.count()
+    page = list(rows.order_by(F("low").asc(nulls_last=True), column)[offset : offset + size])
+    if by == "model":
+        models = LlmModel.objects.in_bulk([row[column] for row in page])
+        for row in page:
+            model = models[row[column]]
+            row |= {"title": model.display_name, "task": model.task, "key": model.canonical}
+            row["url"] = reverse("marketplace:model", args=[model.canonical])
+    else:
+        for row in page:
+            row |= {"title": row[column], "task": "", "key": row[column]}
+            row["url"] = reverse("marketplace:gpu", args=[row[column]])
+    return page, total

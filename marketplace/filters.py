@@ -94,6 +94,12 @@ MULTIPLE = {"provider", "region", "gpu"}
 VRAM_SLACK_GB = 0.5
 
 
+# One card per model (LLM offers) or per GPU model, or one per offer. Without a choice, LLM
+# offers are grouped by model: "who serves this model cheapest" is the first question.
+GROUPS = [("", "Default"), ("model", "One card per model"), ("gpu", "One card per GPU model")]
+GROUPS += [("offer", "One card per offer")]
+
+
 class Flag(forms.CheckboxInput):
     """A ticked box sends "1"; a URL written by hand may say 0, false, off or no."""
 
@@ -117,6 +123,7 @@ class OfferFilter(forms.Form):
     sort = forms.ChoiceField(required=False, choices=[(k, v.label) for k, v in SORTS.items()])
     unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
     page = forms.IntegerField(required=False, min_value=1)
+    group = forms.ChoiceField(required=False, choices=GROUPS, label="Show")
 
     def __init__(self, data, *, providers: list[Provider], catalog: list[tuple]):
         super().__init__(data)
@@ -150,10 +157,15 @@ class OfferFilter(forms.Form):
 
     @property
     def has_filters(self) -> bool:
-        skip = ("sort", "page")
+        skip = ("sort", "page", "group")
         return any(
             self.values[n] not in (None, "", [], False) for n in self.fields if n not in skip
         )
+
+    @property
+    def grouping(self) -> str:
+        """model, gpu or offer: what one card stands for."""
+        return self.values["group"] or ("model" if self.values["kind"] == "llm" else "offer")
 
     @property
     def price_unit(self) -> str:

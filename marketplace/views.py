@@ -8,7 +8,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from marketplace import catalog, compare, history, status
-from marketplace.filters import OfferFilter, Page, catalog_rows
+from marketplace.filters import PAGE_SIZE, OfferFilter, Page, catalog_rows
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS
 from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceChange
@@ -19,14 +19,28 @@ def index(request: HttpRequest) -> TemplateResponse:
     providers = list(status.providers_with_status())
     form = OfferFilter(request.GET, providers=providers, catalog=catalog_rows())
     facets, total = form.facets()
-    page = Page(form, total)
+    groups = None
+    if form.grouping == "offer":
+        page = Page(form, total)
+        offers = history.with_sparklines(form.page_of_offers(page))
+    else:  # one card per model or GPU model, each opening onto its offers
+        page_number = (form.values["page"] or 1) - 1
+        groups, count = compare.groups(
+            form.offers(), form.grouping, page_number * PAGE_SIZE, PAGE_SIZE
+        )
+        page = Page(form, count)
+        if page.number - 1 != page_number:  # asked past the end: the last page
+            groups, _ = compare.groups(form.offers(), form.grouping, page.offset, PAGE_SIZE)
+        offers = []
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "form": form,
         "facets": facets,
         "total": total,
         "page": page,
-        "offers": history.with_sparklines(form.page_of_offers(page)),
+        "groups": groups,
+        "ungrouped": form.querystring(group="offer", page=None),
+        "offers": offers,
         "notices": status.notices(providers, chosen=form.values["provider"]),
         "fragment": fragment,
         "gscore_explanation": gscore.EXPLANATION,
@@ -52,6 +66,7 @@ def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
     return TemplateResponse(request, "marketplace/offer.html", context)
 
 
+@vary_on_headers("HX-Request")
 def model_detail(request: HttpRequest, canonical: str) -> TemplateResponse:
     """Every offer of one model side by side, cheapest healthy first, with price history."""
     model = get_object_or_404(LlmModel, canonical=canonical.lower())
@@ -60,14 +75,16 @@ def model_detail(request: HttpRequest, canonical: str) -> TemplateResponse:
         "model": model,
         "offers": offers,
         "summary": compare.summary(offers),
-        "chart": compare.history_chart(offers),
+        "chart": None if request.htmx else compare.history_chart(offers),
         "aliases": ModelAlias.objects.filter(model__iexact=model.canonical).select_related(
             "provider"
         ),
     }
-    return TemplateResponse(request, "marketplace/model.html", context)
+    template = "marketplace/model.html#offers-table" if request.htmx else "marketplace/model.html"
+    return TemplateResponse(request, template, context)
 
 
+@vary_on_headers("HX-Request")
 def gpu_detail(request: HttpRequest, name: str) -> TemplateResponse:
     """Every offer of one GPU model side by side, with the price spread per provider and
     G-Score against price. `name` is the vocabulary's name, or a provider's spelling kept."""
@@ -75,7 +92,7 @@ def gpu_detail(request: HttpRequest, name: str) -> TemplateResponse:
     offers = compare.ranked(Offer.objects.filter(kind=Kind.GPU, gpu_name=name), catalog.providers())
     if gpu is None and not offers:
         raise Http404("No GPU of that name.")
-    spread, scatter = compare.gpu_charts(offers)
+    spread, scatter = (None, None) if request.htmx else compare.gpu_charts(offers)
     context = {
         "name": name,
         "gpu": gpu,
@@ -85,4 +102,5 @@ def gpu_detail(request: HttpRequest, name: str) -> TemplateResponse:
         "scatter": scatter,
         "gscore_explanation": gscore.EXPLANATION,
     }
-    return TemplateResponse(request, "marketplace/gpu.html", context)
+    template = "marketplace/gpu.html#offers-table" if request.htmx else "marketplace/gpu.html"
+    return TemplateResponse(request, template, context)
