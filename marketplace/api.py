@@ -22,7 +22,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date
 from ninja import Field, NinjaAPI, Path, Query, Schema
 from ninja.errors import Throttled
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from marketplace import catalog, export
 from marketplace.ratelimit import ClientRateLimit
@@ -101,8 +101,10 @@ def _filters(params: CatalogFilters) -> catalog.Filters:
     return catalog.Filters(**values)
 
 
-# --- answers --------------------------------------------------------------------------------
-class Prices(Schema):
+# --- answers ---------------------------------------------------------------------------------
+# Plain pydantic models: ninja's Schema reads values through a getter meant for ORM objects,
+# which cost ~0.2 ms a row; these answers are built from dicts.
+class Prices(BaseModel):
     usd_per_1m_input: float | None
     usd_per_1m_output: float | None
     usd_per_image: float | None
@@ -142,29 +144,29 @@ class PriceRow(Prices):
     last_price_change: datetime | None
 
 
-class Problem(Schema):
+class Problem(BaseModel):
     detail: str
 
 
-class FieldError(Schema):
+class FieldError(BaseModel):
     loc: list[str | int] = Field(description="Where: ['query', '<parameter>'].")
     msg: str = Field(description="Why the value was refused.")
     type: str
 
 
-class Invalid(Schema):
+class Invalid(BaseModel):
     detail: list[FieldError]
 
 
 ERRORS = {304: None, 422: Invalid, 429: Problem}
 
 
-class PricingPage(Schema):
+class PricingPage(BaseModel):
     items: list[PriceRow]
     next_cursor: int | None
 
 
-class ModelOut(Schema):
+class ModelOut(BaseModel):
     id: str = Field(description="Lowercase Hugging Face repo id, or provider:name if unknown.")
     display_name: str
     identity: Literal["repo-id", "alias", "unknown"]
@@ -173,12 +175,12 @@ class ModelOut(Schema):
     offers: list[PriceRow]
 
 
-class ModelsPage(Schema):
+class ModelsPage(BaseModel):
     items: list[ModelOut]
     next_cursor: int | None
 
 
-class PriceChangeOut(Schema):
+class PriceChangeOut(BaseModel):
     field: str
     old: float | None
     new: float | None
@@ -191,7 +193,7 @@ class OfferOut(PriceRow):
     price_history: list[PriceChangeOut]
 
 
-class GpuOut(Schema):
+class GpuOut(BaseModel):
     name: str
     vendor: str
     architecture: str

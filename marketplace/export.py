@@ -19,6 +19,7 @@ from django.http import StreamingHttpResponse
 from marketplace.catalog import seen_at
 from providers.models import Offer
 
+CHUNK_BYTES = 256 * 1024  # what goes to the client at once
 COLUMNS = {
     "id": F("id"),
     "provider": F("provider__slug"),
@@ -67,8 +68,13 @@ def _copy(rows: QuerySet) -> Iterator[bytes]:
     with connection.cursor() as cursor:
         copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
         with cursor.cursor.copy(copy_sql, params) as copy:
-            for block in copy:
-                yield bytes(block)
+            chunk = bytearray()
+            for row in copy:  # psycopg hands COPY's output over a row at a time
+                chunk += row
+                if len(chunk) >= CHUNK_BYTES:
+                    yield bytes(chunk)
+                    chunk.clear()
+            yield bytes(chunk)
 
 
 def _written(rows: QuerySet) -> Iterator[bytes]:
@@ -77,7 +83,7 @@ def _written(rows: QuerySet) -> Iterator[bytes]:
     yield _header()
     for row in rows.iterator(chunk_size=2000):
         writer.writerow(row)
-        if buffer.tell() > 65536:
+        if buffer.tell() > CHUNK_BYTES:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
