@@ -285,13 +285,13 @@ def pricing(
     as CSV (no paging)."""
     providers = catalog.providers()
     chosen = _filters(filters)
-    offers = chosen.apply(Offer.objects.all())
+    offers = chosen.apply(Offer.objects.all(), providers)
     if format == "csv":
         return _conditional(request, providers, lambda: export.csv_response(offers))
     after = page.cursor or 0
 
     def build() -> dict:
-        window = offers.filter(id__gt=after).order_by("id")[: page.limit + 1]
+        window = offers.filter(id__gt=after).order_by(*chosen.id_order())[: page.limit + 1]
         rows = _rows(window, providers)
         more = len(rows) > page.limit
         rows = rows[: page.limit]
@@ -309,7 +309,7 @@ def models(request: HttpRequest, filters: Query[CatalogFilters], page: Query[Pag
     """Models with at least one offer matching the filters, each with those offers, cheapest
     first. A model is one set of weights, whoever serves it (see `identity`)."""
     providers = catalog.providers()
-    offers = _filters(filters).apply(Offer.objects.filter(llm_model__isnull=False))
+    offers = _filters(filters).apply(Offer.objects.filter(llm_model__isnull=False), providers)
     after = page.cursor or 0
 
     def build() -> dict:

@@ -421,6 +421,15 @@ class Offer(models.Model):
                 fields=["provider", "upstream_id", "region"], name="offer_unique_per_region"
             )
         ]
+        # The catalog API pages by id (keyset); a page filtered on kind, GPU model or provider
+        # walks one of these instead of skipping every other offer in id order (an H100 page
+        # skipped ~40,000 LLM offers first at 100,000 offers).
+        indexes = [
+            models.Index(
+                fields=[field, "id"], name=f"offer_api_{name}", condition=models.Q(available=True)
+            )
+            for field, name in (("kind", "kind"), ("gpu_name", "gpu"), ("provider", "provider"))
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.provider_id}"

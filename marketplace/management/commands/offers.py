@@ -53,7 +53,7 @@ class Command(BaseCommand):
             max_price=_price(opts["max_price"]),
             unavailable=opts["unavailable"],
         )
-        offers = filters.apply(Offer.objects.select_related("provider", "llm_model"))
+        offers = filters.apply(Offer.objects.select_related("llm_model"), providers)
         if opts["gpu"]:
             offers = offers.filter(gpu_name__icontains=opts["gpu"])
         if opts["model"]:
@@ -80,12 +80,7 @@ class Command(BaseCommand):
         head = ("PROVIDER", "OFFER", "GPU / TASK", "REGION", "PRICE", "G-SCORE", "SEEN")
         rows = [
             (
-                o.provider.slug
-                + (
-                    ""
-                    if catalog.health(o.provider, now) == "ok"
-                    else f" ({catalog.health(o.provider, now)})"
-                ),
+                _who(o, now),
                 _title(o),
                 o.gpu_name if o.kind == Kind.GPU else o.task,
                 o.region or "-",
@@ -100,6 +95,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 "  ".join(cell[:48].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             )
+
+
+def _who(offer: Offer, now) -> str:
+    """The provider, with its health when that is not ok: "groq (stale)"."""
+    health = catalog.health(offer.provider, now)
+    return offer.provider.slug if health == "ok" else f"{offer.provider.slug} ({health})"
 
 
 def _price(text: str | None) -> Decimal | None:
