@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gpubroker
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install migrate lint format bench bench-client clean
+.PHONY: run test install migrate lint format bench bench-client clean check-layers
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "GPUBroker needs Python 3.12+ (found " + sys.version + ")"'
@@ -32,7 +32,11 @@ run: migrate
 	@echo "GPUBroker: http://127.0.0.1:$(PORT)/  (health: /health/, admin: /admin/)"
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: install
+# Imports point down the layers (gpubroker → marketplace, health → providers → resilience).
+check-layers: $(BIN)/python
+	$(BIN)/python tests/layers.py
+
+test: install check-layers
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	  $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -44,7 +48,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Resilient client overhead per call against a loopback server (README "Resilience and provider health").
+# Resilient client overhead per call against a loopback server (docs/resilience.md).
 bench-client: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	  $(BIN)/python benchmarks/client_overhead.py

@@ -66,9 +66,10 @@ def measure(store: str) -> list[dict]:
     from django.core.management import call_command
     from django.test.utils import setup_databases, teardown_databases
 
-    from health import cache
-    from health.store import store as shared_store
-    from providers.http import ProviderClient
+    from resilience import cache
+    from resilience.client import ProviderClient
+    from resilience.policy import ProviderPolicy
+    from resilience.store import store as shared_store
 
     server = subprocess.Popen(  # its own process: no GIL shared with the client measured
         [sys.executable, __file__, "serve"], stdout=subprocess.PIPE, text=True
@@ -80,19 +81,14 @@ def measure(store: str) -> list[dict]:
     elif store == "sqlite":  # a temporary file, as `make run` would have
         call_command("migrate", verbosity=0)
         call_command("createcachetable")
-    for name, value in {
-        "BENCH_BASE_URL": origin,
-        "BENCH_TIMEOUT": 10,
-        "BENCH_RATE_LIMIT": 10**9,  # limiter on, never waiting
-        "BENCH_RATE_LIMIT_BURST": 10**9,
-    }.items():
-        setattr(settings, name, value)
+    # The limiter on, never waiting.
+    policy = ProviderPolicy("bench", origin, timeout=10, rate_limit=10**9, rate_limit_burst=10**9)
     shared_store().delete(["breaker:bench", "bucket:bench", "stats:bench"])
     cache.invalidate(["bench"])
     rows = []
     with httpx.Client(base_url=origin) as bare:
         rows.append(("bare httpx", timed(lambda i: bare.get("/v1/models"))))
-    client = ProviderClient("bench", "BENCH")
+    client = ProviderClient(policy)
     rows.append(
         (
             "seam, bare attempt",

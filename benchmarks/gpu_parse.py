@@ -32,7 +32,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from tests.gpu.payloads import vast_search  # noqa: E402
+from tests.providers.volume import vast_search  # noqa: E402
 
 RUNS = 5
 
@@ -69,11 +69,10 @@ def timed(
 
 
 def main(count: int) -> None:
-    from providers import gscore
+    from providers import pipeline
     from providers.adapters.base import Catalog
     from providers.gpus import GpuVocabulary
     from providers.models import Offer, Provider
-    from providers.pipeline import ingest
     from providers.registry import load_registry
 
     load_registry()
@@ -99,9 +98,11 @@ def main(count: int) -> None:
 
     timed("fetch + decode + parse (list_models)", adapter.list_models)
     timed("decode + parse only", parse_only)
-    timed("ingest, all new (incl. G-Score)", lambda: ingest(provider, catalog), before=clear)
-    timed("ingest, nothing changed (incl. G-Score)", lambda: ingest(provider, catalog))
-    timed("G-Score refresh alone", gscore.refresh)
+    timed(
+        "ingest, all new (incl. G-Score)", lambda: pipeline.ingest(provider, catalog), before=clear
+    )
+    timed("ingest, nothing changed (incl. G-Score)", lambda: pipeline.ingest(provider, catalog))
+    timed("G-Score refresh alone", pipeline.refresh_gscore_reference)
     server.shutdown()
     adapter.close()
 

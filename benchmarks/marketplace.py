@@ -132,12 +132,12 @@ def llm_offers(n: int, rng: random.Random, serving: list[str]):
 def gpu_catalogs(n: int, rng: random.Random) -> dict[str, object]:
     """slug → Catalog of about `n` GPU offers, each parsed by its provider's real adapter from
     payloads in that provider's wire format (built from the recorded ones by
-    tests/gpu/payloads.py), so names, GPU models, regions, prices and G-Scores are what a poll
+    tests/providers/volume.py), so names, GPU models, regions, prices and G-Scores are what a poll
     would store."""
     from providers import geo
     from providers.gpus import parse_gpu_offers
     from providers.models import Kind, Provider
-    from tests.gpu.payloads import ionet_hardware, vast_search
+    from tests.providers.volume import ionet_hardware, vast_search
 
     adapters = {p.slug: p.adapter() for p in Provider.objects.filter(kind=Kind.GPU)}
     out = {

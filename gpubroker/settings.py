@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "providers",
     "marketplace",
     "health",
+    "resilience",
 ]
 
 MIDDLEWARE = [
@@ -93,7 +94,7 @@ if REDIS_URL:
         }
     }
 else:
-    # Shared by web, worker and beat through the database (see README, "Embedded defaults").
+    # Shared by web, worker and beat through the database (see README, "Two commands").
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -164,19 +165,18 @@ GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="")
 HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github.com/gpubroker)")
 # Marketplace (PostgreSQL): a choice of providers/regions/tasks/GPU models covering at most this
 # many offers is paged by finding its offers first and sorting them (cost grows with the
-# choice); a broader one by walking the sort order's index (README "Performance at 100,000
-# offers").
+# choice); a broader one by walking the sort order's index (docs/performance.md).
 MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
 
-# Public catalog API (/api/v1/; README "Catalog API"): requests per client IP per minute,
+# Public catalog API (/api/v1/; docs/catalog-api.md): requests per client IP per minute,
 # counted in the shared cache across workers. Behind N reverse proxies, NINJA_NUM_PROXIES=N
 # takes the client address from X-Forwarded-For.
 API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
 NINJA_NUM_PROXIES = env.int("NINJA_NUM_PROXIES", default=0)
 
-# --- Resilience and provider health (health app; README "Resilience and provider health") ---
+# --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
-# is set, else in the database (health.SharedState rows, updated under a row lock).
+# is set, else in the database (resilience.SharedState rows, updated under a row lock).
 PROVIDER_CIRCUIT_BREAKER_THRESHOLD = env.int("PROVIDER_CIRCUIT_BREAKER_THRESHOLD", default=5)
 PROVIDER_CIRCUIT_BREAKER_TIMEOUT = env.float("PROVIDER_CIRCUIT_BREAKER_TIMEOUT", default=60)
 PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS = env.int(
@@ -207,7 +207,7 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub_secrets": {"()": "providers.secrets.ScrubSecretsFilter"}},
+    "filters": {"scrub_secrets": {"()": "resilience.secrets.ScrubSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {

@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gpubroker.api import staff_or_token_required
-from health import breaker, cache, checks, status
-from providers.models import Provider
+from health import checks, status
+from health.auth import staff_or_token_required
+from providers.models import PollRun, Provider
+from providers.pipeline import poll_many
+from resilience import breaker, cache
 
 
 def _reports() -> list[status.Report]:
@@ -118,5 +120,22 @@ def metrics_summary(request: HttpRequest) -> JsonResponse:
             "status": status.overall(reports),
             "summary": status.summary(reports),
             "providers": {r.slug: r.detail() for r in reports},
+        }
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_or_token_required
+def sync(request: HttpRequest) -> JsonResponse:
+    """Poll one provider (?provider=slug) or every enabled one, and say how each poll went."""
+    slug = request.GET.get("provider") or None
+    if slug and not Provider.objects.by_slug(slug).exists():
+        return _unknown(slug)
+    runs = poll_many(slug)
+    return JsonResponse(
+        {
+            "providers": [run.as_dict() for run in runs],
+            "ok": sum(run.succeeded for run in runs),
+            "failed": sum(run.outcome == PollRun.Outcome.FAILED for run in runs),
         }
     )

@@ -12,13 +12,14 @@ import time
 from datetime import timedelta
 
 from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from health import metrics
 from health.models import HealthCheck
-from health.store import purge_expired
-from providers.http import ProviderError, call_policy
 from providers.models import Provider
-from providers.secrets import scrub
+from resilience.errors import ProviderError, outcome_of
+from resilience.policy import call_policy
+from resilience.secrets import scrub
+from resilience.store import purge_expired
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def run_check(provider: Provider) -> HealthCheck:
     return HealthCheck.objects.create(
         provider=provider,
         ok=error is None,
-        status_class=metrics.outcome_of(error),
+        status_class=outcome_of(error),
         status_code=getattr(error, "status", None),
         latency_ms=round(1000 * (time.monotonic() - started), 1),
         error=scrub(f"{type(error).__name__}: {error}")[:2000] if error else "",
@@ -67,14 +68,12 @@ def housekeeping() -> None:
     purge_expired()
 
 
-def sync_schedule():
+def sync_schedule(using: str = "default") -> PeriodicTask:
     """Seed the beat entry for health checks once; admin edits to it survive reloads."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    every, _ = IntervalSchedule.objects.get_or_create(
+    every, _ = IntervalSchedule.objects.using(using).get_or_create(
         every=CHECK_EVERY_SECONDS, period=IntervalSchedule.SECONDS
     )
-    task, _ = PeriodicTask.objects.get_or_create(
+    task, _ = PeriodicTask.objects.using(using).get_or_create(
         name="provider health checks",
         defaults={
             "task": "health.tasks.check_providers",

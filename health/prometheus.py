@@ -1,6 +1,6 @@
 """GET /metrics: the shared state in Prometheus text format.
 
-A collector that reads health.store at scrape time, rather than prometheus-client counters in
+A collector that reads resilience.store at scrape time, rather than prometheus-client counters in
 process memory: the calls happen in Celery workers and the scrape hits the web process, so
 only the shared numbers are true for all of them.
 """
@@ -14,8 +14,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from health import breaker, metrics, status
+from health import status
 from providers.models import Provider
+from resilience import breaker, metrics
 
 BREAKER_VALUES = {breaker.CLOSED: 0, breaker.HALF_OPEN: 1, breaker.OPEN: 2}
 STATUS_VALUES = {status.HEALTHY: 0, status.DEGRADED: 1, status.UNAVAILABLE: 2, status.UNKNOWN: -1}

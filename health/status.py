@@ -1,6 +1,6 @@
 """What the health pages, the JSON API and /metrics say about each provider.
 
-The status rule (README "Resilience and provider health"), first match wins:
+The status rule (docs/resilience.md), first match wins:
 - UNKNOWN      the provider is disabled;
 - UNAVAILABLE  breaker OPEN, or the latest health check found no key or a rejected key,
                or success rate < 50%;
@@ -21,17 +21,13 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from health import breaker, cache, limiter, metrics
 from health.models import HealthCheck
-from health.store import store
 from providers.models import PollRun, Provider
+from resilience import breaker, cache, limiter, metrics
+from resilience.errors import KEY_PROBLEMS
+from resilience.store import store
 
 HEALTHY, DEGRADED, UNAVAILABLE, UNKNOWN = "HEALTHY", "DEGRADED", "UNAVAILABLE", "UNKNOWN"
-KEY_PROBLEMS = {
-    "missing_key": "no API key configured",
-    "invalid_key": "the API key was rejected (401)",
-    "forbidden": "the API key is expired or lacks access (403)",
-}
 
 
 def annotated(providers: QuerySet[Provider]) -> QuerySet[Provider]:
@@ -186,7 +182,7 @@ def reports(providers: list[Provider], *, history: bool = False) -> list[Report]
         report = Report(
             provider=p,
             breaker=breaker.describe(state_values[breaker.key(p.slug)], totals),
-            limiter=limiter.describe(state_values[limiter.key(p.slug)], p.env_prefix, totals),
+            limiter=limiter.describe(state_values[limiter.key(p.slug)], p.policy(), totals),
             cache=cache.describe(p.slug, totals, window.success_rate),
             window=window,
             totals=totals,

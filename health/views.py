@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from celery import current_app
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -11,9 +12,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gpubroker.api import staff_or_token_required
-from health import breaker, cache, checks, prometheus, status
+from health import checks, prometheus, status
+from health.auth import staff_or_token_required
 from providers.models import Provider
+from resilience import breaker, cache
 
 CARD = "health/index.html#provider-card"
 
@@ -115,10 +117,8 @@ def _database() -> str:
 
 
 def _broker() -> str:
-    from gpubroker.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         return f"error: {type(exc).__name__}"

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from health import breaker
-from health.store import store
 from marketplace.templatetags.market import ago
 from providers.models import Credential, PollRun, Provider
+from resilience import breaker
+from resilience.store import store
 
 
 def providers_with_status() -> QuerySet[Provider]:
     finished = PollRun.objects.filter(
         provider=OuterRef("pk"),
-        outcome__in=[PollRun.Outcome.OK, PollRun.Outcome.PARTIAL, PollRun.Outcome.FAILED],
+        outcome__in=[*PollRun.SUCCEEDED, PollRun.Outcome.FAILED],
     ).order_by("-started_at")
     return Provider.objects.annotate(
         has_credential=Exists(Credential.objects.filter(provider=OuterRef("pk"))),

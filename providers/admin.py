@@ -11,7 +11,6 @@ from django.core.cache import cache
 from django.db.models import Count
 from django.template.response import TemplateResponse
 
-from providers.http import ProviderError
 from providers.models import (
     Credential,
     GpuModel,
@@ -22,6 +21,7 @@ from providers.models import (
     PollRun,
     Provider,
 )
+from resilience.errors import ProviderError
 
 
 @admin.register(Provider)

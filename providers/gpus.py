@@ -23,8 +23,8 @@ from typing import Any
 from django.db import transaction
 
 from providers.adapters.base import Catalog, OfferIn, usd
-from providers.http import NotSupported
 from providers.models import GpuModel
+from resilience.errors import NotSupported
 
 logger = logging.getLogger(__name__)
 

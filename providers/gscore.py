@@ -12,27 +12,18 @@ unit) get no score rather than a guessed one. A provider's own benchmark (Vast's
 kept in Offer.benchmark_score and not mixed in, because only one provider reports it.
 
 Stored: each offer's value (`Offer.gscore_value`, written by the poll with the offer, empty
-once it is no longer on sale) and the reference (`Provider.gscore_reference`, the same on every
-provider, recomputed by `refresh()` after each GPU poll). The 0–100 score is worked out when
-shown (`Offer.gscore`), so a price move that shifts the reference rewrites no other offer: at
-100,000 offers, rewriting every stored score after each GPU poll took ~6 s of a re-poll.
-Sorting by value is sorting by score; offers that show the same score (those capped at 100,
-or equal once rounded) come in order of value.
+once it is no longer on sale: providers.pipeline.score) and the reference
+(`Provider.gscore_reference`, the same on every provider, recomputed after each GPU poll by
+providers.pipeline.refresh_gscore_reference). The 0–100 score is worked out when shown
+(`Offer.gscore`), so a price move that shifts the reference rewrites no other offer. Sorting
+by value is sorting by score; offers that show the same score (those capped at 100, or equal
+once rounded) come in order of value. This module is the arithmetic alone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
-
-from django.db.models.functions import Coalesce
-
-from providers.models import GpuModel, Kind, Offer, Provider
-
-if TYPE_CHECKING:
-    from providers.adapters.base import OfferIn
 
 EXPLANATION = (
     "G-Score: GPU compute per dollar. The GPU's spec-sheet BF16 TFLOPS (FP16 where it has no "
@@ -44,40 +35,12 @@ RELIABILITY_WEIGHT = 3
 REFERENCE_PERCENTILE = 0.99
 
 
-def values[K: Hashable](offers: Mapping[K, OfferIn]) -> dict[K, float | None]:
-    """Each offer's value, keyed as `offers` (None where it has none): one query for the
-    GPUs' spec figures, none when no offer is a GPU on sale."""
-    gpus = [o for o in offers.values() if o.available and o.kind == Kind.GPU and o.gpu_id]
-    if not gpus:
-        return dict.fromkeys(offers)
-    figures = dict(
-        GpuModel.objects.filter(pk__in={o.gpu_id for o in gpus})
-        .annotate(tflops=Coalesce("bf16_tflops", "fp16_tflops"))
-        .values_list("pk", "tflops")
-    )
-    return {
-        key: value(figures.get(o.gpu_id), o.usd_per_gpu_hour, o.reliability)
-        if o.available and o.kind == Kind.GPU
-        else None
-        for key, o in offers.items()
-    }
-
-
 def scale(values: list[float]) -> float | None:
     """The reference value that scores 100: the nearest-rank 99th percentile."""
     if not values:
         return None
     ranked = sorted(values)
     return ranked[max(0, math.ceil(REFERENCE_PERCENTILE * len(ranked)) - 1)]
-
-
-def refresh() -> float | None:
-    """Recompute the reference from the values of the offers on sale and keep it on every
-    provider (two queries; no offer is written). Returns it."""
-    on_sale = Offer.objects.filter(available=True, gscore_value__isnull=False)
-    reference = scale(list(on_sale.values_list("gscore_value", flat=True)))
-    Provider.objects.exclude(gscore_reference=reference).update(gscore_reference=reference)
-    return reference
 
 
 def value(tflops: float | None, price: Decimal | None, reliability: float | None) -> float | None:

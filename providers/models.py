@@ -12,8 +12,12 @@ from django.db.models import Case, Count, Max, Min, Q, Value, When
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from providers import crypto, secrets
+from providers import crypto, gscore
+from resilience import secrets
+from resilience.errors import ProviderError
+from resilience.policy import ProviderPolicy, call_policy
 
 if TYPE_CHECKING:
     from providers.adapters.base import ProviderAdapter
@@ -78,6 +82,18 @@ class Provider(models.Model):
     def setting(self, name: str):
         return getattr(settings, f"{self.env_prefix}_{name}")
 
+    def policy(self, *, base_url: str | None = None) -> ProviderPolicy:
+        """What the resilience layer needs to call this provider: its <PREFIX>_ knobs.
+        `base_url` for a second origin of the same provider (a Hub, an RPC node)."""
+        return ProviderPolicy(
+            slug=self.slug,
+            base_url=base_url or self.setting("BASE_URL"),
+            timeout=self.setting("TIMEOUT"),
+            rate_limit=self.setting("RATE_LIMIT"),
+            rate_limit_burst=getattr(settings, f"{self.env_prefix}_RATE_LIMIT_BURST", None),
+            env_prefix=self.env_prefix,
+        )
+
     @property
     def env_enabled(self) -> bool:
         return self.setting("ENABLED")
@@ -126,23 +142,12 @@ class Provider(models.Model):
 
     def test_connection(self) -> ConnectionResult:
         """Call the provider's authenticate() and say what happened in ops' words."""
-        from providers import http
-
-        outcomes = [
-            (http.MissingKey, "no key"),
-            (http.InvalidKey, "invalid key"),
-            (http.Forbidden, "expired"),
-            (http.RateLimited, "rate limited"),
-            (http.Transient, "unreachable"),
-            (http.ProviderError, "error"),
-        ]
         adapter = self.adapter()
         try:
-            with http.call_policy(fresh=True):  # a test is a test: no cached answer
+            with call_policy(fresh=True):  # a test is a test: no cached answer
                 result = adapter.authenticate()
-        except http.ProviderError as exc:
-            status = next(word for cls, word in outcomes if isinstance(exc, cls))
-            return ConnectionResult(status, str(exc))
+        except ProviderError as exc:
+            return ConnectionResult(exc.label, str(exc))
         finally:
             adapter.close()
         return ConnectionResult("ok", result.detail)
@@ -178,8 +183,6 @@ class Provider(models.Model):
 
     def sync_schedule(self):
         """Create or update this provider's beat entry to match poll_interval and enabled."""
-        from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
         interval, _ = IntervalSchedule.objects.get_or_create(
             every=self.poll_interval, period=IntervalSchedule.SECONDS
         )
@@ -437,12 +440,10 @@ class Offer(models.Model):
     @property
     def gscore(self) -> float | None:
         """The G-Score shown, 0–100 on the current scale; None when not scored."""
-        from providers.gscore import score
-
         reference = self.provider.gscore_reference
         if not self.available or self.gscore_value is None or not reference:
             return None
-        return score(self.gscore_value, reference)
+        return gscore.score(self.gscore_value, reference)
 
     @property
     def seen_at(self) -> datetime:
@@ -582,6 +583,8 @@ class PollRun(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"
 
+    SUCCEEDED = (Outcome.OK, Outcome.PARTIAL)
+
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="poll_runs")
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -605,6 +608,11 @@ class PollRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_id} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+    @property
+    def succeeded(self) -> bool:
+        """The poll wrote the provider's offers (some items may have been skipped)."""
+        return self.outcome in self.SUCCEEDED
 
     def as_dict(self) -> dict:
         return {

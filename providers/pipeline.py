@@ -18,8 +18,8 @@ from psycopg.types.json import Jsonb
 
 from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
-from providers.http import ProviderError, call_policy
 from providers.models import (
+    GpuModel,
     Kind,
     Offer,
     OfferFacet,
@@ -28,7 +28,9 @@ from providers.models import (
     PriceChange,
     Provider,
 )
-from providers.secrets import scrub
+from resilience.errors import ProviderError
+from resilience.policy import call_policy
+from resilience.secrets import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def poll_provider(slug: str) -> PollRun:
             adapter.close()
         run.finished_at = timezone.now()
         run.save()
-        provider.release_poll(succeeded=run.outcome in ("ok", "partial"))
+        provider.release_poll(succeeded=run.succeeded)
     return run
 
 
@@ -103,7 +105,7 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     incoming = _dedupe(catalog.offers)
     if provider.kind == Kind.LLM:
         llm_models.identify(provider, incoming.values(), catalog)
-    worth = gscore.values(incoming)  # written with the offer, compared like its other fields
+    worth = score(incoming)  # written with the offer, compared like its other fields
     existing = {
         (row["upstream_id"], row["region"]): row
         for row in Offer.objects.filter(provider=provider).values("id", *CONTENT_FIELDS)
@@ -150,9 +152,37 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     if provider.kind == Kind.GPU:
         # Outside the transaction: it updates every provider's row, and two polls that each
         # held their own provider's row while waiting for the other's would deadlock.
-        gscore.refresh()
+        refresh_gscore_reference()
     counts = {"seen": len(incoming), "added": len(new), "changed": len(updated)}
     return counts | {"gone": len(gone_ids)}
+
+
+def score(offers: dict[tuple[str, str], OfferIn]) -> dict[tuple[str, str], float | None]:
+    """Each offer's G-Score value (providers.gscore), keyed as `offers` (None where it has
+    none): one query for the GPUs' spec figures, none when no offer is a GPU on sale."""
+    gpus = [o for o in offers.values() if o.available and o.kind == Kind.GPU and o.gpu_id]
+    if not gpus:
+        return dict.fromkeys(offers)
+    figures = dict(
+        GpuModel.objects.filter(pk__in={o.gpu_id for o in gpus})
+        .annotate(tflops=Coalesce("bf16_tflops", "fp16_tflops"))
+        .values_list("pk", "tflops")
+    )
+    return {
+        key: gscore.value(figures.get(o.gpu_id), o.usd_per_gpu_hour, o.reliability)
+        if o.available and o.kind == Kind.GPU
+        else None
+        for key, o in offers.items()
+    }
+
+
+def refresh_gscore_reference() -> float | None:
+    """Recompute the G-Score reference from the values of the offers on sale and keep it on
+    every provider (two queries; no offer is written). Returns it."""
+    on_sale = Offer.objects.filter(available=True, gscore_value__isnull=False)
+    reference = gscore.scale(list(on_sale.values_list("gscore_value", flat=True)))
+    Provider.objects.exclude(gscore_reference=reference).update(gscore_reference=reference)
+    return reference
 
 
 def _mark_gone(provider: Provider, ids: list[int]) -> None:
@@ -234,7 +264,7 @@ def poll_many(slug: str | None = None, progress=None) -> list[PollRun]:
 
 
 def _describe(run: PollRun) -> str:
-    if run.outcome in ("ok", "partial"):
+    if run.succeeded:
         return (
             f"  {run.outcome}: {run.offers_seen} offers ({run.offers_added} new, "
             f"{run.offers_changed} changed, {run.offers_gone} gone, "

@@ -41,7 +41,4 @@ def load_registry() -> list[Provider]:
         providers.append(provider)
     load_gpu_catalog()  # the vocabulary GPU adapters normalise names to
     load_model_aliases()  # provider names of models, identified (providers.llm_models)
-    from health.checks import sync_schedule  # the minute-by-minute health checks
-
-    sync_schedule()
     return providers

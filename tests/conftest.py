@@ -1,8 +1,10 @@
-"""A tiny world for the tests: the registry loaded, provider payloads served on loopback."""
+"""A tiny world for the tests: the registry loaded, provider payloads served on loopback,
+a bare client for one provider, and both shared stores."""
 
 from __future__ import annotations
 
 import json
+from functools import cache as once
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,24 @@ from pytest_httpserver import HTTPServer
 
 from providers.models import Offer, Provider
 from providers.registry import load_registry
+from resilience.client import ProviderClient
+from resilience.policy import ProviderPolicy
 
 PAYLOADS = Path(__file__).parent / "payloads"
+# A Groq-shaped provider for the client's tests: its key, its cheapest path, an answer.
+KEY = "gsk_healthtests000000000001"
+PATH = "/openai/v1/models"
+MODELS = {"object": "list", "data": [{"id": "llama-3.1-8b-instant", "active": True}]}
+
+
+@once
+def _recorded(path: str) -> str:
+    return (PAYLOADS / path).read_text()
 
 
 def payload(path: str):
-    return json.loads((PAYLOADS / path).read_text())
+    """A recorded provider answer (read from disk once a session; a fresh copy each call)."""
+    return json.loads(_recorded(path))
 
 
 def by_id(catalog) -> dict:
@@ -52,6 +66,11 @@ def _fast_retries(settings):
     settings.PROVIDER_RETRY_JITTER = 0
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def registry(db) -> dict[str, Provider]:
     return {provider.slug: provider for provider in load_registry()}
@@ -76,3 +95,44 @@ def staff_client(client, django_user_model):
     user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
     client.force_login(user)
     return client
+
+
+@pytest.fixture(params=["redis", "database"])
+def backend(request, settings) -> str:
+    """Run the test once on Redis and once on the embedded default's database store."""
+    if request.param == "database":
+        if "transactional_db" not in request.fixturenames:
+            request.getfixturevalue("db")
+        settings.REDIS_URL = ""
+    return request.param
+
+
+@pytest.fixture
+def groq_server(httpserver: HTTPServer, settings) -> HTTPServer:
+    """Groq's base URL on the loopback server, a key set, one attempt per call, no cache."""
+    settings.GROQ_BASE_URL = httpserver.url_for("").rstrip("/")
+    settings.GROQ_API_KEY = KEY
+    settings.PROVIDER_MAX_RETRIES = 0
+    settings.PROVIDER_CACHE_ENABLED = False
+    return httpserver
+
+
+@pytest.fixture
+def groq_client():
+    """A bare ProviderClient for Groq (what every adapter uses underneath)."""
+    c = ProviderClient(policy_for("groq"))
+    yield c
+    c.close()
+
+
+def policy_for(slug: str) -> ProviderPolicy:
+    """A provider's policy as its settings say now (no database row needed)."""
+    return Provider(slug=slug, env_prefix=slug.upper()).policy()
+
+
+def get(client: ProviderClient, path: str = PATH, **kwargs):
+    return client.request("GET", path, headers={"Authorization": f"Bearer {KEY}"}, **kwargs)
+
+
+def requests_to(server: HTTPServer, path: str = PATH) -> int:
+    return sum(1 for request, _ in server.log if request.path == path)

@@ -22,7 +22,8 @@ from typing import Any
 
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
 from providers.gpus import GpuVocabulary, NoInstanceApiMixin, parse_gpu_offers
-from providers.http import BadPayload, ProviderClient, Transient
+from resilience.client import ProviderClient
+from resilience.errors import BadPayload, Transient
 
 GIB = re.compile(r"^(\d+(?:\.\d+)?)\s*Gi$")
 
@@ -62,9 +63,7 @@ class AkashAdapter(NoInstanceApiMixin, ProviderAdapter):
 
     def health_check(self) -> AuthResult:
         self.list_models()
-        rpc = ProviderClient(
-            self.slug, self.provider.env_prefix, base_url=self.provider.setting("RPC_URL")
-        )
+        rpc = ProviderClient(self.provider.policy(base_url=self.provider.setting("RPC_URL")))
         try:
             status = rpc.get_json("/status")
         finally:

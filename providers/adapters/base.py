@@ -16,8 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from providers.http import MissingKey, NotSupported, ProviderClient
 from providers.vocabulary import task_for
+from resilience.client import ProviderClient
+from resilience.errors import MissingKey, NotSupported
 
 if TYPE_CHECKING:
     from providers.models import Provider
@@ -166,7 +167,7 @@ class ProviderAdapter:
     def __init__(self, provider: Provider):
         self.provider = provider
         self.slug = provider.slug
-        self.client = ProviderClient(provider.slug, provider.env_prefix)
+        self.client = ProviderClient(provider.policy())
 
     @property
     def calls(self) -> int:

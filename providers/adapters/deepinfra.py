@@ -29,7 +29,8 @@ from providers.adapters.base import (
     ProviderAdapter,
     usd,
 )
-from providers.http import BadPayload, reference_data
+from resilience.errors import BadPayload
+from resilience.policy import reference_data
 
 CENTS_PER_TOKEN_TO_USD_PER_1M = Decimal(10_000)  # ¢/token ÷ 100 × 1,000,000
 

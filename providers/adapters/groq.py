@@ -21,7 +21,7 @@ from providers.adapters.base import (
     load_price_sheet,
     usd,
 )
-from providers.http import BadPayload
+from resilience.errors import BadPayload
 
 # Groq's ids name the task for its non-chat models (tags mapped in providers.vocabulary).
 TASK_HINTS = {

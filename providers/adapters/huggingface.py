@@ -8,7 +8,8 @@ Follows (read 2026-11-23 through stored copies of huggingface/hub-docs
   (absent: price unknown), `throughput` (tokens/s), `first_token_latency_ms`.
 - Hub `GET {HUGGINGFACE_HUB_URL}/api/models?inference_provider=all` for `pipeline_tag`, paged
   by `Link: <…cursor=…>; rel="next"`; `GET /api/whoami-v2` (Bearer) proves a token.
-- 429s carry `RateLimit: "api";r=<remaining>;t=<seconds>`, not Retry-After (handled in http.py).
+- 429s carry `RateLimit: "api";r=<remaining>;t=<seconds>`, not Retry-After (handled in
+  resilience/client.py).
 - Chat: `POST /v1/chat/completions` on the router; `model` may be `<id>:<provider>`, which is
   the upstream id used here.
 """
@@ -27,7 +28,9 @@ from providers.adapters.base import (
     ProviderAdapter,
     usd,
 )
-from providers.http import BadPayload, ProviderClient, reference_data
+from resilience.client import ProviderClient
+from resilience.errors import BadPayload
+from resilience.policy import reference_data
 
 HUB_PAGE_SIZE = 1000
 # Task from the router's modalities when the Hub has no pipeline tag for a model.
@@ -40,9 +43,7 @@ class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
 
     def __init__(self, provider):
         super().__init__(provider)
-        self.hub = ProviderClient(
-            provider.slug, provider.env_prefix, base_url=settings.HUGGINGFACE_HUB_URL
-        )
+        self.hub = ProviderClient(provider.policy(base_url=settings.HUGGINGFACE_HUB_URL))
 
     @property
     def calls(self) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 from providers import geo
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
 from providers.gpus import GpuVocabulary, NoInstanceApiMixin, parse_gpu_offers, per_gpu_hour
-from providers.http import BadPayload
+from resilience.errors import BadPayload
 
 HARDWARE = "/enterprise/v1/io-cloud/vmaas/hardware"
 PRICE = "/enterprise/v1/io-cloud/vmaas/price"

@@ -28,7 +28,7 @@ from typing import Any
 from providers import geo
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
 from providers.gpus import GpuVocabulary, mib_to_gb, parse_gpu_offers, per_gpu_hour
-from providers.http import (
+from resilience.errors import (
     BadPayload,
     Forbidden,
     InvalidKey,

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from providers import http
-from tests.health.conftest import MODELS, PATH, get
+from resilience import errors
+from resilience.client import ProviderClient
+from tests.conftest import MODELS, PATH, get, policy_for
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/provider-health"
@@ -17,11 +18,11 @@ def world(registry, settings, groq_server, groq_client):
     settings.GPUBROKER_OPS_TOKEN = TOKEN
     groq_server.expect_request(PATH).respond_with_json({}, status=500)
     for _ in range(5):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(groq_client)
     settings.DEEPINFRA_BASE_URL = settings.GROQ_BASE_URL
     groq_server.expect_request("/v1/openai/models").respond_with_json(MODELS)
-    deepinfra = http.ProviderClient("deepinfra", "DEEPINFRA")
+    deepinfra = ProviderClient(policy_for("deepinfra"))
     for _ in range(3):
         deepinfra.request("GET", "/v1/openai/models")
     deepinfra.close()

@@ -7,8 +7,8 @@ from django.conf import settings as django_settings
 from django.test import Client
 from playwright.sync_api import expect, sync_playwright
 
-from providers import http
-from tests.health.conftest import PATH, get
+from resilience import errors
+from tests.conftest import PATH, get
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -30,7 +30,7 @@ def test_reset_on_an_open_breaker_shows_closed_without_a_reload(
 ):
     groq_server.expect_request(PATH).respond_with_json({"error": "down"}, status=500)
     for _ in range(5):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(groq_client)
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM runs beside Playwright
     with sync_playwright() as p:

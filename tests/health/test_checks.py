@@ -8,10 +8,11 @@ from django_celery_beat.models import PeriodicTask
 
 from gpubroker.celery import app
 from health import checks, status, tasks
-from health.models import HealthCheck, SharedState
-from health.store import store
+from health.models import HealthCheck
 from providers.registry import load_registry
-from tests.health.conftest import KEY, MODELS, PATH
+from resilience.models import SharedState
+from resilience.store import store
+from tests.conftest import KEY, MODELS, PATH
 
 pytestmark = pytest.mark.django_db
 

@@ -4,11 +4,10 @@ import pytest
 from django.test import Client
 
 from gpubroker.celery import app
-from health import breaker
 from health.models import HealthCheck
-from providers import http
 from providers.models import PollRun
-from tests.health.conftest import KEY, MODELS, PATH, get
+from resilience import breaker, errors
+from tests.conftest import KEY, MODELS, PATH, get
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -18,7 +17,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def open_breaker(registry, groq_server, groq_client):
     groq_server.expect_request(PATH).respond_with_json({"error": f"down {KEY}"}, status=500)
     for _ in range(5):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(groq_client)
     return registry
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from health import breaker, metrics, status
+from health import status
+from resilience import breaker, metrics
 
 pytestmark = pytest.mark.django_db
 

@@ -321,7 +321,7 @@ def test_no_match_says_so_and_offers_a_way_back(client, world):
 @pytest.mark.parametrize("sort", ["price", "throughput", "gscore", "context", "newest"])
 def test_a_narrow_choice_lists_the_same_pages_as_a_broad_one(client, gpu_cloud, settings, sort):
     """A choice of few offers is found first, then sorted; a broad one by walking the sort
-    order (README "Performance at 100,000 offers"). Either way the pages are the same."""
+    order (docs/performance.md). Either way the pages are the same."""
     cheap = [gpu(f"c{i}", "RTX 4090", usd_per_gpu_hour=usd("0.30") + i) for i in range(30)]
     dear = [
         gpu(f"h{i}", "H100 SXM 80GB", usd_per_gpu_hour=usd("2") + i % 7, gpu_count=1 + i % 3)

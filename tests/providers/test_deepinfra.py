@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from providers import http
+from resilience import errors
 from tests.conftest import by_id, payload
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +92,12 @@ def test_it_accepts_an_empty_catalog(deepinfra):
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(401, http.InvalidKey), (403, http.Forbidden), (404, http.NotFound), (500, http.Transient)],
+    [
+        (401, errors.InvalidKey),
+        (403, errors.Forbidden),
+        (404, errors.NotFound),
+        (500, errors.Transient),
+    ],
 )
 def test_it_maps_http_errors_to_typed_exceptions(deepinfra, status, error):
     provider, server = deepinfra
@@ -109,7 +114,7 @@ def test_it_reads_retry_after_on_429(deepinfra):
     server.expect_request("/models/list").respond_with_json(
         {"detail": "rate limited"}, status=429, headers={"Retry-After": "7"}
     )
-    with pytest.raises(http.RateLimited) as raised:
+    with pytest.raises(errors.RateLimited) as raised:
         provider.adapter().list_models()
     assert raised.value.retry_after == 7
 
@@ -123,7 +128,7 @@ def test_it_times_out_as_transient(deepinfra, settings):
         return payload("deepinfra/models_list.json")
 
     server.expect_request("/models/list").respond_with_handler(slow)
-    with pytest.raises(http.Transient, match="timed out"):
+    with pytest.raises(errors.Transient, match="timed out"):
         provider.adapter().list_models()
 
 
@@ -132,7 +137,7 @@ def test_it_rejects_a_body_that_is_not_json(deepinfra):
     server.expect_request("/models/list").respond_with_data(
         "<html>maintenance</html>", content_type="text/html"
     )
-    with pytest.raises(http.BadPayload, match="did not return JSON"):
+    with pytest.raises(errors.BadPayload, match="did not return JSON"):
         provider.adapter().list_models()
 
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from providers import http
+from resilience import errors
 from tests.conftest import payload
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ def groq(registry, serve, settings):
 
 def test_it_needs_a_key_and_says_so(registry, settings):
     settings.GROQ_API_KEY = ""
-    with pytest.raises(http.MissingKey, match="GROQ_API_KEY"):
+    with pytest.raises(errors.MissingKey, match="GROQ_API_KEY"):
         registry["groq"].adapter().list_models()
 
 
@@ -54,7 +54,7 @@ def test_it_maps_an_invalid_key(groq):
     server.expect_request("/openai/v1/models").respond_with_json(
         payload("groq/error_401.json"), status=401
     )
-    with pytest.raises(http.InvalidKey, match="Invalid API Key"):
+    with pytest.raises(errors.InvalidKey, match="Invalid API Key"):
         provider.adapter().list_models()
     assert provider.test_connection().status == "invalid key"
 
@@ -72,7 +72,7 @@ def test_it_reads_retry_after_on_429(groq):
         status=429,
         headers={"retry-after": "2", "x-ratelimit-remaining-requests": "0"},
     )
-    with pytest.raises(http.RateLimited) as raised:
+    with pytest.raises(errors.RateLimited) as raised:
         provider.adapter().list_models()
     assert raised.value.retry_after == 2
     assert provider.test_connection().status == "rate limited"

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from providers import http
+from resilience import errors
 from tests.conftest import by_id, payload
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_it_reads_the_ratelimit_header_on_429(huggingface):
             "RateLimit-Policy": '"fixed window";"api";q=2500;w=300',
         },
     )
-    with pytest.raises(http.RateLimited, match="rate limit you") as raised:
+    with pytest.raises(errors.RateLimited, match="rate limit you") as raised:
         provider.adapter().list_models()
     assert raised.value.retry_after == 55
 

@@ -1,5 +1,8 @@
+"""The poll pipeline: LLM and GPU offers land through the same poll and ingest."""
+
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -7,9 +10,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from providers.adapters.base import Catalog, OfferIn
-from providers.models import Offer, PollRun, PriceChange
+from providers.models import Kind, Offer, PollRun, PriceChange, Provider
 from providers.pipeline import ingest, poll_provider
-from tests.conftest import payload
+from tests.conftest import payload, rewritten, row_versions
+from tests.providers.conftest import serve_akash, serve_ionet, serve_vast
+from tests.providers.volume import vast_search
 
 pytestmark = pytest.mark.django_db
 
@@ -211,3 +216,127 @@ def test_sync_api_answers_404_for_an_unknown_provider(staff_client, registry):
     assert response.status_code == 404
     assert "nope" in response.json()["error"]
     assert staff_client.get("/api/v1/providers/sync?provider=%00").status_code == 404
+
+
+# --- GPU providers ----------------------------------------------------------------------
+
+
+def test_sync_providers_vastai_stores_normalised_offers(vastai, capsys):
+    provider, server = vastai
+    serve_vast(server)
+    call_command("sync_providers", "--provider", "vastai")
+    out = capsys.readouterr().out
+    assert "ok: 30 offers (30 new, 0 changed, 0 gone, 0 skipped) in 1 calls" in out
+    h100 = Offer.objects.select_related("gpu").get(provider=provider, upstream_id="21319944")
+    assert h100.kind == Kind.GPU and h100.gpu.canonical == "H100 SXM 80GB"
+    assert (h100.gpu_count, h100.vram_gb, h100.country, h100.region) == (8, 79.6, "US", "us")
+    assert h100.usd_per_gpu_hour == Decimal("2.200174") and h100.interruptible is False
+    assert h100.gscore is not None and 0 < h100.gscore <= 100
+    unnamed = Offer.objects.get(provider=provider, upstream_id="21277301")
+    assert unnamed.gpu is None and unnamed.gpu_name == "" and unnamed.gscore is None
+
+
+def test_a_second_poll_records_gpu_price_history_and_gone_offers(vastai):
+    _provider, server = vastai
+    serve_vast(server)
+    poll_provider("vastai")
+    body = payload("vastai/bundles.json")
+    body["offers"][0]["dph_total"] = 0.40  # 21334871, 1× RTX 4090
+    del body["offers"][1]
+    server.clear()
+    serve_vast(server, body)
+    run = poll_provider("vastai")
+    assert (run.outcome, run.offers_changed, run.offers_gone) == ("ok", 1, 2)
+    moved = PriceChange.objects.filter(offer__upstream_id="21334871")
+    assert {(c.field, c.old, c.new) for c in moved} == {
+        ("usd_per_instance_hour", Decimal("0.321042"), Decimal("0.4")),
+        ("usd_per_gpu_hour", Decimal("0.321042"), Decimal("0.4")),
+    }
+    gone = Offer.objects.get(upstream_id="21342210")
+    assert gone.available is False and gone.gscore is None
+
+
+def test_a_gpu_name_that_becomes_known_is_linked_on_the_next_poll(vastai):
+    _provider, server = vastai
+    body = payload("vastai/bundles.json")
+    body["offers"][0]["gpu_name"] = "RTX 4090 D"
+    serve_vast(server, body)
+    poll_provider("vastai")
+    offer = Offer.objects.get(upstream_id="21334871")
+    assert offer.gpu is None and offer.gpu_name == "RTX 4090 D"
+    offer_gpu = Offer.objects.get(upstream_id="21342210").gpu
+    offer_gpu.aliases.append("RTX 4090 D")  # an admin maps the spelling
+    offer_gpu.save()
+    poll_provider("vastai")
+    offer.refresh_from_db()
+    assert offer.gpu == offer_gpu and offer.gpu_name == "RTX 4090"
+
+
+def test_a_3000_offer_poll_takes_a_bounded_number_of_queries(vastai, django_assert_max_num_queries):
+    provider, server = vastai
+    serve_vast(server, vast_search(3000))
+    with django_assert_max_num_queries(25):
+        run = poll_provider("vastai")
+    assert run.offers_added == 6000
+    scored = Offer.objects.filter(provider=provider, gscore_value__isnull=False)
+    assert scored.count() == 5600  # all but the 400 whose GPU has no name
+
+
+def test_a_3000_offer_repoll_that_moves_one_price_writes_that_offer_alone(
+    vastai, django_assert_max_num_queries
+):
+    """The offers that set the G-Score scale (the 99th-percentile value; the generated search
+    repeats each offer, so there are two) halve their price, so the scale moves and every score
+    with it: each is read on the new scale, and no offer row but the moved ones is written."""
+    provider, server = vastai
+    body = vast_search(3000)
+    serve_vast(server, body)
+    poll_provider("vastai")
+    before = row_versions()
+    scale = Provider.objects.get(pk=provider.pk).gscore_reference
+    pivots = set(Offer.objects.filter(gscore_value=scale).values_list("upstream_id", flat=True))
+    for item in body["offers"]:
+        if str(item["id"]) in pivots:  # on demand: the whole offer's price
+            item["dph_base"] /= 2
+            item["dph_total"] /= 2
+        if f"{item['id']}:bid" in pivots:  # interruptible: the minimum bid
+            item["min_bid"] /= 2
+    server.clear()
+    serve_vast(server, body)
+    with django_assert_max_num_queries(22):  # as many whatever the number of offers
+        run = poll_provider("vastai")
+    assert (run.outcome, run.offers_changed) == ("ok", len(pivots))
+    assert rewritten(before) == pivots and len(pivots) < 5
+    assert Provider.objects.get(pk=provider.pk).gscore_reference > scale
+
+
+def test_sync_providers_fetches_all_four_gpu_providers(registry, serve, httpserver, settings):
+    for provider in Provider.objects.exclude(kind=Kind.GPU):
+        setattr(settings, f"{provider.env_prefix}_ENABLED", False)
+    settings.IONET_API_KEY = "io-test-key-5678"
+    for slug in ("vastai", "akash", "ionet", "render"):
+        serve(registry[slug])
+    serve_vast(httpserver)
+    serve_akash(httpserver)
+    serve_ionet(httpserver)
+    call_command("sync_providers")
+    counts = {
+        slug: Offer.objects.filter(provider__slug=slug, available=True).count()
+        for slug in ("vastai", "akash", "ionet", "render")
+    }
+    assert counts == {"vastai": 30, "akash": 12, "ionet": 10, "render": 2}
+    assert 100 in [o.gscore for o in Offer.objects.select_related("provider")]
+    ranges = Offer.objects.filter(provider__slug="akash", usd_per_gpu_hour_min__isnull=False)
+    assert ranges.count() == 11  # p100 has no bids: its price stays unknown
+
+
+def test_a_failed_gpu_poll_keeps_the_last_snapshot(vastai):
+    provider, server = vastai
+    serve_vast(server)
+    poll_provider("vastai")
+    server.clear()
+    serve_vast(server, {"detail": "API requests too frequent endpoint threshold=4.5"}, status=429)
+    run = poll_provider("vastai")
+    assert (run.outcome, run.error_class) == ("failed", "RateLimited")
+    assert Offer.objects.filter(provider=provider, available=True).count() == 30
+    assert json.loads(json.dumps(run.as_dict()))["error_message"].endswith("threshold=4.5")

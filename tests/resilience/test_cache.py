@@ -6,13 +6,13 @@ import pytest
 from django.conf import settings
 from redis import Redis
 
-from health import cache, checks, status
-from providers import http
-from providers.http import ProviderClient, call_policy
+from health import checks, status
 from providers.models import Offer
 from providers.pipeline import poll_provider
-from tests.conftest import payload
-from tests.health.conftest import KEY, MODELS, PATH, get, requests_to
+from resilience import cache, errors
+from resilience.client import ProviderClient
+from resilience.policy import call_policy
+from tests.conftest import KEY, MODELS, PATH, get, payload, policy_for, requests_to
 from tests.providers.test_huggingface import serve_catalog
 from tests.providers.test_pipeline import serve_catalog as serve_deepinfra
 
@@ -61,7 +61,7 @@ def test_an_entry_is_kept_for_the_ttl_of_the_success_rate_when_stored(cached, gr
     cached.expect_oneshot_request(PATH).respond_with_json({}, status=500)
     cached.expect_request(PATH).respond_with_json(MODELS)
     for _ in range(2):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(groq_client, params={"n": "failing"})
     for n in range(3):  # stored at 1/3, 2/4 and 3/5 successes
         get(groq_client, params={"n": n})
@@ -85,7 +85,7 @@ def test_only_successful_gets_are_cached(cached, groq_client):
     cached.expect_request("/missing").respond_with_json({}, status=404)
     for _ in range(2):
         groq_client.request("POST", "/openai/v1/chat/completions", json={"model": "x"})
-        with pytest.raises(http.NotFound):
+        with pytest.raises(errors.NotFound):
             get(groq_client, "/missing")
     assert requests_to(cached, "/openai/v1/chat/completions") == 2
     assert requests_to(cached, "/missing") == 2
@@ -101,7 +101,7 @@ def test_fresh_calls_skip_the_cache_but_fill_it(cached, groq_client):
 
 def test_invalidate_empties_one_provider_only(cached, settings, groq_client):
     settings.DEEPINFRA_BASE_URL = settings.GROQ_BASE_URL
-    deepinfra = ProviderClient("deepinfra", "DEEPINFRA")
+    deepinfra = ProviderClient(policy_for("deepinfra"))
     get(groq_client)
     get(deepinfra)
     cache.invalidate(["groq"])

@@ -1,7 +1,8 @@
 """The one outbound HTTP seam: every adapter call goes through `ProviderClient.request()`.
 
-It builds the httpx client from the provider's settings (<PREFIX>_BASE_URL, _TIMEOUT) and maps
-every failure to a small typed family, with secrets scrubbed from every message.
+It builds the httpx client from the provider's policy (base URL, timeout) and maps every
+failure to the typed family of resilience.errors, with secrets scrubbed from every message.
+`request()` is the resilient call (resilience.calls); `send()` is one bare attempt.
 """
 
 from __future__ import annotations
@@ -9,115 +10,23 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from django.conf import settings
 
-from providers.secrets import scrub
-
-
-class ProviderError(Exception):
-    """Base of every failure talking to a provider. Messages never carry a key."""
-
-    transient = False  # worth retrying and counts against the circuit breaker
-
-    def __init__(self, message: str, *, status: int | None = None):
-        super().__init__(scrub(message))
-        self.status = status
-
-
-class MissingKey(ProviderError):
-    pass
-
-
-class InvalidKey(ProviderError):
-    """401: the key is wrong."""
-
-
-class Forbidden(ProviderError):
-    """403: the key is expired, revoked or lacks access."""
-
-
-class NotFound(ProviderError):
-    pass
-
-
-class RateLimited(ProviderError):
-    transient = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int = 429):
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class Transient(ProviderError):
-    """5xx, timeouts and connection errors."""
-
-    transient = True
-
-
-class BadPayload(ProviderError):
-    """The provider answered, but not in the shape its documentation promises."""
-
-
-class NotSupported(ProviderError):
-    pass
-
-
-class CircuitBreakerOpen(ProviderError):
-    """The provider's shared circuit breaker is open: refused without a network call."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class RateLimitExceeded(ProviderError):
-    """Our own token bucket for the provider stayed empty longer than we may wait."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class CallPolicy:
-    """How the calls made in a `with call_policy(...)` block behave (health.client)."""
-
-    fresh: bool = False  # never answered from the response cache: the provider is asked
-    max_retries: int | None = None  # None: PROVIDER_MAX_RETRIES
-
-
-_policy: ContextVar[CallPolicy | None] = ContextVar("provider_call_policy", default=None)
-
-
-@contextmanager
-def call_policy(**changes: Any) -> Iterator[CallPolicy]:
-    """E.g. a price poll: `with call_policy(fresh=True): adapter.list_models()`. It reaches
-    every ProviderClient used inside, including ones an adapter creates on the way."""
-    policy = replace(current_policy(), **changes)
-    token = _policy.set(policy)
-    try:
-        yield policy
-    finally:
-        _policy.reset(token)
-
-
-def current_policy() -> CallPolicy:
-    return _policy.get() or CallPolicy()
-
-
-def reference_data() -> AbstractContextManager[CallPolicy]:
-    """Around an adapter's calls that fetch neither prices nor availability (context lengths,
-    task tags): a cached answer within its TTL will do, even inside a price poll, whose own
-    price calls stay fresh. E.g. DeepInfra's poll reuses its health check's model list."""
-    return call_policy(fresh=False)
+from resilience import calls
+from resilience.errors import (
+    BadPayload,
+    Forbidden,
+    InvalidKey,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
+from resilience.policy import ProviderPolicy
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -176,13 +85,13 @@ def raise_for_status(slug: str, response: httpx.Response) -> None:
 class ProviderClient:
     """An httpx client bound to one provider, counting the calls it makes."""
 
-    def __init__(self, slug: str, env_prefix: str, *, base_url: str | None = None):
-        self.slug = slug
-        self.env_prefix = env_prefix
+    def __init__(self, policy: ProviderPolicy):
+        self.policy = policy
+        self.slug = policy.slug
         self.calls = 0
-        timeout = getattr(settings, f"{env_prefix}_TIMEOUT")
+        timeout = policy.timeout
         self._http = httpx.Client(
-            base_url=base_url or getattr(settings, f"{env_prefix}_BASE_URL"),
+            base_url=policy.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"User-Agent": settings.HTTP_USER_AGENT, "Accept": "application/json"},
             follow_redirects=True,
@@ -193,12 +102,10 @@ class ProviderClient:
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """A provider call through the shared breaker, limiter, cache and retries."""
-        from health.client import call
-
-        return call(self, self._http.build_request(method, url, **kwargs))
+        return calls.call(self, self._http.build_request(method, url, **kwargs))
 
     def send(self, request: httpx.Request) -> httpx.Response:
-        """One bare attempt: no breaker, limiter, cache or retry (health.client adds them)."""
+        """One bare attempt: no breaker, limiter, cache or retry (resilience.calls adds them)."""
         self.calls += 1
         started = time.monotonic()
         try:

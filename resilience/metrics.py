@@ -1,4 +1,4 @@
-"""Per-provider call metrics, shared by every process through health.store.
+"""Per-provider call metrics, shared by every process through resilience.store.
 
 Each network attempt adds to two counter sets: the provider's running totals (calls, errors
 by class, a latency histogram: what /metrics exports) and the current minute's (what the
@@ -11,40 +11,13 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import httpx
 from django.conf import settings
 
-from health.store import store
-from providers import http
+from resilience.errors import OK
+from resilience.store import store
 
 # Latency histogram upper bounds in seconds (the last bucket, +Inf, is implicit).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-ERROR_CLASSES = [
-    (http.MissingKey, "missing_key"),
-    (http.InvalidKey, "invalid_key"),
-    (http.Forbidden, "forbidden"),
-    (http.NotFound, "not_found"),
-    (http.RateLimited, "rate_limited"),
-    (http.BadPayload, "bad_payload"),
-    (http.NotSupported, "not_supported"),
-    (http.CircuitBreakerOpen, "circuit_open"),
-    (http.RateLimitExceeded, "rate_limit_exceeded"),
-]
-
-
-def outcome_of(exc: BaseException | None) -> str:
-    """A short class for how a call ended: ok, server_error, timeout, invalid_key, …"""
-    if exc is None:
-        return "ok"
-    if isinstance(exc, http.Transient):
-        if exc.status:
-            return "server_error"
-        return "timeout" if isinstance(exc.__cause__, httpx.TimeoutException) else "connection"
-    if isinstance(exc, http.ProviderError) and exc.status and 400 <= exc.status < 500:
-        default = "client_error"
-    else:
-        default = "error"
-    return next((name for cls, name in ERROR_CLASSES if isinstance(exc, cls)), default)
 
 
 def stats_key(slug: str) -> str:
@@ -70,7 +43,7 @@ def record(slug: str, outcome: str, seconds: float) -> None:
     """One network attempt: its outcome class and how long it took."""
     sample = {
         "calls": 1,
-        "ok": float(outcome == "ok"),
+        "ok": float(outcome == OK),
         "lat_sum": seconds,
         bucket_of(seconds): 1,
         f"class:{outcome}": 1,
@@ -86,7 +59,7 @@ def errors_by_class(counters: dict[str, float]) -> dict[str, int]:
     return {
         name.removeprefix("class:"): int(n)
         for name, n in sorted(counters.items())
-        if name.startswith("class:") and name != "class:ok"
+        if name.startswith("class:") and name != f"class:{OK}"
     }
 
 

@@ -1,4 +1,4 @@
-"""One circuit breaker per provider, shared by every process through health.store.
+"""One circuit breaker per provider, shared by every process through resilience.store.
 
 CLOSED → OPEN after PROVIDER_CIRCUIT_BREAKER_THRESHOLD consecutive failures; OPEN refuses
 calls for PROVIDER_CIRCUIT_BREAKER_TIMEOUT seconds; then HALF_OPEN admits at most
@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 from django.conf import settings
 
-from health import metrics
-from health.store import store
-from providers.http import CircuitBreakerOpen
+from resilience import metrics
+from resilience.errors import UNREACHABLE, CircuitBreakerOpen
+from resilience.store import store
 
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
-# The outcome classes (health.metrics.outcome_of) that count as failures.
-FAILURES = frozenset({"server_error", "timeout", "connection"})
+# The outcome codes (resilience.errors) that count as failures.
+FAILURES = UNREACHABLE
 Outcome = Literal["success", "failure", "cancel"]  # cancel: admitted, but never sent
 
 

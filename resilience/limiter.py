@@ -1,9 +1,10 @@
-"""A token bucket per provider, shared by every process through health.store.
+"""A token bucket per provider, shared by every process through resilience.store.
 
-Rate `<PREFIX>_RATE_LIMIT` requests per minute, burst capacity `<PREFIX>_RATE_LIMIT_BURST`
-(default: the rate). Taking a token is one atomic update, so four workers share one budget
-instead of each spending its own. A call finding the bucket empty sleeps until a token is due,
-for at most PROVIDER_RATE_LIMITER_MAX_WAIT seconds in all, then raises RateLimitExceeded.
+Rate and burst capacity come from the provider's policy (the providers app fills them from
+`<PREFIX>_RATE_LIMIT` and `<PREFIX>_RATE_LIMIT_BURST`, default the rate). Taking a token is
+one atomic update, so four workers share one budget instead of each spending its own. A call
+finding the bucket empty sleeps until a token is due, for at most
+PROVIDER_RATE_LIMITER_MAX_WAIT seconds in all, then raises RateLimitExceeded.
 """
 
 from __future__ import annotations
@@ -13,20 +14,14 @@ from typing import Any
 
 from django.conf import settings
 
-from health import metrics
-from health.store import store
-from providers.http import RateLimitExceeded
+from resilience import metrics
+from resilience.errors import RateLimitExceeded
+from resilience.policy import ProviderPolicy
+from resilience.store import store
 
 
 def key(slug: str) -> str:
     return f"bucket:{slug}"
-
-
-def limits(env_prefix: str) -> tuple[float, float]:
-    """(tokens per second, capacity); a rate of 0 means unlimited."""
-    per_minute = getattr(settings, f"{env_prefix}_RATE_LIMIT")
-    burst = getattr(settings, f"{env_prefix}_RATE_LIMIT_BURST", per_minute)
-    return per_minute / 60, float(burst or per_minute)
 
 
 def refilled(state: dict, now: float, rate: float, capacity: float) -> float:
@@ -58,10 +53,10 @@ return cjson.encode(wait)
 """
 
 
-def acquire(slug: str, env_prefix: str) -> None:
+def acquire(policy: ProviderPolicy) -> None:
     if not settings.PROVIDER_RATE_LIMITER_ENABLED:
         return
-    rate, capacity = limits(env_prefix)
+    slug, rate, capacity = policy.slug, policy.tokens_per_second, policy.capacity
     if rate <= 0:
         return
     deadline = time.monotonic() + settings.PROVIDER_RATE_LIMITER_MAX_WAIT
@@ -88,9 +83,9 @@ def acquire(slug: str, env_prefix: str) -> None:
         time.sleep(wait)
 
 
-def describe(state: dict, env_prefix: str, counters: dict[str, float]) -> dict[str, Any]:
+def describe(state: dict, policy: ProviderPolicy, counters: dict[str, float]) -> dict[str, Any]:
     """The public view of a limiter (the provider guide's shape, plus requests_waited)."""
-    rate, capacity = limits(env_prefix)
+    rate, capacity = policy.tokens_per_second, policy.capacity
     available = refilled(state, time.time(), rate, capacity) if rate > 0 else capacity
     return {
         "enabled": settings.PROVIDER_RATE_LIMITER_ENABLED and rate > 0,

@@ -5,10 +5,10 @@ import time
 import pytest
 from werkzeug import Response
 
-from health import limiter
-from health.store import store
-from providers import http
-from tests.health.conftest import MODELS, PATH, get, requests_to
+from resilience import errors, limiter
+from resilience.client import ProviderClient
+from resilience.store import store
+from tests.conftest import MODELS, PATH, get, policy_for, requests_to
 
 
 def arrivals(server) -> list[float]:
@@ -24,12 +24,15 @@ def arrivals(server) -> list[float]:
 
 
 def stats() -> dict:
-    from health.metrics import stats_key
+    from resilience.metrics import stats_key
 
     state, counters = store().read([limiter.key("groq")], [stats_key("groq")])
-    return limiter.describe(state[limiter.key("groq")], "GROQ", counters[stats_key("groq")])
+    return limiter.describe(
+        state[limiter.key("groq")], policy_for("groq"), counters[stats_key("groq")]
+    )
 
 
+@pytest.mark.slow
 def test_two_processes_sharing_one_limiter_never_exceed_the_rate(
     transactional_db, backend, settings, groq_server, processes
 ):
@@ -49,9 +52,10 @@ def test_two_processes_sharing_one_limiter_never_exceed_the_rate(
             assert j - i + 1 <= 4 + 20 * (seen[j] - seen[i]) + 2, (i, j, seen[j] - seen[i])
 
 
-def test_a_call_over_the_limit_waits_for_its_token(backend, settings, groq_server, groq_client):
+def test_a_call_over_the_limit_waits_for_its_token(backend, settings, groq_server):
     settings.GROQ_RATE_LIMIT = 600  # one token every 0.1 s
     settings.GROQ_RATE_LIMIT_BURST = 1
+    groq_client = ProviderClient(policy_for("groq"))  # the policy is read when it is made
     groq_server.expect_request(PATH).respond_with_json(MODELS)
     started = time.monotonic()
     get(groq_client)
@@ -61,15 +65,14 @@ def test_a_call_over_the_limit_waits_for_its_token(backend, settings, groq_serve
     assert stats()["requests_waited"] == 1
 
 
-def test_it_refuses_a_call_that_would_wait_too_long_without_calling(
-    backend, settings, groq_server, groq_client
-):
+def test_it_refuses_a_call_that_would_wait_too_long_without_calling(backend, settings, groq_server):
     settings.GROQ_RATE_LIMIT = 6  # one token every 10 s
     settings.GROQ_RATE_LIMIT_BURST = 1
+    groq_client = ProviderClient(policy_for("groq"))
     settings.PROVIDER_RATE_LIMITER_MAX_WAIT = 0.2
     groq_server.expect_request(PATH).respond_with_json(MODELS)
     get(groq_client)
-    with pytest.raises(http.RateLimitExceeded) as refused:
+    with pytest.raises(errors.RateLimitExceeded) as refused:
         get(groq_client)
     assert 9 < refused.value.retry_after <= 10
     assert requests_to(groq_server) == 1

@@ -1,6 +1,6 @@
 """Real GPUBroker client calls in a separate process, for the cross-process tests.
 
-    python -m tests.health.worker '{"slug": "groq", "prefix": "GROQ", "path": "/x",
+    python -m tests.resilience.worker '{"slug": "groq", "prefix": "GROQ", "path": "/x",
                                     "threads": 3, "calls": 1}'
 
 Configured only through the environment, like web, worker and beat. Prints "ready" once
@@ -21,14 +21,16 @@ def main() -> None:
     import django
 
     django.setup()
-    from providers.http import ProviderClient, ProviderError
+    from providers.models import Provider
+    from resilience.client import ProviderClient
+    from resilience.errors import ProviderError
 
     spec = json.loads(sys.argv[1])
 
     printing = threading.Lock()
 
     def calls() -> None:
-        client = ProviderClient(spec["slug"], spec["prefix"])
+        client = ProviderClient(Provider(slug=spec["slug"], env_prefix=spec["prefix"]).policy())
         for _ in range(spec["calls"]):
             try:
                 client.request("GET", spec["path"])

@@ -11,7 +11,7 @@ from providers.adapters.base import Catalog, OfferIn
 from providers.models import GpuModel, Offer
 from providers.pipeline import ingest, poll_provider
 from tests.conftest import rewritten, row_versions
-from tests.gpu.conftest import serve_akash, serve_vast
+from tests.providers.conftest import serve_akash, serve_vast
 
 pytestmark = pytest.mark.django_db
 

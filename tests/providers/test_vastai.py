@@ -8,11 +8,11 @@ from itertools import pairwise
 import pytest
 from werkzeug import Response
 
-from providers import http
 from providers.pipeline import poll_provider
+from resilience import errors
 from tests.conftest import by_id, payload
-from tests.gpu.conftest import serve_vast
-from tests.gpu.payloads import vast_search
+from tests.providers.conftest import serve_vast
+from tests.providers.volume import vast_search
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +122,7 @@ def test_it_skips_a_malformed_offer_and_keeps_the_rest(vastai):
 def test_it_maps_a_429_without_retry_after_to_rate_limited(vastai):
     provider, server = vastai
     serve_vast(server, {"detail": "API requests too frequent endpoint threshold=4.5"}, status=429)
-    with pytest.raises(http.RateLimited, match="too frequent") as raised:
+    with pytest.raises(errors.RateLimited, match="too frequent") as raised:
         provider.adapter().list_models()
     assert raised.value.retry_after is None
 
@@ -149,14 +149,14 @@ def test_it_retries_a_429_without_retry_after_no_faster_than_vasts_rate(vastai, 
 def test_it_maps_a_success_false_body_to_a_typed_error(vastai):
     provider, server = vastai
     serve_vast(server, payload("vastai/error.json"), status=404)
-    with pytest.raises(http.NotFound, match="invalid_args: error 404/3603: no_such_ask"):
+    with pytest.raises(errors.NotFound, match="invalid_args: error 404/3603: no_such_ask"):
         provider.adapter().list_models()
 
 
 def test_it_reads_the_status_inside_msg_when_the_http_status_is_200(vastai):
     provider, server = vastai
     serve_vast(server, payload("vastai/error.json"))
-    with pytest.raises(http.NotFound) as raised:
+    with pytest.raises(errors.NotFound) as raised:
         provider.adapter().list_models()
     assert raised.value.status == 404
 
@@ -168,7 +168,7 @@ def test_it_treats_vasts_404_auth_error_as_an_invalid_key(vastai, settings):
     server.expect_request("/api/v0/users/current/").respond_with_json(
         {"error": "auth_error", "msg": "Invalid user key"}, status=404
     )
-    with pytest.raises(http.InvalidKey) as raised:
+    with pytest.raises(errors.InvalidKey) as raised:
         provider.adapter().list_models()
     assert "vast-wrong-key-0000" not in str(raised.value)
     assert provider.test_connection().status == "invalid key"
@@ -177,7 +177,7 @@ def test_it_treats_vasts_404_auth_error_as_an_invalid_key(vastai, settings):
 def test_it_rejects_a_body_without_an_offers_list(vastai):
     provider, server = vastai
     serve_vast(server, {"offers": None})
-    with pytest.raises(http.BadPayload, match="no offers list"):
+    with pytest.raises(errors.BadPayload, match="no offers list"):
         provider.adapter().list_models()
 
 
@@ -220,6 +220,6 @@ def test_run_inference_creates_an_instance_with_the_key(vastai, settings):
 
 def test_run_inference_needs_a_key(vastai):
     provider, server = vastai
-    with pytest.raises(http.MissingKey, match="VASTAI_API_KEY"):
+    with pytest.raises(errors.MissingKey, match="VASTAI_API_KEY"):
         provider.adapter().run_inference({"offer": "21342210", "image": "x"})
     assert server.log == []

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from providers import http
+from resilience import errors
 from tests.conftest import by_id, payload
-from tests.gpu.conftest import serve_ionet
+from tests.providers.conftest import serve_ionet
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_it_fails_with_missing_key_and_calls_nothing_without_one(registry, serve):
     provider = registry["ionet"]
     server = serve(provider)
-    with pytest.raises(http.MissingKey, match="IONET_API_KEY"):
+    with pytest.raises(errors.MissingKey, match="IONET_API_KEY"):
         provider.adapter().list_models()
     assert server.log == []
     assert provider.test_connection().status == "no key"
@@ -76,7 +76,7 @@ def test_it_keeps_a_configuration_without_a_price_at_an_unknown_price(ionet):
 def test_it_rejects_a_body_without_the_hardware_list(ionet):
     provider, server = ionet
     serve_ionet(server, {"data": []})
-    with pytest.raises(http.BadPayload, match=r"data\.hardware"):
+    with pytest.raises(errors.BadPayload, match=r"data\.hardware"):
         provider.adapter().list_models()
 
 
@@ -115,11 +115,11 @@ def test_a_rejected_key_is_an_invalid_key(ionet):
     server.expect_request("/enterprise/v1/io-cloud/vmaas/hardware").respond_with_json(
         {"detail": "Invalid API key"}, status=401
     )
-    with pytest.raises(http.InvalidKey, match="Invalid API key"):
+    with pytest.raises(errors.InvalidKey, match="Invalid API key"):
         provider.adapter().list_models()
 
 
 def test_renting_points_at_the_console(ionet):
     provider, _ = ionet
-    with pytest.raises(http.NotSupported, match=r"https://cloud\.io\.net"):
+    with pytest.raises(errors.NotSupported, match=r"https://cloud\.io\.net"):
         provider.adapter().run_inference({})

@@ -19,7 +19,7 @@ import httpx
 from django.conf import settings
 from django.core.cache import cache
 
-from health import metrics
+from resilience import metrics
 
 MIDDLE_TTL = 45
 

@@ -1,4 +1,4 @@
-"""The resilient call every provider request goes through (providers.http.ProviderClient).
+"""The resilient call every provider request goes through (resilience.client.ProviderClient).
 
     cache (GET) → retries (tenacity) → [breaker → limiter → one attempt → metrics]
 
@@ -31,11 +31,12 @@ from tenacity import (
     wait_random,
 )
 
-from health import breaker, cache, limiter, metrics
-from providers.http import ProviderError, RateLimited, RateLimitExceeded, current_policy
+from resilience import breaker, cache, limiter, metrics
+from resilience.errors import OK, ProviderError, RateLimited, RateLimitExceeded, outcome_of
+from resilience.policy import current_policy
 
 if TYPE_CHECKING:
-    from providers.http import ProviderClient
+    from resilience.client import ProviderClient
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def attempt(client: ProviderClient, request: httpx.Request) -> httpx.Response:
     slug = client.slug
     seen = breaker.before_call(slug)
     try:
-        limiter.acquire(slug, client.env_prefix)
+        limiter.acquire(client.policy)
     except RateLimitExceeded:
         breaker.after_call(slug, None, seen)
         raise
@@ -65,15 +66,15 @@ def attempt(client: ProviderClient, request: httpx.Request) -> httpx.Response:
     try:
         response = client.send(request)
     except ProviderError as exc:
-        outcome = metrics.outcome_of(exc)
+        outcome = outcome_of(exc)
         breaker.after_call(slug, outcome, seen)
         metrics.record(slug, outcome, time.monotonic() - started)
         raise
     except BaseException:
         breaker.after_call(slug, None, seen)
         raise
-    breaker.after_call(slug, "ok", seen)
-    metrics.record(slug, "ok", time.monotonic() - started)
+    breaker.after_call(slug, OK, seen)
+    metrics.record(slug, OK, time.monotonic() - started)
     return response
 
 
@@ -108,7 +109,7 @@ def retryable(exc: BaseException, method: str) -> bool:
 def backoff(state: RetryCallState) -> float:
     """The provider's Retry-After when it sent one, else exponential backoff with jitter.
     A 429 without Retry-After (Vast's) waits at least one interval of the provider's own
-    rate, <PREFIX>_RATE_LIMIT per minute, so the retries never come faster than it allows."""
+    rate (its policy's requests per minute), so the retries never come faster than it allows."""
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         return exc.retry_after
@@ -118,7 +119,7 @@ def backoff(state: RetryCallState) -> float:
     wait = (exponential + wait_random(0, settings.PROVIDER_RETRY_JITTER))(state)
     if isinstance(exc, RateLimited):
         client: ProviderClient = state.args[0]
-        per_minute = getattr(settings, f"{client.env_prefix}_RATE_LIMIT")
+        per_minute = client.policy.rate_limit
         if per_minute > 0:
             wait = max(wait, min(60 / per_minute, settings.PROVIDER_RETRY_MAX_DELAY))
     return wait

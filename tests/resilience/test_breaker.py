@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 from werkzeug import Response
 
-from health import breaker
-from providers import http
-from tests.health.conftest import MODELS, PATH, ROOT, get, requests_to
+from resilience import breaker, errors
+from tests.conftest import MODELS, PATH, get, requests_to
+from tests.resilience.conftest import ROOT
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def open_it(server, client) -> float:
     """Five 500s in a row; returns when the breaker opened."""
     server.expect_request(PATH).respond_with_json({"error": "down"}, status=500)
     for _ in range(5):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(client)
     server.clear()
     return time.time()
@@ -63,13 +63,13 @@ def test_it_opens_after_five_failures_and_the_sixth_call_makes_no_request(
 ):
     groq_server.expect_request(PATH).respond_with_json({"error": "down"}, status=503)
     for _ in range(4):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(groq_client)
     assert state() == "CLOSED"
-    with pytest.raises(http.Transient):
+    with pytest.raises(errors.Transient):
         get(groq_client)
     assert state() == "OPEN"
-    with pytest.raises(http.CircuitBreakerOpen, match="no call made"):
+    with pytest.raises(errors.CircuitBreakerOpen, match="no call made"):
         get(groq_client)
     assert requests_to(groq_server) == 5
     described = breaker.current("groq")
@@ -82,7 +82,7 @@ def test_a_success_resets_the_count_of_consecutive_failures(
 ):
     groq_server.expect_request(PATH).respond_with_json({}, status=500)
     for _ in range(4):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(groq_client)
     groq_server.clear()
     groq_server.expect_request(PATH).respond_with_json(MODELS)
@@ -90,11 +90,12 @@ def test_a_success_resets_the_count_of_consecutive_failures(
     groq_server.clear()
     groq_server.expect_request(PATH).respond_with_json({}, status=500)
     for _ in range(4):
-        with pytest.raises(http.Transient):
+        with pytest.raises(errors.Transient):
             get(groq_client)
     assert state() == "CLOSED"
 
 
+@pytest.mark.slow
 def test_after_the_timeout_exactly_three_trial_calls_pass_across_two_processes(
     transactional_db, backend, breaker_settings, groq_server, groq_client, processes
 ):
@@ -113,10 +114,10 @@ def test_a_failed_trial_opens_it_again(backend, breaker_settings, groq_server, g
     open_it(groq_server, groq_client)
     time.sleep(0.55)
     groq_server.expect_request(PATH).respond_with_json({}, status=502)
-    with pytest.raises(http.Transient):
+    with pytest.raises(errors.Transient):
         get(groq_client)
     assert state() == "OPEN"
-    with pytest.raises(http.CircuitBreakerOpen):
+    with pytest.raises(errors.CircuitBreakerOpen):
         get(groq_client)
     assert requests_to(groq_server) == 1
     assert breaker.current("groq")["trip_count"] == 2
@@ -135,7 +136,11 @@ def test_reset_closes_it_and_calls_go_out_again(
 
 def test_only_transient_failures_count(backend, breaker_settings, groq_server, groq_client):
     """A provider answering 401, 404 or 429 is up: the breaker stays closed."""
-    for status, error in [(401, http.InvalidKey), (404, http.NotFound), (429, http.RateLimited)]:
+    for status, error in [
+        (401, errors.InvalidKey),
+        (404, errors.NotFound),
+        (429, errors.RateLimited),
+    ]:
         groq_server.expect_request(PATH).respond_with_json({"error": "no"}, status=status)
         for _ in range(6):
             with pytest.raises(error):
@@ -144,6 +149,7 @@ def test_only_transient_failures_count(backend, breaker_settings, groq_server, g
     assert state() == "CLOSED"
 
 
+@pytest.mark.slow
 def test_on_the_embedded_default_the_trials_are_shared_through_sqlite(
     tmp_path, breaker_settings, settings, groq_server, processes
 ):
@@ -164,5 +170,5 @@ def test_on_the_embedded_default_the_trials_are_shared_through_sqlite(
     assert sorted(outcomes) == ["CircuitBreakerOpen"] * 3 + ["ok"] * 3
     assert requests_to(groq_server) == 3
     with sqlite3.connect(tmp_path / "gpubroker.sqlite3") as db:
-        row = db.execute("SELECT value FROM health_sharedstate WHERE key = 'breaker:groq'")
+        row = db.execute("SELECT value FROM resilience_sharedstate WHERE key = 'breaker:groq'")
         assert json.loads(row.fetchone()[0])["state"] == "CLOSED"

@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from health import breaker, checks, metrics, status
-from health.store import store
-from providers import http
-from tests.health.conftest import KEY, MODELS, PATH, get, requests_to
+from health import checks, status
+from resilience import breaker, errors, metrics
+from resilience.store import store
+from tests.conftest import KEY, MODELS, PATH, get, policy_for, requests_to
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def test_it_retries_a_5xx_and_returns_the_answer(retrying, groq_client):
 
 def test_it_gives_up_after_max_retries_with_the_typed_error(retrying, groq_client):
     retrying.expect_request(PATH).respond_with_json({"error": "boom"}, status=500)
-    with pytest.raises(http.Transient, match="HTTP 500"):
+    with pytest.raises(errors.Transient, match="HTTP 500"):
         get(groq_client)
     assert requests_to(retrying) == 4  # the call and three retries
 
@@ -49,7 +49,7 @@ def test_a_retry_after_longer_than_the_bound_goes_to_the_caller(retrying, groq_c
     retrying.expect_request(PATH).respond_with_json(
         {"error": "slow down"}, status=429, headers={"retry-after": "120"}
     )
-    with pytest.raises(http.RateLimited) as raised:
+    with pytest.raises(errors.RateLimited) as raised:
         get(groq_client)
     assert raised.value.retry_after == 120
     assert requests_to(retrying) == 1
@@ -62,7 +62,7 @@ def test_a_401_is_not_retried_does_not_trip_but_marks_the_provider_unavailable(
         {"error": {"message": f"Invalid API Key {KEY}"}}, status=401
     )
     for _ in range(6):
-        with pytest.raises(http.InvalidKey):
+        with pytest.raises(errors.InvalidKey):
             get(groq_client)
     assert requests_to(retrying) == 6  # one each: never retried
     assert breaker.current("groq")["state"] == "CLOSED"
@@ -87,8 +87,8 @@ def test_a_timeout_is_retried_then_raised_as_transient(retrying, settings, groq_
         return Response("{}", content_type="application/json")
 
     retrying.expect_request(PATH).respond_with_handler(slow)
-    client = type(groq_client)("groq", "GROQ")  # picks up the shorter timeout
-    with pytest.raises(http.Transient, match="timed out"):
+    client = type(groq_client)(policy_for("groq"))  # picks up the shorter timeout
+    with pytest.raises(errors.Transient, match="timed out"):
         get(client)
     client.close()
     counters = store().read([], [metrics.stats_key("groq")])[1][metrics.stats_key("groq")]
@@ -101,6 +101,6 @@ def test_a_post_is_retried_after_a_429_but_not_after_a_5xx(retrying, groq_client
     retrying.expect_oneshot_request(chat, method="POST").respond_with_json({}, status=429)
     retrying.expect_oneshot_request(chat, method="POST").respond_with_json({}, status=500)
     retrying.expect_request(chat, method="POST").respond_with_json({"choices": []})
-    with pytest.raises(http.Transient):
+    with pytest.raises(errors.Transient):
         groq_client.request("POST", chat, json={"model": "x", "messages": []})
     assert requests_to(retrying, chat) == 2

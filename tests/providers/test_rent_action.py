@@ -9,7 +9,7 @@ import pytest
 from providers.models import Offer
 from providers.pipeline import poll_provider
 from tests.conftest import payload
-from tests.gpu.conftest import serve_ionet, serve_vast
+from tests.providers.conftest import serve_ionet, serve_vast
 
 pytestmark = pytest.mark.django_db
 

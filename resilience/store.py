@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from health.models import SharedState
+from resilience.models import SharedState
 
 T = TypeVar("T")
 # A transition returns the new state (None: unchanged) and what the caller wants to know.
@@ -124,7 +124,7 @@ class RedisStore:
 
 
 class DatabaseStore:
-    """health.SharedState rows, each changed only under its row lock."""
+    """resilience.SharedState rows, each changed only under its row lock."""
 
     def _locked(self, key: str) -> SharedState:
         rows = SharedState.objects.select_for_update()

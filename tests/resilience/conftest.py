@@ -1,5 +1,5 @@
-"""Fixtures for the resilience and health tests: a provider on loopback, both shared stores,
-and real separate processes running the client against the same state."""
+"""Real separate processes running the client against the same shared state (the
+cross-process tests of the breaker and the limiter; marked slow)."""
 
 from __future__ import annotations
 
@@ -14,57 +14,10 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from pytest_httpserver import HTTPServer
 
-from providers.http import ProviderClient
+from tests.conftest import PATH
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "gsk_healthtests000000000001"
-PATH = "/openai/v1/models"
-MODELS = {"object": "list", "data": [{"id": "llama-3.1-8b-instant", "active": True}]}
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(params=["redis", "database"])
-def backend(request, settings) -> str:
-    """Run the test once on Redis and once on the embedded default's database store."""
-    if request.param == "database":
-        if "transactional_db" not in request.fixturenames:
-            request.getfixturevalue("db")
-        settings.REDIS_URL = ""
-    return request.param
-
-
-@pytest.fixture
-def groq_server(httpserver: HTTPServer, settings) -> HTTPServer:
-    """Groq's base URL on the loopback server, a key set, one attempt per call, no cache."""
-    settings.GROQ_BASE_URL = httpserver.url_for("").rstrip("/")
-    settings.GROQ_API_KEY = KEY
-    settings.PROVIDER_MAX_RETRIES = 0
-    settings.PROVIDER_CACHE_ENABLED = False
-    return httpserver
-
-
-@pytest.fixture
-def groq_client():
-    """A bare ProviderClient for Groq (what every adapter uses underneath)."""
-    c = ProviderClient("groq", "GROQ")
-    yield c
-    c.close()
-
-
-def get(client: ProviderClient, path: str = PATH, **kwargs):
-    return client.request("GET", path, headers={"Authorization": f"Bearer {KEY}"}, **kwargs)
-
-
-def requests_to(server: HTTPServer, path: str = PATH) -> int:
-    return sum(1 for request, _ in server.log if request.path == path)
-
-
 KNOBS = [
     "GROQ_BASE_URL",
     "GROQ_API_KEY",
@@ -109,7 +62,7 @@ def processes(settings):
         )
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "tests.health.worker", spec],
+                [sys.executable, "-m", "tests.resilience.worker", spec],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.PIPE,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from providers import http
 from providers.pipeline import poll_provider
+from resilience import errors
 from tests.conftest import by_id
 
 pytestmark = pytest.mark.django_db
@@ -46,5 +46,5 @@ def test_health_check_reports_an_unreachable_site(render, settings):
 
 def test_renting_points_at_the_console(render):
     provider, _ = render
-    with pytest.raises(http.NotSupported, match=r"https://rendernetwork\.com"):
+    with pytest.raises(errors.NotSupported, match=r"https://rendernetwork\.com"):
         provider.adapter().run_inference({})

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from providers import http
+from resilience import errors
 from tests.conftest import by_id, payload
-from tests.gpu.conftest import serve_akash
+from tests.providers.conftest import serve_akash
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +88,7 @@ def test_it_marks_a_gpu_with_nothing_free_unavailable(akash):
 def test_it_rejects_a_body_without_models(akash):
     provider, server = akash
     serve_akash(server, {"availability": {"total": 0, "available": 0}})
-    with pytest.raises(http.BadPayload, match="no models list"):
+    with pytest.raises(errors.BadPayload, match="no models list"):
         provider.adapter().list_models()
 
 
@@ -106,13 +106,13 @@ def test_health_check_fails_while_the_rpc_node_catches_up(akash):
     status = copy.deepcopy(RPC_STATUS)
     status["result"]["sync_info"]["catching_up"] = True
     server.expect_request("/status").respond_with_json(status)
-    with pytest.raises(http.Transient, match="catching up"):
+    with pytest.raises(errors.Transient, match="catching up"):
         provider.adapter().health_check()
 
 
 def test_renting_points_at_the_console(akash):
     provider, _ = akash
-    with pytest.raises(http.NotSupported, match=r"https://console\.akash\.network"):
+    with pytest.raises(errors.NotSupported, match=r"https://console\.akash\.network"):
         provider.adapter().run_inference({})
 
 
