@@ -33,6 +33,7 @@ os.environ.setdefault(
 os.environ.setdefault("API_RATE_LIMIT", "1000000000")
 # As deployed: the rate limit counts in Redis (BENCH_REDIS_URL, default db 10 on localhost).
 os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+os.environ.setdefault("CACHE_KEY_PREFIX", "bench-catalog")  # apart from the tests' keys
 
 from benchmarks import marketplace as bench  # noqa: E402  (after the environment is set)
 

@@ -58,7 +58,7 @@ class Filters:
         q = Q()
         if self.provider:
             ids = [p.pk for p in providers if p.slug in self.provider]
-            q &= AnyOf(F("provider_id"), ids) if ids else Q(pk__in=[])
+            q &= AnyOf(F("provider_id"), ids)  # none known: `= ANY('{}')`, no offers
         if self.region:
             q &= Q(region__in=self.region)
         if self.gpu:

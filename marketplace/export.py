@@ -12,6 +12,7 @@ import csv
 import io
 from collections.abc import Iterator
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Case, F, QuerySet, Value, When
 from django.http import StreamingHttpResponse
@@ -52,7 +53,7 @@ COLUMNS = {
 def csv_response(offers: QuerySet[Offer]) -> StreamingHttpResponse:
     rows = offers.order_by("id").annotate(**{f"c_{k}": v for k, v in COLUMNS.items()})
     rows = rows.values_list(*(f"c_{k}" for k in COLUMNS))
-    stream = _copy(rows) if connection.vendor == "postgresql" else _written(rows)
+    stream = _copy(*_sql(rows)) if connection.vendor == "postgresql" else _written(rows)
     response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="gpubroker-pricing.csv"'
     return response
@@ -62,9 +63,19 @@ def _header() -> bytes:
     return (",".join(COLUMNS) + "\n").encode()  # COPY ends its lines with \n too
 
 
-def _copy(rows: QuerySet) -> Iterator[bytes]:
-    sql, params = rows.query.sql_with_params()
+def _sql(rows: QuerySet) -> tuple[str | None, tuple]:
+    """The query, compiled before the first byte goes out (an error then is still an
+    answer); None when Django knows it matches nothing."""
+    try:
+        return rows.query.sql_with_params()
+    except EmptyResultSet:
+        return None, ()
+
+
+def _copy(sql: str | None, params: tuple) -> Iterator[bytes]:
     yield _header()
+    if sql is None:
+        return
     with connection.cursor() as cursor:
         copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"
         with cursor.cursor.copy(copy_sql, params) as copy:
