@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 N = int(os.environ.get("BENCH_CALLS", "2000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+TARGET = 1.2  # resilient call (cache off) ≤ 1.2 × a bare httpx call, on Redis
 BODY = json.dumps({"object": "list", "data": [{"id": f"model-{i}"} for i in range(20)]}).encode()
 
 
@@ -86,8 +88,8 @@ def measure(store: str) -> list[dict]:
     shared_store().delete(["breaker:bench", "bucket:bench", "stats:bench"])
     cache.invalidate(["bench"])
     rows = []
-    with httpx.Client(base_url=origin) as bare:
-        rows.append(("bare httpx", timed(lambda i: bare.get("/v1/models"))))
+    bare = httpx.Client(base_url=origin)
+    rows.append(("bare httpx", timed(lambda i: bare.get("/v1/models"))))
     client = ProviderClient(policy)
     rows.append(
         (
@@ -102,6 +104,14 @@ def measure(store: str) -> list[dict]:
         ("resilient, cache miss", timed(lambda i: client.request("GET", f"/v1/models?n={i}")))
     )
     rows.append(("resilient, cache hit", timed(lambda i: client.request("GET", "/v1/models"))))
+    # The target: resilient (cache off) against bare httpx, paired round by round in this run.
+    settings.PROVIDER_CACHE_ENABLED = False
+    ratios = []
+    for _ in range(ROUNDS):
+        base = statistics.median(timed(lambda i: bare.get("/v1/models"), N // ROUNDS))
+        full = statistics.median(timed(lambda i: client.request("GET", "/v1/models"), N // ROUNDS))
+        ratios.append(full / base)
+    bare.close()
     client.close()
     server.terminate()
     server.wait()
@@ -115,7 +125,7 @@ def measure(store: str) -> list[dict]:
             "p95": statistics.quantiles(s, n=20)[18],
         }
         for name, s in rows
-    ]
+    ] + [{"store": store, "ratios": ratios}]
 
 
 def child_env(store: str, workdir: str) -> dict[str, str]:
@@ -155,12 +165,21 @@ def main() -> None:
     print(f"Resilient client overhead, {N} calls per row, loopback HTTP server (µs per call)\n")
     print(f"{'store':<9} {'path':<22} {'median':>8} {'p95':>8} {'overhead':>9}")
     for store in ("redis", "postgres", "sqlite"):
-        base = next(r["median"] for r in rows if r["store"] == store and r["path"] == "bare httpx")
-        for r in (r for r in rows if r["store"] == store):
+        base = next(
+            r["median"] for r in rows if r["store"] == store and r.get("path") == "bare httpx"
+        )
+        for r in (r for r in rows if r["store"] == store and "path" in r):
             overhead = r["median"] - base
             print(
                 f"{store:<9} {r['path']:<22} {r['median']:>8.0f} {r['p95']:>8.0f} {overhead:>+9.0f}"
             )
+    print(f"\nresilient (cache off) / bare httpx, median of {N // ROUNDS} calls, {ROUNDS} rounds:")
+    for r in (r for r in rows if "ratios" in r):
+        ratios = r["ratios"]
+        low, mid, high = min(ratios), statistics.median(ratios), max(ratios)
+        verdict = "" if r["store"] != "redis" else ("  PASS" if mid <= TARGET else "  FAIL")
+        print(f"{r['store']:<9} min {low:.2f}×  median {mid:.2f}×  max {high:.2f}×{verdict}")
+    print(f"(target on Redis: median ≤ {TARGET}×)")
 
 
 if __name__ == "__main__":

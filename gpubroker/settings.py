@@ -182,9 +182,13 @@ PROVIDER_CIRCUIT_BREAKER_TIMEOUT = env.float("PROVIDER_CIRCUIT_BREAKER_TIMEOUT",
 PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS = env.int(
     "PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS", default=3
 )
+# How long a process trusts a CLOSED breaker it read (a trip elsewhere reaches it by then).
+PROVIDER_CIRCUIT_BREAKER_LOCAL_TTL = env.float("PROVIDER_CIRCUIT_BREAKER_LOCAL_TTL", default=1.0)
 PROVIDER_RATE_LIMITER_ENABLED = env.bool("PROVIDER_RATE_LIMITER_ENABLED", default=True)
 # A call finding the bucket empty waits at most this long for a token, then RateLimitExceeded.
 PROVIDER_RATE_LIMITER_MAX_WAIT = env.float("PROVIDER_RATE_LIMITER_MAX_WAIT", default=5)
+# A process takes tokens in leases of up to this many seconds' refill, spent without a round trip.
+PROVIDER_RATE_LIMITER_LEASE_SECONDS = env.float("PROVIDER_RATE_LIMITER_LEASE_SECONDS", default=1.0)
 PROVIDER_CACHE_ENABLED = env.bool("PROVIDER_CACHE_ENABLED", default=True)
 PROVIDER_CACHE_TTL = env.int("PROVIDER_CACHE_TTL", default=30)
 PROVIDER_CACHE_MAX_TTL = env.int("PROVIDER_CACHE_MAX_TTL", default=300)
@@ -196,6 +200,9 @@ PROVIDER_RETRY_JITTER = env.float("PROVIDER_RETRY_JITTER", default=1)
 PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=3)
 # Success rate, response times and status are computed over this many recent seconds.
 PROVIDER_METRICS_WINDOW = env.int("PROVIDER_METRICS_WINDOW", default=300)
+# On Redis, a process adds up its call metrics and writes them at most this many seconds later
+# (0: at once, a round trip per call).
+PROVIDER_METRICS_FLUSH_SECONDS = env.float("PROVIDER_METRICS_FLUSH_SECONDS", default=1.0)
 # Token-bucket burst per provider: <PREFIX>_RATE_LIMIT_BURST, default its <PREFIX>_RATE_LIMIT.
 for _entry in PROVIDER_REGISTRY.values():
     _p = _entry["env_prefix"]

@@ -16,7 +16,8 @@ from typing import Any
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
-from marketplace.filters import KINDS, VRAM_SLACK_GB, AnyOf
+from marketplace.filters import KINDS
+from marketplace.search import VRAM_SLACK_GB, AnyOf
 from marketplace.status import providers_with_status
 from providers.models import UNIT_PRICE, Offer, PollRun, Provider
 

@@ -11,7 +11,7 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from marketplace.templatetags.market import FIELD_LABELS, usd
+from marketplace.formatting import FIELD_LABELS, usd
 from providers.models import UNIT_PRICE, Offer, PriceChange
 
 # The price a card draws: the first one stated of those its unit price is made from.

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from marketplace.templatetags.market import ago
+from health.status import open_breakers
+from marketplace.formatting import ago, every
 from providers.models import Credential, PollRun, Provider
-from resilience import breaker
-from resilience.store import store
 
 
 def providers_with_status() -> QuerySet[Provider]:
@@ -24,17 +23,6 @@ def providers_with_status() -> QuerySet[Provider]:
         last_outcome=Subquery(finished.values("outcome")[:1]),
         last_error_class=Subquery(finished.values("error_class")[:1]),
     )
-
-
-def open_breakers(providers: list[Provider]) -> set[str]:
-    """Slugs whose shared circuit breaker is OPEN, in one read of the shared store."""
-    keys = [breaker.key(p.slug) for p in providers]
-    states, _ = store().read(keys, [])
-    return {
-        p.slug
-        for p, k in zip(providers, keys, strict=True)
-        if states.get(k, {}).get("state") == breaker.OPEN
-    }
 
 
 def problem(provider: Provider, breaker_open: bool = False) -> str:
@@ -62,17 +50,8 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
     return ""
 
 
-def every(seconds: int) -> str:
-    """A poll interval in words: "hour", "10 minutes", "90 seconds"."""
-    for unit, size in (("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return unit if count == 1 else f"{count} {unit}s"
-    return f"{seconds} seconds"
-
-
 def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:
     """Each provider in view (all, or the ones filtered on) that has a problem, with it."""
     in_view = [p for p in providers if not chosen or p.slug in chosen]
-    tripped = open_breakers(in_view)
+    tripped = open_breakers([p.slug for p in in_view])
     return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))]

@@ -7,8 +7,9 @@ from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from marketplace import catalog, compare, history, status
-from marketplace.filters import PAGE_SIZE, OfferFilter, Page, catalog_rows
+from marketplace import catalog, compare, history, search, status
+from marketplace.filters import OfferFilter, Page
+from marketplace.search import PAGE_SIZE
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS
 from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceChange
@@ -17,25 +18,26 @@ from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceC
 @vary_on_headers("HX-Request")
 def index(request: HttpRequest) -> TemplateResponse:
     providers = list(status.providers_with_status())
-    form = OfferFilter(request.GET, providers=providers, catalog=catalog_rows())
-    facets, total = form.facets()
+    catalog_rows = search.catalog_rows()
+    form = OfferFilter(request.GET, providers=providers, catalog=catalog_rows)
+    counts, total = search.facet_counts(form.criteria, catalog_rows)
     groups = None
     if form.grouping == "offer":
         page = Page(form, total)
-        offers = history.with_sparklines(form.page_of_offers(page))
+        offers = search.page_of_offers(form.criteria, catalog_rows, page.offset, providers)
+        offers = history.with_sparklines(offers)
     else:  # one card per model or GPU model, each opening onto its offers
+        matching = search.offers(form.criteria, search.choice(form.criteria, catalog_rows))
         page_number = (form.values["page"] or 1) - 1
-        groups, count = compare.groups(
-            form.offers(), form.grouping, page_number * PAGE_SIZE, PAGE_SIZE
-        )
+        groups, count = compare.groups(matching, form.grouping, page_number * PAGE_SIZE, PAGE_SIZE)
         page = Page(form, count)
         if page.number - 1 != page_number:  # asked past the end: the last page
-            groups, _ = compare.groups(form.offers(), form.grouping, page.offset, PAGE_SIZE)
+            groups, _ = compare.groups(matching, form.grouping, page.offset, PAGE_SIZE)
         offers = []
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "form": form,
-        "facets": facets,
+        "facets": form.facets(counts),
         "total": total,
         "page": page,
         "groups": groups,

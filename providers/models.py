@@ -327,7 +327,7 @@ UNIT_PRICE = Coalesce(
 # The marketplace's five facet values of an offer in one column (kind, provider, region, task,
 # GPU model, joined by the ASCII unit separator, which no provider's names contain). Grouping
 # by one column instead of five halves the time of the facet counts under a limit, and
-# "offers in these facet combinations" is one indexed lookup (marketplace.filters).
+# "offers in these facet combinations" is one indexed lookup (marketplace.search).
 FACET_KEY_SEPARATOR = "\x1f"
 FACET_KEY = Concat(
     "kind",
@@ -471,7 +471,7 @@ class OfferFacet(models.Model):
     key = models.CharField(max_length=300, help_text="Offer.facet_key of these offers.")
     # The range of these offers' VRAM (GB): -1 the low end when one has none, NULL the high
     # end when none has any. A GPU model's offers at one provider mostly share one figure, so
-    # "at least N GB" is decided here for whole combinations (marketplace.filters).
+    # "at least N GB" is decided here for whole combinations (marketplace.search).
     vram_low = models.FloatField()
     vram_high = models.FloatField(null=True)
 

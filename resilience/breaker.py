@@ -6,6 +6,12 @@ PROVIDER_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS trial calls in all processes togeth
 is taken inside the atomic update, so two workers cannot both take the last one). All trials
 succeed → CLOSED; any fails → OPEN again.
 
+A CLOSED state read from the store is trusted in this process for
+PROVIDER_CIRCUIT_BREAKER_LOCAL_TTL seconds (default 1), so the common call costs no round trip;
+a breaker that opens elsewhere therefore stops this process's calls within that time. Every
+failure is written through at once (the count is shared), and the process that writes a
+state forgets what it had seen, so its own next call reads the store again.
+
 Only 5xx, timeouts and connection errors are failures. A provider that answers at all (even
 401, 404 or 429) is reachable, so for the breaker that call went through; the metrics still
 count it as an error, which is what marks the provider unhealthy.
@@ -22,6 +28,7 @@ from django.conf import settings
 
 from resilience import metrics
 from resilience.errors import UNREACHABLE, CircuitBreakerOpen
+from resilience.memo import ProcessMemo
 from resilience.store import store
 
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
@@ -104,14 +111,31 @@ def key(slug: str) -> str:
     return f"breaker:{slug}"
 
 
+# Per provider: (time.monotonic() when read, the CLOSED state read then).
+_closed_seen = ProcessMemo()
+forget = _closed_seen.forget
+
+
+def _closed_state(slug: str) -> dict | None:
+    """The CLOSED state this process read within the local TTL, if any."""
+    hit = _closed_seen.get(slug)
+    if hit and time.monotonic() - hit[0] < settings.PROVIDER_CIRCUIT_BREAKER_LOCAL_TTL:
+        return hit[1]
+    return None
+
+
 def before_call(slug: str) -> dict:
     """Raise CircuitBreakerOpen, without any network call, unless the breaker admits one.
     Returns the state it saw, for `after_call`."""
+    seen = _closed_state(slug)
+    if seen is not None:
+        return seen  # no read at all: a trip racing it is like a call already in flight
     cfg = Config.from_settings()
     now = time.time()
     seen = store().state(key(slug))
     if seen.get("state", CLOSED) == CLOSED:
-        return seen  # one read; a trip racing it is like a call already in flight
+        _closed_seen.set(slug, (time.monotonic(), seen))
+        return seen  # one read
     if store().update(key(slug), lambda s: admit(s, now, cfg)):
         return {"state": HALF_OPEN}
     metrics.count(slug, "breaker_rejected")
@@ -135,6 +159,7 @@ def after_call(slug: str, outcome_class: str | None, seen: dict) -> None:
         return  # nothing to change: the common case writes nothing
     cfg = Config.from_settings()
     now = time.time()
+    forget(slug)
     store().update(key(slug), lambda s: settle(s, outcome, now, cfg))
 
 
@@ -150,6 +175,7 @@ def reset(slug: str) -> None:
         s.update(state=CLOSED, failure_count=0, opened_at=None, trials=0, trial_successes=0)
         return s, None
 
+    forget(slug)
     store().update(key(slug), closed)
 
 

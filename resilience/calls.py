@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 from django.conf import settings
@@ -31,17 +31,32 @@ from tenacity import (
     wait_random,
 )
 
-from resilience import breaker, cache, limiter, metrics
+from resilience import breaker, cache, limiter, metrics, store
 from resilience.errors import OK, ProviderError, RateLimited, RateLimitExceeded, outcome_of
-from resilience.policy import current_policy
+from resilience.policy import ProviderPolicy, current_policy
 
-if TYPE_CHECKING:
-    from resilience.client import ProviderClient
+
+class Sender(Protocol):
+    """What a call needs of the client making it (resilience.client.ProviderClient)."""
+
+    slug: str
+    policy: ProviderPolicy
+
+    def send(self, request: httpx.Request) -> httpx.Response: ...
+
 
 logger = logging.getLogger(__name__)
 
 
-def call(client: ProviderClient, request: httpx.Request) -> httpx.Response:
+def forget_local_state() -> None:
+    """Drop what this process keeps between calls (breaker reads, unspent token leases) and
+    write the counters it holds: afterwards it sees only the shared state."""
+    breaker.forget()
+    limiter.forget()
+    store.flush()
+
+
+def call(client: Sender, request: httpx.Request) -> httpx.Response:
     key = cache.key_for(client.slug, request) if cache.applies(request) else None
     generation = None
     if key and not current_policy().fresh:
@@ -54,7 +69,7 @@ def call(client: ProviderClient, request: httpx.Request) -> httpx.Response:
     return response
 
 
-def attempt(client: ProviderClient, request: httpx.Request) -> httpx.Response:
+def attempt(client: Sender, request: httpx.Request) -> httpx.Response:
     slug = client.slug
     seen = breaker.before_call(slug)
     try:
@@ -118,7 +133,7 @@ def backoff(state: RetryCallState) -> float:
     )
     wait = (exponential + wait_random(0, settings.PROVIDER_RETRY_JITTER))(state)
     if isinstance(exc, RateLimited):
-        client: ProviderClient = state.args[0]
+        client: Sender = state.args[0]
         per_minute = client.policy.rate_limit
         if per_minute > 0:
             wait = max(wait, min(60 / per_minute, settings.PROVIDER_RETRY_MAX_DELAY))

@@ -5,6 +5,13 @@ Rate and burst capacity come from the provider's policy (the providers app fills
 one atomic update, so four workers share one budget instead of each spending its own. A call
 finding the bucket empty sleeps until a token is due, for at most
 PROVIDER_RATE_LIMITER_MAX_WAIT seconds in all, then raises RateLimitExceeded.
+
+A process takes tokens in leases: up to what the bucket would refill in
+PROVIDER_RATE_LIMITER_LEASE_SECONDS (at most a quarter of the capacity, at least one), kept for
+that long and spent without a round trip; a lease unspent by then is dropped. A fast provider
+so costs one round trip per lease, not per call; a slow one (a lease of one) is unchanged. Taken
+early is never taken twice: all processes together stay within the bucket, give or take one
+lease spent later than it was taken.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from django.conf import settings
 
 from resilience import metrics
 from resilience.errors import RateLimitExceeded
+from resilience.memo import ProcessMemo
 from resilience.policy import ProviderPolicy
 from resilience.store import store
 
@@ -30,45 +38,76 @@ def refilled(state: dict, now: float, rate: float, capacity: float) -> float:
     return min(capacity, state["tokens"] + max(0.0, now - state["at"]) * rate)
 
 
-def take(state: dict, now: float, rate: float, capacity: float) -> tuple[dict, float]:
-    """Take one token: returns the new state and 0, or the seconds until one is due."""
+def take(
+    state: dict, now: float, rate: float, capacity: float, most: int = 1
+) -> tuple[dict, list[float]]:
+    """Take up to `most` whole tokens (at least one): returns the new state and
+    [tokens taken, 0], or [0, the seconds until one is due]."""
     tokens = refilled(state, now, rate, capacity)
     if tokens >= 1:
-        return {"tokens": tokens - 1, "at": now}, 0.0
-    return {"tokens": tokens, "at": now}, (1 - tokens) / rate
+        taken = min(most, int(tokens))
+        return {"tokens": tokens - taken, "at": now}, [taken, 0.0]
+    return {"tokens": tokens, "at": now}, [0, (1 - tokens) / rate]
 
 
 # `take` for Redis, in one atomic round trip (Redis runs a script alone, start to end).
 TAKE_LUA = """
 local now, rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local most = tonumber(ARGV[4])
 local raw, tokens = redis.call("GET", KEYS[1]), capacity
 if raw then
   local s = cjson.decode(raw)
   tokens = math.min(capacity, s.tokens + math.max(0, now - s.at) * rate)
 end
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+local taken, wait = 0, 0
+if tokens >= 1 then
+  taken = math.min(most, math.floor(tokens))
+  tokens = tokens - taken
+else
+  wait = (1 - tokens) / rate
+end
 redis.call("SET", KEYS[1], cjson.encode({tokens = tokens, at = now}))
-return cjson.encode(wait)
+return cjson.encode({taken, wait})
 """
+
+# Per provider: [tokens leased and not yet spent, time.monotonic() when the lease ends].
+_leases = ProcessMemo()
+forget = _leases.forget
+
+
+def lease_size(policy: ProviderPolicy) -> int:
+    refill = policy.tokens_per_second * settings.PROVIDER_RATE_LIMITER_LEASE_SECONDS
+    return max(1, int(min(refill, policy.capacity / 4)))
+
+
+def _spend_leased(slug: str) -> bool:
+    lease = _leases.get(slug)
+    if lease and lease[0] >= 1 and time.monotonic() < lease[1]:
+        lease[0] -= 1
+        return True
+    return False
 
 
 def acquire(policy: ProviderPolicy) -> None:
     if not settings.PROVIDER_RATE_LIMITER_ENABLED:
         return
     slug, rate, capacity = policy.slug, policy.tokens_per_second, policy.capacity
-    if rate <= 0:
+    if rate <= 0 or _spend_leased(slug):
         return
+    most = lease_size(policy)
     deadline = time.monotonic() + settings.PROVIDER_RATE_LIMITER_MAX_WAIT
     waited = False
     while True:
         now = time.time()
-        wait = store().update(
+        taken, wait = store().update(
             key(slug),
-            lambda s, now=now: take(s, now, rate, capacity),
-            script=(TAKE_LUA, [now, rate, capacity]),
+            lambda s, now=now: take(s, now, rate, capacity, most),
+            script=(TAKE_LUA, [now, rate, capacity, most]),
         )
-        if not wait:
+        if taken:
+            if taken > 1:
+                lease_ends = time.monotonic() + settings.PROVIDER_RATE_LIMITER_LEASE_SECONDS
+                _leases.set(slug, [taken - 1, lease_ends])
             if waited:
                 metrics.count(slug, "limiter_waited")
             return

@@ -50,7 +50,11 @@ def record(slug: str, outcome: str, seconds: float) -> None:
     }
     now_key = window_key(slug, int(time.time() // 60))
     store().incr(
-        [(stats_key(slug), sample, None), (now_key, sample, settings.PROVIDER_METRICS_WINDOW + 120)]
+        [
+            (stats_key(slug), sample, None),
+            (now_key, sample, settings.PROVIDER_METRICS_WINDOW + 120),
+        ],
+        defer=True,
     )
 
 
@@ -65,7 +69,7 @@ def errors_by_class(counters: dict[str, float]) -> dict[str, int]:
 
 def count(slug: str, field: str) -> None:
     """Count an event that is not a network attempt (a cache hit, a blocked call…)."""
-    store().incr([(stats_key(slug), {field: 1}, None)])
+    store().incr([(stats_key(slug), {field: 1}, None)], defer=True)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,18 @@ Two kinds of value live here:
   set in settings take the write lock at BEGIN). The breaker and the token bucket are plain
   transition functions over such a dict, so both stores run the very same code.
 - *counters*: dicts of numbers that are only ever incremented (`incr`), optionally expiring.
+  On Redis, `incr(..., defer=True)` adds them up in this process and writes them in one
+  round trip at most PROVIDER_METRICS_FLUSH_SECONDS later (at the latest when the process
+  exits, or when it reads counters itself), so a call's metrics cost no round trip of their
+  own. Other processes see them that much later. The database store always writes at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
@@ -52,7 +59,7 @@ return 0
 class Store(Protocol):
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T: ...
     def state(self, key: str) -> dict[str, Any]: ...
-    def incr(self, ops: Iterable[CounterOp]) -> None: ...
+    def incr(self, ops: Iterable[CounterOp], *, defer: bool = False) -> None: ...
     def read(
         self, states: list[str], counters: list[str]
     ) -> tuple[dict[str, dict], dict[str, dict]]: ...
@@ -63,6 +70,9 @@ class RedisStore:
     def __init__(self, url: str):
         self.redis = redis.Redis.from_url(url)
         self.scripts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[dict[str, float], int | None]] = {}
+        self._timer: threading.Timer | None = None
 
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T:
         name = REDIS_PREFIX + key
@@ -87,7 +97,37 @@ class RedisStore:
         raw = self.redis.get(REDIS_PREFIX + key)
         return json.loads(raw) if raw else {}
 
-    def incr(self, ops: Iterable[CounterOp]) -> None:
+    def incr(self, ops: Iterable[CounterOp], *, defer: bool = False) -> None:
+        delay = settings.PROVIDER_METRICS_FLUSH_SECONDS
+        if not defer or delay <= 0:
+            self._incr_now(ops)
+            return
+        with self._lock:
+            for key, fields, ttl in ops:
+                pending, _ = self._pending.setdefault(key, ({}, ttl))
+                for field, amount in fields.items():
+                    pending[field] = pending.get(field, 0) + amount
+            if self._timer is None:
+                self._timer = threading.Timer(delay, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Write the counters added up in this process since the last flush."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if pending:
+            self._incr_now([(key, fields, ttl) for key, (fields, ttl) in pending.items()])
+
+    def discard(self) -> None:
+        """Forget the counters not yet written (a forked child: they are its parent's)."""
+        with self._lock:
+            self._pending, self._timer = {}, None
+
+    def _incr_now(self, ops: Iterable[CounterOp]) -> None:
         keys, args = [], []
         for key, fields, ttl in ops:
             keys.append(REDIS_PREFIX + key)
@@ -102,6 +142,8 @@ class RedisStore:
         return self.scripts[source]
 
     def read(self, states: list[str], counters: list[str]) -> tuple[dict, dict]:
+        if counters:
+            self.flush()  # this process's own counters are part of what it reads
         pipe = self.redis.pipeline(transaction=False)
         for key in states:
             pipe.get(REDIS_PREFIX + key)
@@ -148,7 +190,7 @@ class DatabaseStore:
     def state(self, key: str) -> dict[str, Any]:
         return self.read([key], [])[0][key]
 
-    def incr(self, ops: Iterable[CounterOp]) -> None:
+    def incr(self, ops: Iterable[CounterOp], *, defer: bool = False) -> None:
         with transaction.atomic():
             for key, fields, ttl in sorted(ops, key=lambda op: op[0]):  # one lock order
                 row = self._locked(key)
@@ -177,6 +219,23 @@ def store() -> Store:
     if url not in _stores:
         _stores[url] = RedisStore(url) if url else DatabaseStore()
     return _stores[url]
+
+
+def flush() -> None:
+    """Write every counter this process still holds (at exit, and between tests)."""
+    for shared in list(_stores.values()):
+        if isinstance(shared, RedisStore):
+            shared.flush()
+
+
+def _forked() -> None:
+    for shared in _stores.values():
+        if isinstance(shared, RedisStore):
+            shared.discard()
+
+
+atexit.register(flush)
+os.register_at_fork(after_in_child=_forked)
 
 
 def purge_expired() -> int:

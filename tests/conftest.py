@@ -14,6 +14,7 @@ from pytest_httpserver import HTTPServer
 
 from providers.models import Offer, Provider
 from providers.registry import load_registry
+from resilience.calls import forget_local_state
 from resilience.client import ProviderClient
 from resilience.policy import ProviderPolicy
 
@@ -53,8 +54,10 @@ def rewritten(before: dict[str, str]) -> set[str]:
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
+    forget_local_state()
     cache.clear()
     yield
+    forget_local_state()
     cache.clear()
 
 

@@ -1,64 +1,19 @@
-"""Formatting for offer cards: prices as people read them, never a made-up zero."""
+"""The marketplace's template filters: the formatting functions (marketplace.formatting), and
+what only the templates ask for (the filter panel's count, an offer's rows)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-
 from django import template
 from django.db import models
-from django.utils import timezone
-from django.utils.timesince import timesince
+
+from marketplace.formatting import ago, percent, price_label, shown, thousands, usd
 
 register = template.Library()
-
-FIELD_LABELS = {  # each price field's unit, in words
-    "usd_per_1m_input": "USD per 1M input tokens",
-    "usd_per_1m_output": "USD per 1M output tokens",
-    "usd_per_image": "USD per image",
-    "usd_per_gpu_hour": "USD per GPU-hour",
-    "usd_per_gpu_hour_min": "USD per GPU-hour (market low)",
-    "usd_per_gpu_hour_max": "USD per GPU-hour (market high)",
-    "usd_per_instance_hour": "USD per instance-hour",
-}
-
-
-@register.filter
-def usd(value: Decimal | float | None) -> str:
-    """$0.02, $0.00015, $1,234.50: at least cents, every significant digit stored."""
-    if value is None or value == "":
-        return ""
-    text = format(Decimal(str(value)).normalize(), "f")
-    whole, _, frac = text.partition(".")
-    return f"${int(whole):,}.{frac.ljust(2, '0')}"
-
-
-@register.filter
-def thousands(value: int | None) -> str:
-    """12,524: humanize's intcomma, without its locale machinery (called ~100 times a page)."""
-    return "" if value is None else f"{value:,}"
-
-
-@register.filter
-def ago(moment: datetime | None) -> str:
-    """How long since a moment, for freshness lines: "just now", "3 minutes ago", "never"."""
-    if moment is None:
-        return "never"
-    if timezone.now() - moment < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(moment, depth=1)} ago"
-
-
-@register.filter
-def price_label(field: str) -> str:
-    """A price field's unit in words: "USD per GPU-hour"."""
-    return FIELD_LABELS.get(field, field)
-
-
-@register.filter
-def percent(value: float | None) -> str:
-    """A 0–1 ratio as a percentage with one decimal place."""
-    return "" if value is None else f"{value * 100:.1f}%"
+register.filter("usd", usd)
+register.filter("thousands", thousands)
+register.filter("ago", ago)
+register.filter("price_label", price_label)
+register.filter("percent", percent)
 
 
 # What the "Filters" panel folds away on phones: facets and limits (the search box stays).
@@ -84,27 +39,6 @@ def extra_tags(tags: list[str] | None) -> list[str]:
     return [t for t in tags or [] if not str(t).startswith("region=")]
 
 
-# Decimal places shown for each float field on the offer page; a float not named here gets 2.
-# Stored values keep every digit; this is only how they read.
-FLOAT_PLACES = {
-    "throughput_tps": 1,
-    "latency_ms": 0,
-    "vram_gb": 1,
-    "vcpus": 1,
-    "ram_gb": 1,
-    "disk_gb": 1,
-    "benchmark_score": 1,
-    "gscore": 1,
-}
-RATIO_FIELDS = {"reliability"}  # 0–1, shown as a percentage
-
-
-def _number(value: float, places: int) -> str:
-    """24.7, 1,234.5, 80: rounded to `places`, thousands separated, no trailing ".0"."""
-    text = f"{value:,.{places}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 # Stored fields read as what they mean: an available offer's last sighting is its provider's
 # latest poll (Offer.seen_at); the G-Score value is shown after the score it gives.
 READ_AS = {"last_seen": "seen_at"}
@@ -121,29 +55,7 @@ def every_field(offer: models.Model) -> list[tuple[str, str]]:
             continue
         if f.name in SHOWN_BEFORE:
             name, label = SHOWN_BEFORE[f.name]
-            rows.append((label, _shown(name, getattr(offer, name))))
+            rows.append((label, shown(name, getattr(offer, name))))
         value = getattr(offer, READ_AS.get(f.name, f.name if f.is_relation else f.attname))
-        rows.append((f.verbose_name, _shown(f.name, value, key=f.primary_key)))
+        rows.append((f.verbose_name, shown(f.name, value, key=f.primary_key)))
     return rows
-
-
-def _shown(name: str, value, key: bool = False) -> str:
-    if value is None or value == "" or value == []:
-        return "—"
-    if isinstance(value, bool):  # before int: a bool is an int
-        return "yes" if value else "no"
-    if isinstance(value, Decimal):
-        return usd(value)
-    if name in RATIO_FIELDS:
-        return percent(value)
-    if isinstance(value, float):
-        return _number(value, FLOAT_PLACES.get(name, 2))
-    if isinstance(value, int) and not key:
-        return thousands(value)
-    if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d %H:%M} UTC"
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)

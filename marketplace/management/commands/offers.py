@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from marketplace import catalog
-from marketplace.templatetags.market import ago, usd
+from marketplace.formatting import ago, usd
 from providers.models import Kind, Offer
 from providers.vocabulary import TASKS
 

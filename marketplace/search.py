@@ -1,0 +1,278 @@
+"""The marketplace's queries: one page of matching offers, and the counts beside the filters.
+
+What a visitor asked for arrives as `Criteria`, in stored values (the filter form,
+marketplace.filters, turns the URL into them); the functions here know nothing of the URL.
+
+Facet counts are disjunctive, as in any shop's sidebar: the number beside a provider is how
+many offers that provider has given every *other* active filter. They come from one GROUP BY
+over `Offer.facet_key` (the five facet values in one column); the per-facet sums are done here
+over the combinations it returns (a few thousand at most), instead of one COUNT query per facet
+over every offer. The stored combinations (`OfferFacet`, "the catalog") turn a choice of
+facet values into the keys it covers, so the offers query filters on one indexed column.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, OrderBy, Q, QuerySet, Sum, Value
+from django.db.models.lookups import In
+
+from providers.models import UNIT_PRICE, Offer, OfferFacet, OfferPriceBand, Provider
+
+PAGE_SIZE = 24
+# The Offer columns the facets group and filter by, in the order they make up `facet_key`.
+FACET_COLUMNS = ("kind", "provider_id", "region", "task", "gpu_name")
+# Providers report usable memory, a little under the size a GPU is sold by (Vast.ai lists an
+# H100 80GB at 81,559 MiB = 79.6 GB), so "at least 80 GB" compares in whole GB.
+VRAM_SLACK_GB = 0.5
+
+
+class AnyOf(In):
+    """`column IN (values)`, written on PostgreSQL as `column = ANY(%s)` with the values as
+    one array parameter: a broad choice (every GPU) is a few hundred facet keys, which as
+    many placeholders cost ~2 ms a request to build and parse."""
+
+    def as_postgresql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*params, list(self.rhs))
+
+
+@dataclass(frozen=True)
+class Sort:
+    label: str
+    expression: Any
+    descending: bool
+    zero: Any = 0  # adds nothing to the expression's values (see `order`)
+
+    def order(self, *, indexed: bool = True) -> OrderBy:
+        """The order, unknown values last. `indexed=False` writes the same order as an
+        expression (value + zero) that no index matches, so PostgreSQL cannot walk a sort
+        order's index for it and finds the matching rows first instead."""
+        expression = self.expression if indexed else self.expression + Value(self.zero)
+        return OrderBy(expression, descending=self.descending, nulls_last=True)
+
+
+SORTS = {
+    "price": Sort("Price, lowest first", UNIT_PRICE, descending=False),
+    "throughput": Sort("Throughput, highest first", F("throughput_tps"), descending=True),
+    # By the stored value, the order of the score shown (providers.gscore).
+    "gscore": Sort("G-Score, highest first", F("gscore_value"), descending=True),
+    "context": Sort("Context length, longest first", F("context_length"), descending=True),
+    "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
+}
+
+
+class CatalogRow(NamedTuple):
+    """One stored combination of facet values (`OfferFacet`) and how many offers hold it."""
+
+    kind: str
+    provider_id: int
+    region: str
+    task: str
+    gpu_name: str
+    key: str  # their Offer.facet_key
+    vram_low: float  # -1 when an offer has no VRAM figure
+    vram_high: float | None  # None when none has one
+    available: bool
+    offers: int
+
+
+class Choice(NamedTuple):
+    """The facet keys of the combinations passing every facet filter, and their offers."""
+
+    keys: set[str]
+    offers: int
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What the visitor asked for, in stored values."""
+
+    selected: dict[str, set]  # per facet column, the values chosen (an empty set: any)
+    q: str | None = None
+    min_vram: float | None = None
+    max_price: Decimal | None = None
+    min_context: int | None = None
+    unavailable: bool = False  # list unavailable offers too
+    sort: str = "price"
+
+    def refinements(self) -> Q:
+        """The filters that are not facets: search, minimums, the price ceiling."""
+        q = Q()
+        if self.q:
+            q &= Q(name__icontains=self.q)
+        if self.min_vram is not None:
+            q &= Q(vram_gb__gte=self.min_vram - VRAM_SLACK_GB)
+        if self.max_price is not None:
+            q &= Q(unit_price__lte=self.max_price)
+        if self.min_context is not None:
+            q &= Q(context_length__gte=self.min_context)
+        return q
+
+    def available(self, qs: QuerySet) -> QuerySet:
+        return qs if self.unavailable else qs.filter(available=True)
+
+    def ordering(self, *, indexed: bool = True) -> tuple[OrderBy, str]:
+        """The chosen order, then id (newest: newest id first on ties)."""
+        return SORTS[self.sort].order(indexed=indexed), "-id" if self.sort == "newest" else "id"
+
+
+def catalog_rows() -> list[CatalogRow]:
+    """Every combination of facet values among stored offers, with its offer count."""
+    return list(map(CatalogRow._make, OfferFacet.objects.values_list(*CatalogRow._fields)))
+
+
+def in_view(criteria: Criteria, catalog: list[CatalogRow]) -> list[CatalogRow]:
+    """The catalog rows of the offers the page may list: available ones unless asked."""
+    return [row for row in catalog if criteria.unavailable or row.available]
+
+
+def choice(criteria: Criteria, catalog: list[CatalogRow]) -> Choice | None:
+    """The combinations in view passing every facet filter; None when none is active."""
+    active = [(column, chosen) for column, chosen in criteria.selected.items() if chosen]
+    if not active:
+        return None
+    rows = [
+        row
+        for row in in_view(criteria, catalog)
+        if all(getattr(row, column) in chosen for column, chosen in active)
+    ]
+    return Choice({row.key for row in rows}, sum(row.offers for row in rows))
+
+
+def refined(criteria: Criteria) -> QuerySet[Offer]:
+    qs = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(criteria.refinements())
+    return criteria.available(qs)
+
+
+def offers(criteria: Criteria, chosen: Choice | None, *, indexed: bool = True) -> QuerySet[Offer]:
+    """Every matching offer in the chosen order."""
+    qs = refined(criteria)
+    if chosen is not None:
+        qs = qs.filter(AnyOf(F("facet_key"), sorted(chosen.keys)))
+    return qs.order_by(*criteria.ordering(indexed=indexed))
+
+
+def page_of_offers(
+    criteria: Criteria, catalog: list[CatalogRow], offset: int, providers: list[Provider]
+) -> list[Offer]:
+    """The PAGE_SIZE matching offers from `offset`, in one query: their ids first, then those
+    rows, each given its provider from `providers` (loaded already, with their status).
+
+    On PostgreSQL the ids come one of two ways. A broad choice walks the sort order's
+    covering index (index-only), skipping non-matching entries, and stops after the page.
+    A narrow one (`MARKETPLACE_NARROW_CHOICE`) finds its offers through `offer_facet_key`
+    and sorts them: walking would skip every cheaper offer of other GPU models first
+    (~69,000 entries before the first H100 at 100,000 offers), which the planner,
+    counting on prices and models being unrelated, does not foresee.
+    """
+    chosen = choice(criteria, catalog)
+    narrow = chosen is not None and chosen.offers <= settings.MARKETPLACE_NARROW_CHOICE
+    indexed = connection.vendor != "postgresql" or not narrow
+    ids = offers(criteria, chosen, indexed=indexed).values("pk")[offset : offset + PAGE_SIZE]
+    matching = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(pk__in=ids)
+    page = list(matching.defer("description").order_by(*criteria.ordering()))
+    by_pk = {p.pk: p for p in providers}
+    for offer in page:
+        offer.provider = by_pk[offer.provider_id]
+    return page
+
+
+def facet_counts(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[dict[str, Counter], int]:
+    """Per facet column, how many matching offers each value has given every other active
+    filter; and how many offers match."""
+    if criteria.refinements():
+        combination = {row.key: row for row in catalog}
+        found = Counter()
+        for key, n in refined_counts(criteria, catalog):
+            found[key] += n
+        rows = [(combination[key], n) for key, n in found.items() if key in combination]
+    else:  # the catalog already holds these counts
+        rows = [(row, row.offers) for row in in_view(criteria, catalog)]
+    return count_facets(rows, criteria.selected)
+
+
+def refined_counts(criteria: Criteria, catalog: list[CatalogRow]) -> list[tuple[str, int]]:
+    """(facet key, offers) pairs for the offers passing the refinements; a key may come
+    more than once. What the roll-ups can answer they do: a VRAM minimum for combinations
+    whose offers all have it or all lack it (`OfferFacet.vram_low/high`), a price ceiling
+    by the whole price bands under it (`OfferPriceBand`). Only the rest is grouped here,
+    offer by offer, all in one query: the offers between the last band edge and the
+    ceiling, and the combinations of mixed VRAM."""
+    if criteria.q or criteria.min_context is not None:
+        return list(grouped(refined(criteria)))
+    whole, mixed = by_vram(criteria, catalog)
+    pairs, parts = [], []
+    if mixed:
+        parts.append(grouped(refined(criteria).filter(AnyOf(F("facet_key"), sorted(mixed)))))
+    ceiling = criteria.max_price
+    if whole == set():  # no combination passes the VRAM minimum whole
+        pass
+    elif ceiling is None:
+        rows = in_view(criteria, catalog)
+        pairs = [(row.key, row.offers) for row in rows if whole is None or row.key in whole]
+    else:
+        remaining = criteria.available(Offer.objects.annotate(unit_price=UNIT_PRICE))
+        bands = criteria.available(OfferPriceBand.objects.all())
+        if whole is not None:
+            remaining = remaining.filter(AnyOf(F("facet_key"), sorted(whole)))
+            bands = bands.filter(AnyOf(F("key"), sorted(whole)))
+        edge = OfferPriceBand.edge_under(ceiling)
+        if edge is not None:
+            remaining = remaining.filter(unit_price__gt=edge)
+            bands = bands.filter(upper__lte=edge).values("key").annotate(n=Sum("offers"))
+            parts.append(bands.order_by().values_list("key", "n"))
+        parts.append(grouped(remaining.filter(unit_price__lte=ceiling)))
+    if parts:
+        pairs += parts[0].union(*parts[1:], all=True)
+    return pairs
+
+
+def by_vram(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[set[str] | None, set[str]]:
+    """Under a VRAM minimum, the facet keys in view whose offers all pass it, and those
+    with offers on both sides of it; (None, none) without a minimum."""
+    if criteria.min_vram is None:
+        return None, set()
+    floor = criteria.min_vram - VRAM_SLACK_GB
+    low, high = {}, {}
+    for row in in_view(criteria, catalog):
+        low[row.key] = min(low.get(row.key, row.vram_low), row.vram_low)
+        if row.vram_high is not None:
+            high[row.key] = max(high.get(row.key, row.vram_high), row.vram_high)
+    whole = {key for key, lowest in low.items() if lowest >= floor}
+    mixed = {key for key, highest in high.items() if highest >= floor} - whole
+    return whole, mixed
+
+
+def grouped(offers: QuerySet[Offer]) -> QuerySet:
+    """(facet key, offers) for each facet key among `offers`."""
+    return (
+        offers.values("facet_key").annotate(n=Count("*")).order_by().values_list("facet_key", "n")
+    )
+
+
+def count_facets(
+    rows: Iterable[tuple[CatalogRow, int]], selected: dict[str, set]
+) -> tuple[dict[str, Counter], int]:
+    """Per facet column, offers per value from (combination, offers) rows, and the total.
+    A row counts toward facet F when it passes every active filter except F's own."""
+    counts = {column: Counter() for column in FACET_COLUMNS}
+    active = [(column, chosen) for column, chosen in selected.items() if chosen]
+    total = 0
+    for row, n in rows:
+        failed = [column for column, chosen in active if getattr(row, column) not in chosen]
+        if not failed:
+            total += n
+            for column, counter in counts.items():
+                counter[getattr(row, column)] += n
+        elif len(failed) == 1:
+            counts[failed[0]][getattr(row, failed[0])] += n
+    return counts, total
