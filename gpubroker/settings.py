@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",  # the trigram index on offer names (providers.indexes)
     "django_htmx",
     "django_celery_beat",
     "ninja",  # serves the API docs' Swagger UI from its own static files, no CDN

@@ -59,7 +59,7 @@ def check(slug: str) -> HealthCheck | None:
 
 
 def enabled_slugs() -> list[str]:
-    return [p.slug for p in Provider.objects.enabled()]
+    return list(Provider.objects.enabled().values_list("slug", flat=True))
 
 
 def housekeeping() -> None:

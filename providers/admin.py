@@ -139,14 +139,13 @@ class OfferAdmin(admin.ModelAdmin):
             return None
         adapter = offer.provider.adapter()
         try:
-            if not getattr(adapter, "creates_instances", False):
-                adapter.run_inference({})  # raises NotSupported, naming the provider's console
+            adapter.check_rentable()  # or NotSupported, naming the provider's console
             adapter.api_key(required=True)  # no key, no rental: say so before the form
             form = RentForm(request.POST if "confirm" in request.POST else None, offer=offer)
             if form.is_bound and not form.is_valid():
                 form.reissue()  # a corrected resubmission gets a fresh one-time token
             elif form.is_valid():
-                result = adapter.run_inference(form.payload())
+                result = adapter.rent(offer.upstream_id, form.payload())
                 self.message_user(
                     request,
                     f"{offer.provider.name}: rented {offer.name} as instance "
@@ -217,7 +216,7 @@ class RentForm(forms.Form):
         return cleaned
 
     def payload(self) -> dict[str, Any]:
-        data = {"offer": self.offer.upstream_id, **self.cleaned_data}
+        data = dict(self.cleaned_data)
         del data["once"]
         if data.get("price") is not None:
             data["price"] = float(data["price"])

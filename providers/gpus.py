@@ -24,7 +24,6 @@ from django.db import transaction
 
 from providers.adapters.base import Catalog, OfferIn, usd
 from providers.models import GpuModel
-from resilience.errors import NotSupported
 
 logger = logging.getLogger(__name__)
 
@@ -161,15 +160,3 @@ def per_gpu_hour(total: Any, gpus: int, *, hours: float = 1, replicas: int = 1) 
 def mib_to_gb(value: Any) -> float | None:
     """Memory reported in MiB (nvidia-smi's unit) as GB the way spec sheets count it."""
     return round(float(value) / 1024, 1) if value else None
-
-
-class NoInstanceApiMixin:
-    """run_inference for GPU providers whose API documents no way to rent: say where to go."""
-
-    slug: str
-    console_url: str
-
-    def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
-        raise NotSupported(
-            f"{self.slug}: renting through the API is not supported; use {self.console_url}"
-        )

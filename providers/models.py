@@ -6,15 +6,17 @@ from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
+from django.contrib.postgres.indexes import OpClass
 from django.core.validators import slug_re
 from django.db import models
-from django.db.models import Case, Count, Max, Min, Q, Value, When
-from django.db.models.functions import Coalesce, Concat
+from django.db.models import Case, Count, F, Max, Min, Q, Value, When
+from django.db.models.functions import Coalesce, Concat, Upper
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from providers import crypto, gscore
+from providers.indexes import PostgresGinIndex, PostgresIndex
 from resilience import secrets
 from resilience.errors import ProviderError
 from resilience.policy import ProviderPolicy, call_policy
@@ -34,9 +36,15 @@ class Kind(models.TextChoices):
 
 
 class ProviderQuerySet(models.QuerySet):
-    def enabled(self) -> list[Provider]:
-        """Enabled in the database and not switched off by <PREFIX>_ENABLED."""
-        return [p for p in self.filter(enabled=True) if p.env_enabled]
+    def enabled(self) -> ProviderQuerySet:
+        """Enabled in the database and not switched off by <PREFIX>_ENABLED (a setting made
+        for each provider in the registry)."""
+        switched_off = [
+            slug
+            for slug, entry in settings.PROVIDER_REGISTRY.items()
+            if not getattr(settings, f"{entry['env_prefix']}_ENABLED")
+        ]
+        return self.filter(enabled=True).exclude(slug__in=switched_off)
 
     def by_slug(self, slug: str) -> ProviderQuerySet:
         """A slug from a URL or query string: text that cannot be a slug (a NUL byte, which
@@ -317,11 +325,9 @@ class PriceSource(models.TextChoices):
 
 # An offer's price in its kind's unit (per 1M input tokens, per image, per GPU-hour; for a
 # market range its median where the provider states one, else its low end), for sorting and
-# the marketplace's price ceiling. Indexed on PostgreSQL by migrations 0003_marketplace_indexes,
-# 0004 and 0005 (offer_price_facets, offer_facet_key); the indexes repeat this expression.
-UNIT_PRICE = Coalesce(
-    "usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min"
-)
+# the marketplace's price ceiling. Offer.Meta.indexes key three indexes on it.
+PRICE_COLUMNS = ("usd_per_1m_input", "usd_per_image", "usd_per_gpu_hour", "usd_per_gpu_hour_min")
+UNIT_PRICE = Coalesce(*PRICE_COLUMNS)
 
 
 # The marketplace's five facet values of an offer in one column (kind, provider, region, task,
@@ -340,6 +346,18 @@ FACET_KEY = Concat(
 )
 
 
+# What the marketplace filters a page of offers on (marketplace.search), carried by each sort
+# order's index so that the page is found by an index-only scan in that order which skips the
+# entries that do not match, without reading the wide offer rows (the page's 24 are read after),
+# and the facet counts under a limit group the index entries in the limit's range.
+COVERED = ("facet_key", "vram_gb", "context_length", *PRICE_COLUMNS)
+
+
+def sort_index(name: str, *keys: str | F | models.OrderBy) -> PostgresIndex:
+    """A sort order's index over the available offers, covering what the page filters on."""
+    return PostgresIndex(*keys, name=name, include=COVERED, condition=Q(available=True))
+
+
 class OfferQuerySet(models.QuerySet):
     def available(self) -> OfferQuerySet:
         return self.filter(available=True)
@@ -354,9 +372,12 @@ class Offer(models.Model):
     Every price is nullable: unknown is unknown, never 0.
     """
 
-    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="offers")
+    # Not indexed alone: the unique constraint's index leads with the provider.
+    provider = models.ForeignKey(
+        Provider, on_delete=models.CASCADE, related_name="offers", db_index=False
+    )
     upstream_id = models.CharField(max_length=300, help_text="Exact id for calls.")
-    canonical_id = models.CharField(max_length=300, db_index=True, help_text="Lowercase.")
+    canonical_id = models.CharField(max_length=300, help_text="Lowercase.")
     region = models.CharField(max_length=40, blank=True, default="")
     name = models.CharField(max_length=300)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -424,14 +445,47 @@ class Offer(models.Model):
                 fields=["provider", "upstream_id", "region"], name="offer_unique_per_region"
             )
         ]
-        # The catalog API pages by id (keyset); a page filtered on kind, GPU model or provider
-        # walks one of these instead of skipping every other offer in id order (an H100 page
-        # skipped ~40,000 LLM offers first at 100,000 offers).
+        # The marketplace's, at 100,000 offers and more (marketplace.search). Each costs every
+        # ingest time, so an index no query reads is not kept.
         indexes = [
-            models.Index(
-                fields=[field, "id"], name=f"offer_api_{name}", condition=models.Q(available=True)
-            )
-            for field, name in (("kind", "kind"), ("gpu_name", "gpu"), ("provider", "provider"))
+            # Price order, the default. It also serves "show unavailable offers", so it covers
+            # every offer.
+            PostgresIndex(
+                UNIT_PRICE, "id", name="offer_unit_price", include=[*COVERED, "available"]
+            ),
+            # Each key as the page orders by it (unknown last), or the index cannot serve it.
+            sort_index("offer_newest", F("first_seen").desc(nulls_last=True), F("id").desc()),
+            sort_index("offer_context", F("context_length").desc(nulls_last=True), "id"),
+            sort_index("offer_throughput", F("throughput_tps").desc(nulls_last=True), "id"),
+            sort_index("offer_gscore", F("gscore_value").desc(nulls_last=True), "id"),
+            # For the facet counts under a VRAM minimum; no order uses it.
+            sort_index("offer_vram", "vram_gb", "id"),
+            # The facet counts under a price ceiling alone, from an index a quarter the width of
+            # the sort orders' (without it the planner chose a scan of the table once polls had
+            # bloated those).
+            PostgresIndex(
+                UNIT_PRICE,
+                name="offer_price_facets",
+                include=["facet_key", *PRICE_COLUMNS],
+                condition=Q(available=True),
+            ),
+            # A narrow choice's offers, in price order within each facet combination.
+            PostgresIndex(
+                "facet_key",
+                UNIT_PRICE,
+                "id",
+                name="offer_facet_key",
+                include=["vram_gb", "context_length", *PRICE_COLUMNS, "available"],
+            ),
+            # Search: icontains is UPPER(name) LIKE UPPER('%q%'), so trigrams of UPPER(name).
+            PostgresGinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="offer_name_trgm"),
+            # The catalog API pages by id (keyset, marketplace.catalog): a page filtered on
+            # kind, GPU model or provider walks one of these instead of skipping every other
+            # offer in id order (an H100 page skipped ~40,000 LLM offers first at 100,000).
+            *(
+                PostgresIndex(field, "id", name=f"offer_api_{name}", condition=Q(available=True))
+                for field, name in (("kind", "kind"), ("gpu_name", "gpu"), ("provider", "provider"))
+            ),
         ]
 
     def __str__(self) -> str:

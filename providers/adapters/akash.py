@@ -10,7 +10,7 @@ services/gpu-price/gpu-price.service.ts; notes in tests/payloads/SOURCES-gpu.md)
   one-GPU deployment (31 days, uakt/uact converted at the day's rate), so it is USD per
   GPU-hour including a sliver of CPU, RAM and disk, and `null` when nobody bid. We show it as
   a market range (min–max) and keep the median as the one number sorting needs.
-- Leases are made by reverse auction from a deployment, not through this API: run_inference
+- Leases are made by reverse auction from a deployment, not through this API: renting
   points at the console. `{AKASH_RPC_URL}/status` (CometBFT) tells whether the chain moves.
 """
 
@@ -21,14 +21,14 @@ from decimal import Decimal
 from typing import Any
 
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
-from providers.gpus import GpuVocabulary, NoInstanceApiMixin, parse_gpu_offers
+from providers.gpus import GpuVocabulary, parse_gpu_offers
 from resilience.client import ProviderClient
 from resilience.errors import BadPayload, Transient
 
 GIB = re.compile(r"^(\d+(?:\.\d+)?)\s*Gi$")
 
 
-class AkashAdapter(NoInstanceApiMixin, ProviderAdapter):
+class AkashAdapter(ProviderAdapter):
     console_url = "https://console.akash.network"
 
     def list_models(self) -> Catalog:

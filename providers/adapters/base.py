@@ -206,6 +206,22 @@ class ProviderAdapter:
     def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
         raise NotSupported(f"{self.slug}: inference is not supported; see {self.console_url}")
 
+    # --- renting a GPU offer ----------------------------------------------------------------
+    creates_instances = False  # True where rent() creates an instance through the API
+
+    def check_rentable(self) -> None:
+        """Raise NotSupported, naming where to rent instead, unless rent() can rent by API."""
+        if not self.creates_instances:
+            raise NotSupported(
+                f"{self.slug}: renting through the API is not supported; use {self.console_url}"
+            )
+
+    def rent(self, upstream_id: str, instance: dict[str, Any]) -> dict[str, Any]:
+        """Create a billed instance of the offer `upstream_id`; `instance` is the provider's
+        create-instance body. Costs money: only the admin's rent action calls this."""
+        self.check_rentable()
+        raise NotImplementedError
+
     def health_check(self) -> AuthResult:
         return self.authenticate()
 

@@ -14,7 +14,7 @@ tests/payloads/SOURCES-gpu.md). Every call carries `x-api-key`.
   back to a GPU-hour, it is the check `authenticate()` reports against the list price.
 - The docs' deployment example shows VMs can be deployed by API too, but each needs an SSH
   key, a duration and locations chosen per deployment; renting is wired for Vast only so far,
-  so run_inference points at the console.
+  so renting points at the console.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from typing import Any
 
 from providers import geo
 from providers.adapters.base import AuthResult, Catalog, OfferIn, ProviderAdapter, usd
-from providers.gpus import GpuVocabulary, NoInstanceApiMixin, parse_gpu_offers, per_gpu_hour
+from providers.gpus import GpuVocabulary, parse_gpu_offers, per_gpu_hour
 from resilience.errors import BadPayload
 
 HARDWARE = "/enterprise/v1/io-cloud/vmaas/hardware"
 PRICE = "/enterprise/v1/io-cloud/vmaas/price"
 
 
-class IonetAdapter(NoInstanceApiMixin, ProviderAdapter):
+class IonetAdapter(ProviderAdapter):
     console_url = "https://cloud.io.net"
 
     def _headers(self) -> dict[str, str]:

@@ -25,10 +25,9 @@ from providers.adapters.base import (
     ProviderAdapter,
     load_price_sheet,
 )
-from providers.gpus import NoInstanceApiMixin
 
 
-class RenderAdapter(NoInstanceApiMixin, ProviderAdapter):
+class RenderAdapter(ProviderAdapter):
     console_url = "https://rendernetwork.com"
 
     def list_models(self) -> Catalog:

@@ -53,7 +53,7 @@ ERRORS = {401: InvalidKey, 403: Forbidden, 404: NotFound, 410: NotFound, 429: Ra
 
 class VastAiAdapter(ProviderAdapter):
     console_url = "https://cloud.vast.ai"
-    creates_instances = True  # the admin's "Rent on the provider" action may call run_inference
+    creates_instances = True
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         kwargs.setdefault("headers", self.auth_headers())
@@ -114,13 +114,12 @@ class VastAiAdapter(ProviderAdapter):
         user = self._call("GET", "/api/v0/users/current/")
         return AuthResult(ok=True, detail=f"Key accepted for user {user.get('id', '?')}.")
 
-    def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Rent the offer `payload["offer"]` (an upstream id) with the rest of the payload as
-        the create-instance body. Costs money: only the admin action calls this."""
-        ask = int(str(payload["offer"]).split(":")[0])
-        body = {name: value for name, value in payload.items() if name != "offer"}
+    def rent(self, upstream_id: str, instance: dict[str, Any]) -> dict[str, Any]:
+        """Rent the offer: `instance` is the create-instance body (image, disk, and a bid's
+        price). Costs money: only the admin's rent action calls this."""
+        ask = int(upstream_id.split(":")[0])  # "<ask>:bid" is the same machine, by bid
         result = self._call(
-            "PUT", f"/api/v0/asks/{ask}/", json=body, headers=self.auth_headers(required=True)
+            "PUT", f"/api/v0/asks/{ask}/", json=instance, headers=self.auth_headers(required=True)
         )
         if not isinstance(result, dict) or not result.get("new_contract"):
             raise BadPayload(f"{self.slug}: create instance answered without new_contract")

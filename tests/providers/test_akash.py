@@ -113,7 +113,7 @@ def test_health_check_fails_while_the_rpc_node_catches_up(akash):
 def test_renting_points_at_the_console(akash):
     provider, _ = akash
     with pytest.raises(errors.NotSupported, match=r"https://console\.akash\.network"):
-        provider.adapter().run_inference({})
+        provider.adapter().rent("an-offer", {})
 
 
 @pytest.mark.parametrize(

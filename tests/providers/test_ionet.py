@@ -122,4 +122,4 @@ def test_a_rejected_key_is_an_invalid_key(ionet):
 def test_renting_points_at_the_console(ionet):
     provider, _ = ionet
     with pytest.raises(errors.NotSupported, match=r"https://cloud\.io\.net"):
-        provider.adapter().run_inference({})
+        provider.adapter().rent("an-offer", {})

@@ -47,4 +47,4 @@ def test_health_check_reports_an_unreachable_site(render, settings):
 def test_renting_points_at_the_console(render):
     provider, _ = render
     with pytest.raises(errors.NotSupported, match=r"https://rendernetwork\.com"):
-        provider.adapter().run_inference({})
+        provider.adapter().rent("an-offer", {})

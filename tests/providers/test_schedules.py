@@ -53,6 +53,14 @@ def test_an_env_switch_disables_a_provider(registry, settings):
     assert "groq" not in [p.slug for p in Provider.objects.enabled()]
 
 
+def test_the_enabled_providers_are_a_query_to_chain(registry, settings):
+    settings.GROQ_ENABLED = False
+    Provider.objects.filter(slug="deepinfra").update(enabled=False)
+    enabled = Provider.objects.enabled()
+    assert not enabled.filter(slug__in=["groq", "deepinfra"]).exists()
+    assert enabled.filter(slug="vastai").exists()
+
+
 def test_the_poll_task_runs_the_pipeline(registry, settings):
     settings.GROQ_API_KEY = ""
     poll_provider.apply(args=["groq"])

@@ -198,7 +198,7 @@ def test_authenticate_without_a_key_tries_the_public_search(vastai):
     assert json.loads(server.log[0][0].data)["limit"] == 1
 
 
-def test_run_inference_creates_an_instance_with_the_key(vastai, settings):
+def test_renting_creates_an_instance_with_the_key(vastai, settings):
     provider, server = vastai
     settings.VASTAI_API_KEY = "vast-test-key-1234"
     server.expect_request(
@@ -207,19 +207,15 @@ def test_run_inference_creates_an_instance_with_the_key(vastai, settings):
         headers={"Authorization": "Bearer vast-test-key-1234"},
         json={"image": "vastai/base-image:@vastai-automatic-tag", "disk": 16.0, "price": 0.4},
     ).respond_with_json({"success": True, "new_contract": 7654321})
-    result = provider.adapter().run_inference(
-        {
-            "offer": "21342210:bid",
-            "image": "vastai/base-image:@vastai-automatic-tag",
-            "disk": 16.0,
-            "price": 0.4,
-        }
+    result = provider.adapter().rent(
+        "21342210:bid",
+        {"image": "vastai/base-image:@vastai-automatic-tag", "disk": 16.0, "price": 0.4},
     )
     assert result["new_contract"] == 7654321
 
 
-def test_run_inference_needs_a_key(vastai):
+def test_renting_needs_a_key(vastai):
     provider, server = vastai
     with pytest.raises(errors.MissingKey, match="VASTAI_API_KEY"):
-        provider.adapter().run_inference({"offer": "21342210", "image": "x"})
+        provider.adapter().rent("21342210", {"image": "x"})
     assert server.log == []

@@ -18,7 +18,7 @@ def tasks_into_vocabulary(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0007_gscore_value_and_reference'),
+        ('providers', '0008_offer_indexes_on_the_model'),
     ]
 
     operations = [
