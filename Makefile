@@ -28,11 +28,11 @@ migrate: install
 	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py load_providers
 
+# The URL is printed by the Procfile's `url` process once web answers, after the banners.
 run: migrate
-	@echo "GPUBroker: http://127.0.0.1:$(PORT)/  (health: /health/, admin: /admin/)"
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PORT=$(PORT) WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-# Imports point down the layers (gpubroker → marketplace, health → providers → resilience).
+# Imports point down the layers (gpubroker → marketplace, health, broker → providers → resilience).
 check-layers: $(BIN)/python
 	$(BIN)/python tests/layers.py
 
@@ -52,6 +52,12 @@ format: install
 bench-client: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	  $(BIN)/python benchmarks/client_overhead.py
+
+# Time the broker adds over calling a loopback upstream directly (docs/broker.md).
+# Uses its own database: BENCH_PROXY_DATABASE_URL (default gpubroker_proxy_bench on 127.0.0.1).
+.PHONY: bench-proxy
+bench-proxy: install
+	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} $(BIN)/python benchmarks/proxy.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -38,12 +38,13 @@ INSTALLED_APPS = [
     "providers",
     "marketplace",
     "health",
+    "broker",
     "resilience",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "gpubroker.middleware.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -55,6 +56,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "gpubroker.urls"
 WSGI_APPLICATION = "gpubroker.wsgi.application"
+ASGI_APPLICATION = "gpubroker.asgi.application"
 
 TEMPLATES = [
     {
@@ -80,6 +82,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+elif env.bool("DATABASE_POOL", default=False):
+    # Under ASGI (set by gpubroker/asgi.py) every request runs its ORM calls in a context of
+    # its own, so a persistent connection per context would be one per request, left open
+    # for CONN_MAX_AGE: Postgres runs out. A pool hands connections back at each request's end.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", default=20)}
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -174,6 +184,11 @@ MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
 # takes the client address from X-Forwarded-For.
 API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
 NINJA_NUM_PROXIES = env.int("NINJA_NUM_PROXIES", default=0)
+
+# --- Broker (broker app; docs/broker.md) ------------------------------------------------------
+# Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask
+# the database on every request). A revoked key stops working within this time.
+BROKER_CACHE_SECONDS = env.float("BROKER_CACHE_SECONDS", default=5)
 
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL

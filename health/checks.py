@@ -45,7 +45,8 @@ def run_check(provider: Provider) -> HealthCheck:
         provider=provider,
         ok=error is None,
         status_class=outcome_of(error),
-        status_code=getattr(error, "status", None),
+        # A failure's HTTP status, or the status of the answer that proved the provider up.
+        status_code=getattr(error, "status", None) if error else adapter.client.last_status,
         latency_ms=round(1000 * (time.monotonic() - started), 1),
         error=scrub(f"{type(error).__name__}: {error}")[:2000] if error else "",
     )

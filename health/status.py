@@ -49,7 +49,7 @@ def annotated(providers: QuerySet[Provider]) -> QuerySet[Provider]:
 
 @dataclass
 class Bar:
-    """One hour of health checks in the 24-hour picture."""
+    """One hour of health checks in the 24-hour chart, placed for the inline SVG."""
 
     hour: datetime
     ok: int
@@ -59,6 +59,14 @@ class Bar:
     ok_h: float = 0
     failed_y: float = 0
     failed_h: float = 0
+    tick: str = ""  # the time-axis label under this bar, if any
+
+    @property
+    def title(self) -> str:
+        """What hovering the hour says: "05:00–06:00 UTC: 58 ok, 2 failed"."""
+        end = self.hour + timedelta(hours=1)
+        counts = f"{self.ok} ok, {self.failed} failed" if self.ok or self.failed else "no checks"
+        return f"{self.hour:%H:%M}–{end:%H:%M} UTC: {counts}"
 
 
 @dataclass
@@ -90,6 +98,17 @@ class Report:
         if getattr(p, "poll_error_at", None):
             found.append((p.poll_error_at, f"poll: {p.poll_error}"))
         return max(found) if found else None
+
+    @property
+    def rate_note(self) -> str:
+        """Why the badge can stay UNAVAILABLE or DEGRADED with the breaker closed (say, just
+        after "Reset breaker"): the success rate of the metrics window, which a reset keeps."""
+        rate = self.window.success_rate
+        held = self.status in (UNAVAILABLE, DEGRADED) and rate is not None and rate < 0.9
+        if not held or self.breaker["state"] != breaker.CLOSED:
+            return ""
+        minutes = settings.PROVIDER_METRICS_WINDOW // 60
+        return f"breaker closed; status follows the success rate of the last {minutes} minutes"
 
     def summary(self) -> dict[str, Any]:
         """The provider guide's per-provider entry of GET …/health."""
@@ -228,7 +247,10 @@ def overall(all_reports: list[Report]) -> str:
     return "degraded"
 
 
-HISTORY_HOURS, BAR_WIDTH, BAR_GAP, PICTURE_HEIGHT = 24, 5, 1, 24
+HISTORY_HOURS, BAR_WIDTH, BAR_GAP = 24, 10, 2
+# The chart's rows, in SVG units: a marker strip for hours with failures, the bars, the axis.
+MARK_HEIGHT, BARS_TOP, BARS_HEIGHT, AXIS_Y = 3, 6, 40, 57
+TICK_EVERY = 6  # hours between time-axis labels
 
 
 def hourly_checks(providers: list[Provider], now: datetime | None = None) -> dict[int, list[Bar]]:
@@ -251,10 +273,14 @@ def hourly_checks(providers: list[Provider], now: datetime | None = None) -> dic
 
 def _place(bars: list[Bar]) -> list[Bar]:
     busiest = max((b.ok + b.failed for b in bars), default=0) or 1
+    bottom = BARS_TOP + BARS_HEIGHT
     for i, bar in enumerate(bars):
         bar.x = i * (BAR_WIDTH + BAR_GAP)
-        bar.ok_h = round(PICTURE_HEIGHT * bar.ok / busiest, 1)
-        bar.failed_h = round(PICTURE_HEIGHT * bar.failed / busiest, 1)
-        bar.ok_y = round(PICTURE_HEIGHT - bar.ok_h, 1)
+        bar.ok_h = round(BARS_HEIGHT * bar.ok / busiest, 1)
+        # One failure among sixty checks still shows: at least a 2-unit sliver.
+        bar.failed_h = max(round(BARS_HEIGHT * bar.failed / busiest, 1), 2) if bar.failed else 0
+        bar.ok_y = round(bottom - bar.ok_h, 1)
         bar.failed_y = round(bar.ok_y - bar.failed_h, 1)
+        near_now = i >= len(bars) - 3  # the axis says "now" there
+        bar.tick = f"{bar.hour:%H}:00" if bar.hour.hour % TICK_EVERY == 0 and not near_now else ""
     return bars

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from celery import current_app
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -13,7 +12,7 @@ from django_htmx.http import trigger_client_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from health import checks, prometheus, status
-from health.auth import staff_or_token_required
+from health.auth import staff_or_token_required, staff_page
 from providers.models import Provider
 from resilience import breaker, cache
 
@@ -24,12 +23,17 @@ def _providers():
     return status.annotated(Provider.objects.all())
 
 
-@vary_on_headers("HX-Request")
-@staff_member_required
-def index(request: HttpRequest) -> TemplateResponse:
-    """The dashboard; to HTMX, just its summary line (which refreshes itself like the cards)."""
+def _is_staff(request: HttpRequest) -> bool:
+    return request.user.is_active and request.user.is_staff
+
+
+def _page(request: HttpRequest, title: str) -> TemplateResponse:
+    """The dashboard or the public status page; to HTMX, just the summary line (which
+    refreshes itself like the cards)."""
     reports = status.reports(list(_providers()), history=not request.htmx)
     context = {
+        "title": title,
+        "ops": _is_staff(request),
         "reports": reports,
         "summary": status.summary(reports),
         "overall": status.overall(reports),
@@ -38,20 +42,39 @@ def index(request: HttpRequest) -> TemplateResponse:
     return TemplateResponse(request, template, context)
 
 
-@vary_on_headers("HX-Request")
-@staff_member_required
-def detail(request: HttpRequest, slug: str) -> TemplateResponse:
-    """The provider's page; to HTMX, just its card (what the dashboard refreshes)."""
+def _detail(request: HttpRequest, slug: str) -> TemplateResponse:
+    """A provider's page; to HTMX, just its card (what the dashboard refreshes)."""
     provider = get_object_or_404(_providers(), slug=slug)
     report = status.report(provider, history=True)
+    context = {"report": report, "ops": _is_staff(request)}
     if request.htmx:
-        return TemplateResponse(request, CARD, {"report": report})
-    context = {
-        "report": report,
-        "poll_runs": provider.poll_runs.all()[:20],
-        "checks": provider.health_checks.all()[:50],
-    }
+        return TemplateResponse(request, CARD, context)
+    context["poll_runs"] = provider.poll_runs.all()[:20]
+    context["checks"] = provider.health_checks.all()[:50]
     return TemplateResponse(request, "health/detail.html", context)
+
+
+@vary_on_headers("HX-Request")
+@staff_page
+def index(request: HttpRequest) -> TemplateResponse:
+    return _page(request, "Provider health")
+
+
+@vary_on_headers("HX-Request")
+@staff_page
+def detail(request: HttpRequest, slug: str) -> TemplateResponse:
+    return _detail(request, slug)
+
+
+@vary_on_headers("HX-Request")
+def public_index(request: HttpRequest) -> TemplateResponse:
+    """/status/: what anyone may know; error details and buttons only for staff."""
+    return _page(request, "Provider status")
+
+
+@vary_on_headers("HX-Request")
+def public_detail(request: HttpRequest, slug: str) -> TemplateResponse:
+    return _detail(request, slug)
 
 
 def _card(request: HttpRequest, slug: str) -> HttpResponse:
@@ -59,12 +82,12 @@ def _card(request: HttpRequest, slug: str) -> HttpResponse:
     if not request.htmx:
         return redirect("health:index")
     report = status.report(get_object_or_404(_providers(), slug=slug), history=True)
-    response = TemplateResponse(request, CARD, {"report": report})
+    response = TemplateResponse(request, CARD, {"report": report, "ops": True})
     return trigger_client_event(response, "health-changed")  # the summary line follows
 
 
 @require_POST
-@staff_member_required
+@staff_page
 def reset_breaker(request: HttpRequest, slug: str) -> HttpResponse:
     provider = get_object_or_404(Provider, slug=slug)
     breaker.reset(provider.slug)
@@ -72,14 +95,14 @@ def reset_breaker(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_POST
-@staff_member_required
+@staff_page
 def check_now(request: HttpRequest, slug: str) -> HttpResponse:
     checks.run_check(get_object_or_404(Provider, slug=slug))
     return _card(request, slug)
 
 
 @require_POST
-@staff_member_required
+@staff_page
 def invalidate_cache(request: HttpRequest, slug: str) -> HttpResponse:
     cache.invalidate([get_object_or_404(Provider, slug=slug).slug])
     return _card(request, slug)

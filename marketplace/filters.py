@@ -38,7 +38,20 @@ FACET_LABELS = {
     "task": "Task",
     "gpu": "GPU model",
 }
-MULTIPLE = {"provider", "region", "gpu"}
+MULTIPLE = {"provider", "region", "gpu", "country"}
+RENT_TYPES = {"on-demand": "On-demand", "interruptible": "Interruptible (bid)"}
+# Filters that only LLM offers or only GPU offers can pass, with how the page names them.
+LLM_ONLY = {"task": "Task", "min_context": "Min context length"}
+GPU_ONLY = {
+    "gpu": "GPU model",
+    "min_vram": "Min VRAM",
+    "rent": "Rental type",
+    "min_reliability": "Min reliability",
+    "min_disk": "Min disk",
+    "min_gpus": "Min GPUs",
+    "min_cuda": "Min CUDA version",
+    "verified": "Verified hosts",
+}
 
 
 # One card per model (LLM offers) or per GPU model, or one per offer. Without a choice, LLM
@@ -67,15 +80,32 @@ class OfferFilter(forms.Form):
     min_vram = forms.FloatField(required=False, min_value=0, max_value=10_000)
     max_price = forms.DecimalField(required=False, min_value=0, max_digits=14, decimal_places=6)
     min_context = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    # What renters filter GPU offers by; each only on a field the providers' payloads carry.
+    rent = forms.ChoiceField(required=False, choices=[("", "Any"), *RENT_TYPES.items()])
+    min_reliability = forms.FloatField(required=False, min_value=0, max_value=100)
+    country = forms.MultipleChoiceField(required=False)
+    min_disk = forms.FloatField(required=False, min_value=0, max_value=10_000_000)
+    min_gpus = forms.IntegerField(required=False, min_value=1, max_value=1024)
+    min_cuda = forms.FloatField(required=False, min_value=0, max_value=100)
+    verified = forms.BooleanField(required=False, widget=Flag, label="Verified hosts only")
+    view = forms.ChoiceField(required=False, choices=[("cards", "Cards"), ("table", "Table")])
     sort = forms.ChoiceField(required=False, choices=[(k, v.label) for k, v in SORTS.items()])
     unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
     page = forms.IntegerField(required=False, min_value=1)
     group = forms.ChoiceField(required=False, choices=GROUPS, label="Show")
 
-    def __init__(self, data, *, providers: list[Provider], catalog: list[CatalogRow]):
+    def __init__(
+        self,
+        data,
+        *,
+        providers: list[Provider],
+        catalog: list[CatalogRow],
+        countries: list[str] = (),
+    ):
         super().__init__(data)
         self.providers = providers
         self.fields["provider"].choices = [(p.slug, p.name) for p in providers]
+        self.fields["country"].choices = [(c, c) for c in countries]
         for name in ("region", "task", "gpu"):
             values = {getattr(row, FACETS[name]) for row in catalog} - {""}
             choices = [(v, v) for v in sorted(values, key=str.lower)]
@@ -99,11 +129,12 @@ class OfferFilter(forms.Form):
         for name in MULTIPLE:
             values[name] = values[name] or []
         values["sort"] = values["sort"] or "price"
+        values["view"] = values["view"] or "cards"
         return values
 
     @property
     def has_filters(self) -> bool:
-        skip = ("sort", "page", "group")
+        skip = ("sort", "page", "view", "group")
         return any(
             self.values[n] not in (None, "", [], False) for n in self.fields if n not in skip
         )
@@ -142,7 +173,28 @@ class OfferFilter(forms.Form):
             min_context=v["min_context"],
             unavailable=v["unavailable"],
             sort=v["sort"],
+            rent=v["rent"] or "",
+            min_reliability=None if v["min_reliability"] is None else v["min_reliability"] / 100,
+            countries=tuple(v["country"]),
+            min_disk=v["min_disk"],
+            min_gpus=v["min_gpus"],
+            min_cuda=v["min_cuda"],
+            verified=bool(v["verified"]),
         )
+
+    def contradiction(self) -> str:
+        """Why no offer can ever match, when filters for LLM offers only and for GPU offers
+        only (or the other kind) are combined; "" otherwise."""
+        v = self.values
+        llm = [label for name, label in LLM_ONLY.items() if _in_use(v[name])]
+        gpu = [label for name, label in GPU_ONLY.items() if _in_use(v[name])]
+        if v["kind"] == "llm" and gpu:
+            return f"{_and(gpu)} only matches GPU offers, and Kind is “LLM inference”."
+        if v["kind"] == "gpu" and llm:
+            return f"{_and(llm)} only matches LLM offers, and Kind is “GPU compute”."
+        if llm and gpu:
+            return f"{_and(llm)} only matches LLM offers, and {_and(gpu)} only GPU offers."
+        return ""
 
     # --- writing the page ---------------------------------------------------------------
     def facets(self, counts: dict[str, Counter]) -> list[Facet]:
@@ -178,7 +230,8 @@ class OfferFilter(forms.Form):
         pairs = []
         for name in self.fields:
             value = values.get(name)
-            if value in (None, "", [], False) or (name, value) in (("sort", "price"), ("page", 1)):
+            defaults = (("sort", "price"), ("page", 1), ("view", "cards"))
+            if value in (None, "", [], False) or (name, value) in defaults:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 pairs.append((name, _plain(item)))
@@ -236,6 +289,14 @@ def dom_id(facet: str, value: str) -> str:
 def printable(value: str) -> str:
     """A value as it can be shown back: control characters (a NUL from %00) spelt out."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
+
+
+def _in_use(value: Any) -> bool:
+    return value not in (None, "", [], False)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _plain(value: Any) -> str:

@@ -31,14 +31,10 @@ class Sparkline:
 
     @property
     def caption(self) -> str:
-        if not self.changes:
-            return f"no change since {self.since:%-d %b}"
         return f"{self.changes} change{'s' * (self.changes != 1)} since {self.since:%-d %b}"
 
     @property
     def title(self) -> str:
-        if not self.changes:
-            return f"{self.label}: unchanged since {self.since:%Y-%m-%d}"
         return (
             f"{self.label}: {self.changes} change{'s' * (self.changes != 1)} since "
             f"{self.since:%Y-%m-%d}, between {usd(self.low)} and {usd(self.high)}"
@@ -80,12 +76,13 @@ def sparkline(
     complete: bool = False,
 ) -> Sparkline | None:
     """A step line of one price from first sight until now; from the oldest change given when
-    `changes` may be only the latest CARD_CHANGES."""
+    `changes` may be only the latest CARD_CHANGES. None for a price that never moved: a flat
+    line on every card says nothing the price itself does not."""
     field = field or headline_field(offer)
     current = getattr(offer, field) if field else None
-    if current is None:
-        return None
     mine = [c for c in changes if c.field == field]
+    if current is None or not mine:
+        return None
     start = offer.first_seen if complete or len(mine) < CARD_CHANGES else mine[0].at
     opening = mine[0].old if mine and mine[0].old is not None else current
     steps = [(start, opening), *((c.at, c.new) for c in mine if c.new is not None), (now, current)]

@@ -22,7 +22,18 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, OrderBy, Q, QuerySet, Sum, Value
+from django.db.models import (
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OrderBy,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import NullIf
 from django.db.models.lookups import In
 
 from providers.models import UNIT_PRICE, Offer, OfferFacet, OfferPriceBand, Provider
@@ -67,6 +78,16 @@ SORTS = {
     "gscore": Sort("G-Score, highest first", F("gscore_value"), descending=True),
     "context": Sort("Context length, longest first", F("context_length"), descending=True),
     "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
+    "output": Sort("Output price, lowest first", F("usd_per_1m_output"), descending=False),
+    # USD per GPU-hour over one GPU's memory: what a GB of VRAM costs an hour. Offers with
+    # no price or no VRAM stated sort last (NULL), never as free.
+    "vram_price": Sort(
+        "Price per GB of VRAM, lowest first",
+        ExpressionWrapper(
+            F("usd_per_gpu_hour") / NullIf(F("vram_gb"), Value(0.0)), output_field=FloatField()
+        ),
+        descending=False,
+    ),
 }
 
 
@@ -103,6 +124,14 @@ class Criteria:
     min_context: int | None = None
     unavailable: bool = False  # list unavailable offers too
     sort: str = "price"
+    # A GPU renter's filters: an offer whose provider does not state the field never passes.
+    rent: str = ""  # "on-demand" or "interruptible"
+    min_reliability: float | None = None  # 0–1
+    countries: tuple[str, ...] = ()
+    min_disk: float | None = None
+    min_gpus: int | None = None
+    min_cuda: float | None = None
+    verified: bool = False
 
     def refinements(self) -> Q:
         """The filters that are not facets: search, minimums, the price ceiling."""
@@ -115,6 +144,24 @@ class Criteria:
             q &= Q(unit_price__lte=self.max_price)
         if self.min_context is not None:
             q &= Q(context_length__gte=self.min_context)
+        return q & self.renter_refinements()
+
+    def renter_refinements(self) -> Q:
+        q = Q()
+        if self.rent:
+            q &= Q(interruptible=self.rent == "interruptible")
+        if self.min_reliability is not None:
+            q &= Q(reliability__gte=self.min_reliability)
+        if self.countries:
+            q &= Q(country__in=self.countries)
+        if self.min_disk is not None:
+            q &= Q(disk_gb__gte=self.min_disk)
+        if self.min_gpus is not None:
+            q &= Q(gpu_count__gte=self.min_gpus)
+        if self.min_cuda is not None:
+            q &= Q(cuda_version__gte=self.min_cuda)
+        if self.verified:
+            q &= Q(verified=True)
         return q
 
     def available(self, qs: QuerySet) -> QuerySet:
@@ -128,6 +175,12 @@ class Criteria:
 def catalog_rows() -> list[CatalogRow]:
     """Every combination of facet values among stored offers, with its offer count."""
     return list(map(CatalogRow._make, OfferFacet.objects.values_list(*CatalogRow._fields)))
+
+
+def countries() -> list[str]:
+    """The countries stored offers are in (ISO 3166 codes), for the country filter."""
+    stored = Offer.objects.exclude(country="").values_list("country", flat=True)
+    return sorted(stored.order_by().distinct())
 
 
 def in_view(criteria: Criteria, catalog: list[CatalogRow]) -> list[CatalogRow]:
@@ -207,7 +260,7 @@ def refined_counts(criteria: Criteria, catalog: list[CatalogRow]) -> list[tuple[
     by the whole price bands under it (`OfferPriceBand`). Only the rest is grouped here,
     offer by offer, all in one query: the offers between the last band edge and the
     ceiling, and the combinations of mixed VRAM."""
-    if criteria.q or criteria.min_context is not None:
+    if criteria.q or criteria.min_context is not None or criteria.renter_refinements():
         return list(grouped(refined(criteria)))
     whole, mixed = by_vram(criteria, catalog)
     pairs, parts = [], []

@@ -11,6 +11,25 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from health.status import open_breakers
 from marketplace.formatting import ago, every
 from providers.models import Credential, PollRun, Provider
+from resilience import errors
+
+REFUSED = errors.CircuitBreakerOpen.__name__
+# What a visitor reads for each failure class a poll records (resilience.errors' labels).
+LABELS = {
+    cls.__name__: cls.label
+    for cls in (
+        errors.MissingKey,
+        errors.InvalidKey,
+        errors.Forbidden,
+        errors.NotFound,
+        errors.RateLimited,
+        errors.Transient,
+        errors.BadPayload,
+        errors.NotSupported,
+        errors.RateLimitExceeded,
+        errors.ProviderError,
+    )
+}
 
 
 def providers_with_status() -> QuerySet[Provider]:
@@ -18,10 +37,14 @@ def providers_with_status() -> QuerySet[Provider]:
         provider=OuterRef("pk"),
         outcome__in=[*PollRun.SUCCEEDED, PollRun.Outcome.FAILED],
     ).order_by("-started_at")
+    # While the breaker is open, polls fail as CircuitBreakerOpen: the cause is the failure
+    # before them.
+    causes = finished.filter(outcome=PollRun.Outcome.FAILED).exclude(error_class=REFUSED)
     return Provider.objects.annotate(
         has_credential=Exists(Credential.objects.filter(provider=OuterRef("pk"))),
         last_outcome=Subquery(finished.values("outcome")[:1]),
         last_error_class=Subquery(finished.values("error_class")[:1]),
+        last_cause_class=Subquery(causes.values("error_class")[:1]),
     )
 
 
@@ -34,10 +57,12 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
         return f"disabled {provider.disabled_by}"
     if provider.key_required and not (provider.has_credential or provider.setting("API_KEY")):
         return f"no API key configured (set {provider.env_prefix}_API_KEY or add one in admin)"
-    if breaker_open:
-        return "circuit breaker open: calls are paused after repeated failures"
+    if breaker_open:  # the cause first, what it led to second
+        tripped = "circuit breaker open: calls are paused after repeated failures"
+        cause = provider.last_cause_class
+        return f"last poll failed: {failure(cause)}; {tripped}" if cause else tripped
     if provider.last_outcome == PollRun.Outcome.FAILED:
-        return f"last poll failed ({provider.last_error_class or 'error'})"
+        return f"last poll failed: {failure(provider.last_error_class)}"
     if not provider.last_polled_at and not provider.last_success_at:
         return "never polled"
     if not provider.last_success_at:
@@ -48,6 +73,12 @@ def problem(provider: Provider, breaker_open: bool = False) -> str:
             f" (polled every {every(provider.poll_interval)})"
         )
     return ""
+
+
+def failure(error_class: str | None) -> str:
+    """A poll's error class in words: "Transient" → "unreachable (Transient)"."""
+    found = LABELS.get(error_class or "")
+    return f"{found} ({error_class})" if found else (error_class or "error")
 
 
 def notices(providers: list[Provider], chosen: list[str]) -> list[tuple[Provider, str]]:

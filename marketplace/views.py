@@ -9,17 +9,21 @@ from django_htmx.http import push_url
 
 from marketplace import catalog, compare, history, search, status
 from marketplace.filters import OfferFilter, Page
-from marketplace.search import PAGE_SIZE
+from marketplace.search import PAGE_SIZE, SORTS
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS
 from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceChange
+
+VIEWS = [("cards", "Cards"), ("table", "Table")]
 
 
 @vary_on_headers("HX-Request")
 def index(request: HttpRequest) -> TemplateResponse:
     providers = list(status.providers_with_status())
     catalog_rows = search.catalog_rows()
-    form = OfferFilter(request.GET, providers=providers, catalog=catalog_rows)
+    form = OfferFilter(
+        request.GET, providers=providers, catalog=catalog_rows, countries=search.countries()
+    )
     counts, total = search.facet_counts(form.criteria, catalog_rows)
     groups = None
     if form.grouping == "offer":
@@ -45,6 +49,8 @@ def index(request: HttpRequest) -> TemplateResponse:
         "offers": offers,
         "notices": status.notices(providers, chosen=form.values["provider"]),
         "fragment": fragment,
+        "contradiction": form.contradiction(),
+        **table_context(form, page),
         "gscore_explanation": gscore.EXPLANATION,
     }
     if not fragment:
@@ -52,6 +58,49 @@ def index(request: HttpRequest) -> TemplateResponse:
     response = TemplateResponse(request, "marketplace/index.html#results", context)
     query = form.querystring(page=page.number)
     return push_url(response, f"{request.path}?{query}" if query else request.path)
+
+
+# The table's columns: (id, sort key or None, header). A sortable header links to its sort;
+# a column only one kind of offer fills is left out when the other kind is chosen.
+COLUMNS = [
+    ("offer", None, "Offer"),
+    ("provider", None, "Provider"),
+    ("price", "price", "Price"),
+    ("output", "output", "Output /1M"),
+    ("context", "context", "Context"),
+    ("throughput", "throughput", "Throughput"),
+    ("vram", None, "VRAM"),
+    ("vram_price", "vram_price", "Per VRAM-GB·h"),
+    ("gscore", "gscore", "G-Score"),
+    ("region", None, "Region"),
+    ("reliability", None, "Reliability"),
+    ("type", None, "Type"),
+    ("updated", None, "Updated"),
+]
+ONLY_FOR = {
+    "llm": {"vram", "vram_price", "gscore", "reliability", "type"},
+    "gpu": {"output", "context", "throughput"},
+}
+
+
+def table_context(form: OfferFilter, page: Page) -> dict:
+    """Links for the Cards/Table switch and the table's columns with their sort links."""
+    views = [(v, label, form.querystring(view=v, page=page.number)) for v, label in VIEWS]
+    hidden = ONLY_FOR.get(form.values["kind"], set())
+    columns = [
+        (key, label, None if key is None else form.querystring(sort=key, page=1))
+        for column, key, label in COLUMNS
+        if column not in hidden
+    ]
+    return {
+        "view_links": views,
+        "sort_columns": columns,
+        "shown": {column for column, _, _ in COLUMNS} - hidden,
+        "sort_directions": {
+            k: "descending" if s.descending else "ascending" for k, s in SORTS.items()
+        },
+        "sort_arrows": {k: "↓" if s.descending else "↑" for k, s in SORTS.items()},
+    }
 
 
 def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
@@ -63,6 +112,7 @@ def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
         "offer": offer,
         "changes": changes,
         "sparklines": [line for line in lines if line],
+        "priced": any(getattr(offer, field) is not None for field in PRICE_FIELDS),
         "gscore_explanation": gscore.EXPLANATION,  # the card's G-Score tooltip
     }
     return TemplateResponse(request, "marketplace/offer.html", context)

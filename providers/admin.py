@@ -24,8 +24,30 @@ from providers.models import (
 from resilience.errors import ProviderError
 
 
+class ProviderForm(forms.ModelForm):
+    """Regions as a multi-select of the regions the offers carry (and any already chosen),
+    not a JSON text box."""
+
+    regions = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text="Data-residency regions; the choices are the regions stored offers carry.",
+    )
+
+    class Meta:
+        model = Provider
+        fields = ["name", "kind", "enabled", "poll_interval", "regions", "docs_url"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        known = Offer.objects.exclude(region="").values_list("region", flat=True).distinct()
+        chosen = self.instance.regions or []
+        self.fields["regions"].choices = [(r, r) for r in sorted({*known, *chosen})]
+
+
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
     list_display = [
         "name",
         "slug",
@@ -69,7 +91,10 @@ class ProviderAdmin(admin.ModelAdmin):
         for provider in queryset:
             result = provider.test_connection()
             level = messages.SUCCESS if result.status == "ok" else messages.WARNING
-            self.message_user(request, f"{provider.name}: {result.status}. {result.detail}", level)
+            # The admin capitalises a message's first letter ("Io.net"), so the provider's
+            # name never comes first.
+            message = f"Test connection to {provider.name}: {result.status}. {result.detail}"
+            self.message_user(request, message, level)
 
 
 class CredentialForm(forms.ModelForm):
@@ -148,13 +173,16 @@ class OfferAdmin(admin.ModelAdmin):
                 result = adapter.rent(offer.upstream_id, form.payload())
                 self.message_user(
                     request,
-                    f"{offer.provider.name}: rented {offer.name} as instance "
+                    f"Rented {offer.name} on {offer.provider.name} as instance "
                     f"{result['new_contract']}.",
                     messages.SUCCESS,
                 )
                 return None
         except ProviderError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            reason = str(exc).removeprefix(f"{adapter.slug}: ")
+            self.message_user(
+                request, f"Not rented on {offer.provider.name}: {reason}", messages.ERROR
+            )
             return None
         finally:
             adapter.close()

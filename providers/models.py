@@ -130,7 +130,11 @@ class Provider(models.Model):
 
     @cached_property
     def _credential(self) -> Credential | None:
-        return Credential.objects.filter(provider=self).first()
+        # The reverse one-to-one: no query when it was select_related (the broker does).
+        try:
+            return self.credential
+        except Credential.DoesNotExist:
+            return None
 
     def api_key(self) -> str:
         """The key in effect: an admin-managed key wins over <PREFIX>_API_KEY."""
@@ -161,7 +165,10 @@ class Provider(models.Model):
         return ConnectionResult("ok", result.detail)
 
     def adapter(self) -> ProviderAdapter:
-        return import_string(self.adapter_path)(self)
+        return self.adapter_class()(self)
+
+    def adapter_class(self) -> type[ProviderAdapter]:
+        return import_string(self.adapter_path)
 
     def is_stale(self, now=None) -> bool:
         if not self.last_success_at:
@@ -421,8 +428,17 @@ class Offer(models.Model):
     disk_gb = models.FloatField(null=True, blank=True)
     reliability = models.FloatField(null=True, blank=True)
     interruptible = models.BooleanField(null=True, blank=True)
+    verified = models.BooleanField(
+        null=True, blank=True, help_text="Host verified by the provider."
+    )
+    cuda_version = models.FloatField(
+        "CUDA version", null=True, blank=True, help_text="Newest CUDA the host's driver runs."
+    )
     availability_count = models.PositiveIntegerField(null=True, blank=True)
     benchmark_score = models.FloatField(null=True, blank=True)
+    capabilities = models.JSONField(
+        default=list, blank=True, help_text="As the provider reports them: tools, input:image…"
+    )
     # What the G-Score scores (providers.gscore.value): tflops / USD per GPU-hour × penalty.
     # Empty when unknown or not on sale; the 0–100 score is `gscore`, scaled when read.
     gscore_value = models.FloatField("G-Score value", null=True, blank=True)
@@ -498,6 +514,12 @@ class Offer(models.Model):
         if not self.available or self.gscore_value is None or not reference:
             return None
         return gscore.score(self.gscore_value, reference)
+
+    @property
+    def page_url(self) -> str:
+        """Where to rent or call this offer at the provider: its model page, or the console
+        (each adapter's `page_url`); the adapter class only, no client is built."""
+        return import_string(self.provider.adapter_path).page_url(self.upstream_id)
 
     @property
     def seen_at(self) -> datetime:

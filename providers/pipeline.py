@@ -263,11 +263,16 @@ def poll_many(slug: str | None = None, progress=None) -> list[PollRun]:
     return runs
 
 
+def _count(n: int, noun: str) -> str:
+    """1 offer, 2 offers, 0 calls."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _describe(run: PollRun) -> str:
     if run.succeeded:
         return (
-            f"  {run.outcome}: {run.offers_seen} offers ({run.offers_added} new, "
+            f"  {run.outcome}: {_count(run.offers_seen, 'offer')} ({run.offers_added} new, "
             f"{run.offers_changed} changed, {run.offers_gone} gone, "
-            f"{run.items_skipped} skipped) in {run.http_calls} calls"
+            f"{run.items_skipped} skipped) in {_count(run.http_calls, 'call')}"
         )
     return f"  {run.outcome}: " + " ".join(filter(None, [run.error_class, run.error_message]))

@@ -89,6 +89,7 @@ class ProviderClient:
         self.policy = policy
         self.slug = policy.slug
         self.calls = 0
+        self.last_status: int | None = None  # of the last answer request() returned
         timeout = policy.timeout
         self._http = httpx.Client(
             base_url=policy.base_url,
@@ -102,7 +103,9 @@ class ProviderClient:
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """A provider call through the shared breaker, limiter, cache and retries."""
-        return calls.call(self, self._http.build_request(method, url, **kwargs))
+        response = calls.call(self, self._http.build_request(method, url, **kwargs))
+        self.last_status = response.status_code
+        return response
 
     def send(self, request: httpx.Request) -> httpx.Response:
         """One bare attempt: no breaker, limiter, cache or retry (resilience.calls adds them)."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from functools import cache as once
+from itertools import batched
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from pytest_httpserver import HTTPServer
@@ -17,6 +20,7 @@ from providers.registry import load_registry
 from resilience.calls import forget_local_state
 from resilience.client import ProviderClient
 from resilience.policy import ProviderPolicy
+from resilience.store import REDIS_PREFIX
 
 PAYLOADS = Path(__file__).parent / "payloads"
 # A Groq-shaped provider for the client's tests: its key, its cheapest path, an answer.
@@ -52,13 +56,30 @@ def rewritten(before: dict[str, str]) -> set[str]:
     return {key for key, xmin in row_versions().items() if before.get(key) != xmin}
 
 
+def clear_our_keys() -> None:
+    """Empty the Django cache and the shared store. On Redis only our own keys go (the
+    cache's KEY_PREFIX and the store's prefix), not the whole database REDIS_URL names, which
+    someone else's work may share."""
+    config = settings.CACHES["default"]
+    if not config["BACKEND"].endswith("RedisCache"):
+        cache.clear()
+        return
+    client = redis.Redis.from_url(config["LOCATION"])
+    try:
+        for prefix in {f"{config.get('KEY_PREFIX', '')}:", REDIS_PREFIX}:
+            for batch in batched(client.scan_iter(match=f"{prefix}*", count=1000), 1000):
+                client.delete(*batch)
+    finally:
+        client.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     forget_local_state()
-    cache.clear()
+    clear_our_keys()
     yield
     forget_local_state()
-    cache.clear()
+    clear_our_keys()
 
 
 @pytest.fixture(autouse=True)

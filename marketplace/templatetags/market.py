@@ -3,6 +3,8 @@ what only the templates ask for (the filter panel's count, an offer's rows)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import template
 from django.db import models
 
@@ -16,9 +18,52 @@ register.filter("price_label", price_label)
 register.filter("percent", percent)
 
 
+@register.filter
+def per_vram_gb(offer) -> Decimal | None:
+    """USD per GB of one GPU's memory per hour (the table's "per VRAM-GB" column); None when
+    the provider states no GPU-hour price or no VRAM."""
+    if offer.usd_per_gpu_hour is None or not offer.vram_gb:
+        return None
+    return (offer.usd_per_gpu_hour / Decimal(str(offer.vram_gb))).quantize(Decimal("0.0001"))
+
+
+CAPABILITY_LABELS = {
+    "tools": "tool calling",
+    "structured-output": "structured output",
+    "json-mode": "JSON mode",
+}
+
+
+@register.filter
+def features(capabilities: list[str] | None) -> list[str]:
+    """The capabilities a provider reported, in words: ["tool calling", "JSON mode"]."""
+    return [CAPABILITY_LABELS[c] for c in capabilities or [] if c in CAPABILITY_LABELS]
+
+
+@register.filter
+def modalities(capabilities: list[str] | None) -> str:
+    """ "text, image → text" from "input:…" and "output:…" capabilities; "" when unreported."""
+    found = {"input": [], "output": []}
+    for c in capabilities or []:
+        side, _, modality = c.partition(":")
+        if side in found and modality:
+            found[side].append(modality)
+    if not found["input"] and not found["output"]:
+        return ""
+    return f"{', '.join(found['input']) or '?'} → {', '.join(found['output']) or '?'}"
+
+
+@register.filter
+def get(mapping: dict, key: str):
+    return mapping.get(key)
+
+
 # What the "Filters" panel folds away on phones: facets and limits (the search box stays).
-PANEL_FILTERS = ("kind", "provider", "region", "task", "gpu")
-PANEL_LIMITS = ("min_vram", "max_price", "min_context", "unavailable")
+PANEL_FILTERS = ("kind", "provider", "region", "task", "gpu", "country")
+PANEL_LIMITS = (
+    *("min_vram", "max_price", "min_context", "unavailable"),
+    *("rent", "min_reliability", "min_disk", "min_gpus", "min_cuda", "verified"),
+)
 
 
 @register.filter

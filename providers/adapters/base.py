@@ -84,8 +84,13 @@ class OfferIn:
     disk_gb: float | None = None
     reliability: float | None = None
     interruptible: bool | None = None
+    verified: bool | None = None  # the provider vouches for the host (Vast.ai's verification)
+    cuda_version: float | None = None  # the newest CUDA the host's driver runs (Vast.ai)
     availability_count: int | None = None
     benchmark_score: float | None = None
+    # What the payload says the model supports, never guessed: "tools", "structured-output",
+    # "json-mode", "input:image", "output:text" (providers.models.CAPABILITY_LABELS).
+    capabilities: list[str] = field(default_factory=list)
     available: bool = True
 
     def __post_init__(self) -> None:
@@ -150,7 +155,7 @@ class AuthResult:
 class OpenAIChatMixin:
     """run_inference for providers with an OpenAI-compatible chat completions endpoint."""
 
-    chat_path = ""
+    chat_path: str
 
     def run_inference(self, payload: dict[str, Any]) -> dict[str, Any]:
         response = self.client.request(
@@ -163,6 +168,16 @@ class ProviderAdapter:
     """One class per provider. Subclasses set their paths and parse their payloads."""
 
     console_url = ""
+    # OpenAI-compatible inference paths on the provider's base URL ("": not offered); the
+    # broker sends requests there.
+    chat_path = ""
+    embeddings_path = ""
+
+    @classmethod
+    def page_url(cls, upstream_id: str) -> str:
+        """Where an offer is rented or called at the provider: its model page where the
+        provider has one per offer, else the console."""
+        return cls.console_url
 
     def __init__(self, provider: Provider):
         self.provider = provider

@@ -2,7 +2,8 @@
 
 Follows (read 2026-11-23 through stored copies):
 - `GET /models/list` — every model with `model_name`, `type` (the task), `max_tokens`,
-  `deprecated` (Unix time or null), `replaced_by` and a typed `pricing` object. Pricing types
+  `deprecated` (Unix time or null), `replaced_by`, `tags` ("tools", "json": capabilities) and a
+  typed `pricing` object. Pricing types
   and fields per DeepInfra's OpenAPI spec: `tokens` / `input_tokens` (`cents_per_input_token`,
   `cents_per_output_token`, US cents per token), `image_units` (`cents_per_image_unit` with
   `default_width`/`default_height`/`default_iterations`), `time` (`cents_per_sec`),
@@ -12,6 +13,7 @@ Follows (read 2026-11-23 through stored copies):
 - `GET /v1/me` (Bearer) — account identity; the catalogs answer without a key, so this is the
   call that proves one.
 - `POST /v1/openai/chat/completions` — OpenAI-compatible; `usage.estimated_cost` is USD.
+- `POST /v1/openai/embeddings` — OpenAI-compatible embeddings (same `usage` shape).
 Model ids are case-sensitive: the upstream id is kept exactly, only canonical_id is lowered.
 """
 
@@ -35,9 +37,20 @@ from resilience.policy import reference_data
 CENTS_PER_TOKEN_TO_USD_PER_1M = Decimal(10_000)  # ¢/token ÷ 100 × 1,000,000
 
 
+# `/models/list` items carry `tags`; these two say what a call may use (the recorded payload:
+# "tools" on models that accept `tools`, "json" on those with `response_format` JSON mode).
+CAPABILITY_TAGS = {"tools": "tools", "json": "json-mode"}
+
+
 class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
     console_url = "https://deepinfra.com/models"
+
+    @classmethod
+    def page_url(cls, upstream_id: str) -> str:
+        return f"https://deepinfra.com/{upstream_id}"  # the model's page, with its playground
+
     chat_path = "/v1/openai/chat/completions"
+    embeddings_path = "/v1/openai/embeddings"
 
     def list_models(self) -> Catalog:
         models = self.client.get_json("/models/list", headers=self.auth_headers())
@@ -69,6 +82,9 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
             task_tag=item.get("type") or "",  # mapped in providers.vocabulary
             description=(item.get("description") or "")[:2000],
             context_length=contexts.get(model_id) or item.get("max_tokens"),
+            capabilities=[
+                CAPABILITY_TAGS[t] for t in item.get("tags") or [] if t in CAPABILITY_TAGS
+            ],
             available=not (deprecated and deprecated <= time.time()),
         )
         if item.get("replaced_by"):

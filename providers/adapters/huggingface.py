@@ -39,6 +39,12 @@ MODALITY_TASKS = {"image": "image", "audio": "audio", "embeddings": "embedding"}
 
 class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
     console_url = "https://huggingface.co/inference/models"
+
+    @classmethod
+    def page_url(cls, upstream_id: str) -> str:
+        model_id = upstream_id.rsplit(":", 1)[0]  # "<model id>:<serving provider>"
+        return f"https://huggingface.co/{model_id}"  # lists its inference providers
+
     chat_path = "/v1/chat/completions"
 
     def __init__(self, provider):
@@ -91,6 +97,7 @@ class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
             usd_per_1m_output=usd(pricing.get("output")),
             throughput_tps=route.get("throughput"),
             latency_ms=route.get("first_token_latency_ms"),
+            capabilities=_capabilities(model, route),
             available=route.get("status") == "live",
         )
 
@@ -100,6 +107,19 @@ class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
             return AuthResult(ok=True, detail="No token set; the public router catalog answers.")
         me = self.hub.get_json("/api/whoami-v2", headers=self.auth_headers(required=True))
         return AuthResult(ok=True, detail=f"Token accepted for {me.get('name', '?')}.")
+
+
+def _capabilities(model: dict[str, Any], route: dict[str, Any]) -> list[str]:
+    """What the router reports: per route `supports_tools` and `supports_structured_output`
+    (only a true value says something), per model its input and output modalities."""
+    found = [name for key, name in ROUTE_FLAGS.items() if route.get(key) is True]
+    architecture = model.get("architecture") or {}
+    for side in ("input", "output"):
+        found += [f"{side}:{m}" for m in architecture.get(f"{side}_modalities") or []]
+    return found
+
+
+ROUTE_FLAGS = {"supports_tools": "tools", "supports_structured_output": "structured-output"}
 
 
 def _task_from_modalities(architecture: dict[str, Any]) -> str:

@@ -11,7 +11,9 @@ the catalog fetchers of dstackai/gpuhunt and skypilot; notes in tests/payloads/S
   for the whole offer, all `num_gpus` GPUs plus the allocated storage; `min_bid` "current
   minimum bid price in $/hr for interruptible", also for the whole offer (the create call's
   `price` is "bid price per machine"); `reliability2` 0..1; `geolocation` "Region, CC" or a
-  bare country name. `dlperf` is Vast's own benchmark of the whole offer.
+  bare country name. `dlperf` is Vast's own benchmark of the whole offer. `verification`
+  "verified" / "unverified" / "deverified" (the search asks for verified machines, yet
+  answers may hold others); `cuda_max_good` the newest CUDA version the host's driver runs.
 - `PUT /api/v0/asks/{id}/` rents the offer (`image`, `disk` GB ≥ 8, `price` for a bid) →
   `{"success": true, "new_contract": id}`; failures are `{"success": false, "error": code,
   "msg": "error <http>/<n>: …"}`. `GET /api/v0/users/current/` proves a key.
@@ -37,6 +39,8 @@ from resilience.errors import (
     RateLimited,
 )
 
+# `verification` as sent; a value not listed (or none) leaves the offer's verification unknown.
+VERIFIED = {"verified": True, "unverified": False, "deverified": False}
 STORAGE_GB = 5  # the CLI's --storage default; dph_total prices it in
 SEARCH = {
     # The CLI's default query: verified machines, no external offers, rentable now.
@@ -94,6 +98,8 @@ class VastAiAdapter(ProviderAdapter):
             ram_gb=_ram_gb(item),
             disk_gb=item.get("disk_space"),
             reliability=item.get("reliability2", item.get("reliability")),
+            verified=VERIFIED.get(item.get("verification")),
+            cuda_version=item.get("cuda_max_good"),
             interruptible=False,
             availability_count=gpus,
             benchmark_score=item.get("dlperf"),

@@ -105,3 +105,9 @@ def test_expired_counters_are_purged_from_the_database_store(settings, registry)
     assert store().read([], ["window:groq:1"])[1]["window:groq:1"] == {}
     checks.housekeeping()
     assert not SharedState.objects.filter(key="window:groq:1").exists()
+
+
+def test_a_successful_check_records_the_http_status(registry, groq_server):
+    groq_server.expect_request(PATH).respond_with_json(MODELS, status=203)
+    check = checks.run_check(registry["groq"])
+    assert (check.ok, check.status_code) == (True, 203)

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from gpubroker.celery import app
 from health.models import HealthCheck
@@ -159,3 +162,37 @@ def test_readiness_fails_when_the_broker_is_unreachable(client):
         app.conf.broker_url = reachable
     assert response.status_code == 503
     assert response.json()["checks"]["broker"].startswith("error: ")
+
+
+def test_a_refresh_after_the_session_ended_sends_the_window_to_the_login_page(open_breaker, client):
+    current = {**HTMX, "HTTP_HX_CURRENT_URL": "http://testserver/health/?x=1"}
+    for response in (client.get("/health/groq/", **current), client.get("/health/", **current)):
+        assert response.status_code == 401
+        assert response["HX-Redirect"] == "/admin/login/?next=%2Fhealth%2F%3Fx%3D1"
+        assert "<form" not in response.content.decode()  # nothing to paste into a card
+
+
+def test_a_button_after_the_session_ended_changes_nothing_and_sends_to_login(
+    open_breaker, client, django_user_model
+):
+    client.force_login(django_user_model.objects.create_user("visitor", password="pw"))
+    response = client.post("/health/groq/reset-breaker", **HTMX)
+    assert response.status_code == 401 and response["HX-Redirect"].startswith("/admin/login/")
+    assert breaker_state() == "OPEN"
+
+
+def test_after_a_reset_the_card_says_why_the_badge_stays(open_breaker, staff_client):
+    body = staff_client.post("/health/groq/reset-breaker", **HTMX).content.decode()
+    assert '<span class="badge" data-status>UNAVAILABLE</span>' in body  # 0% of 5 calls
+    assert "Breaker closed; status follows the success rate of the last 5 minutes." in body
+
+
+def test_fresh_times_read_just_now_or_seconds(registry, staff_client):
+    now = timezone.now()
+    registry["groq"].__class__.objects.filter(slug="groq").update(last_success_at=now)
+    registry["groq"].__class__.objects.filter(slug="deepinfra").update(
+        last_success_at=now - timedelta(seconds=42)
+    )
+    page = staff_client.get("/health/").content.decode()
+    assert "just now</time>" in page and "42 seconds ago</time>" in page
+    assert "0 minutes" not in page

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from health import status
+from health.models import HealthCheck
 from resilience import breaker, metrics
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +76,18 @@ def test_the_window_sums_the_minutes_it_covers():
     window = metrics.Window.of(minutes)
     assert (window.calls, window.ok, window.success_rate, window.avg_ms) == (4, 3, 0.75, 200.0)
     assert window.errors == {"timeout": 1}
+
+
+def test_the_24_hour_chart_marks_every_failure_and_labels_time(registry):
+    groq = registry["groq"]
+    now = timezone.now().replace(hour=14, minute=30)
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)  # 12:00
+    checks = [HealthCheck(provider=groq, ok=True, status_class="ok", at=hour) for _ in range(59)]
+    checks.append(HealthCheck(provider=groq, ok=False, status_class="timeout", at=hour))
+    HealthCheck.objects.bulk_create(checks)
+    bars = status.hourly_checks([groq], now=now)[groq.pk]
+    busy = bars[-3]
+    assert busy.title == "12:00–13:00 UTC: 59 ok, 1 failed"
+    assert busy.failed_h >= 2  # one failure in sixty still shows
+    assert bars[0].title.endswith("UTC: no checks")
+    assert [b.tick for b in bars if b.tick] == ["18:00", "00:00", "06:00"]  # 12:00 is by "now"

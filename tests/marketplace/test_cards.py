@@ -269,3 +269,37 @@ def test_an_akash_card_shows_the_bid_range_with_its_median(client, recorded_worl
     low, high = f"${offer.usd_per_gpu_hour_min:.2f}", f"${offer.usd_per_gpu_hour_max:.2f}"
     assert f"<strong>{low}–{high}</strong>" in html
     assert "market range (median $" in html
+
+
+def test_a_price_that_never_moved_draws_no_line(client, registry):
+    deepinfra = registry["deepinfra"]
+    publish(deepinfra, llm("a/model", usd_per_1m_input=usd("1.00")), at=days_ago(3))
+    publish(deepinfra, llm("a/model", usd_per_1m_input=usd("1.00")))
+    html = card(client.get("/"), "a/model")
+    assert "<svg" not in html and "no change" not in html
+    offer = Offer.objects.get(upstream_id="a/model")
+    body = client.get(f"/offers/{offer.pk}/").content.decode()
+    assert '<svg class="spark' not in body
+    assert "No price change since GPUBroker first saw this offer" in body
+    assert "No price in a unit GPUBroker converts" not in body
+
+
+def test_llm_cards_show_what_the_provider_reports_and_link_to_it(client, recorded_world):
+    html = card(
+        client.get("/?q=DeepSeek-V4-Pro&provider=huggingface"), "deepseek-ai/DeepSeek-V4-Pro"
+    )
+    assert '<span class="tag cap">tool calling</span>' in html
+    assert "<dt>Modalities</dt><dd>text → text</dd>" in html
+    assert (
+        '<a class="go" href="https://huggingface.co/deepseek-ai/DeepSeek-V4-Pro" rel="noopener"'
+        in html
+    )
+    groq = card(client.get("/?provider=groq&q=llama-3.1-8b-instant"), "llama-3.1-8b-instant")
+    assert "tag cap" not in groq and "Modalities" not in groq  # Groq's payload says nothing
+    assert '<a class="go" href="https://console.groq.com"' in groq
+
+
+def test_every_gpu_offer_links_to_where_it_is_rented(client, recorded_world):
+    body = client.get("/?provider=vastai").content.decode()
+    link = '<a class="go" href="https://cloud.vast.ai" rel="noopener" target="_blank">'
+    assert body.count('<article class="card offer gpu') == body.count(f"{link}Rent at Vast.ai ↗")

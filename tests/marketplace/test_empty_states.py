@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def reasons(client, query: str = "") -> str:
     body = client.get(f"/?{query}").content.decode()
     assert "No offers match." in body
-    assert '<a href="/health/">Provider health</a>' in body
+    assert '<a href="/status/">Provider health</a>' in body  # public; /health/ is for staff
     return body
 
 
@@ -58,7 +58,7 @@ def test_a_failed_last_poll_says_so_with_its_error_class(client, registry, serve
     )
     assert poll_provider("groq").outcome == "failed"
     body = reasons(client, "provider=groq")
-    assert "<strong>Groq</strong>: last poll failed (InvalidKey)" in body
+    assert "<strong>Groq</strong>: last poll failed: invalid key (InvalidKey)" in body
     assert "gsk_revoked" not in body
 
 
@@ -86,7 +86,10 @@ def test_an_open_circuit_breaker_says_so(client, registry, serve):
     assert poll_provider("deepinfra").error_class == "CircuitBreakerOpen"
     assert len(server.log) == calls_before  # no call made while open
     body = reasons(client, "provider=deepinfra")
-    assert "<strong>DeepInfra</strong>: circuit breaker open" in body
+    assert (
+        "<strong>DeepInfra</strong>: last poll failed: unreachable (Transient);"
+        " circuit breaker open: calls are paused after repeated failures" in body
+    )  # the cause first, the breaker second
 
 
 def page_text(client, query: str = "") -> str:

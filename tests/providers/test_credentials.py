@@ -119,7 +119,7 @@ def test_the_test_connection_action_reports_the_mapped_result(registry, serve, a
         {"action": "test_connection", "_selected_action": [groq.pk]},
         follow=True,
     )
-    assert "Groq: invalid key." in response.content.decode()
+    assert "Test connection to Groq: invalid key." in response.content.decode()
 
 
 def test_the_provider_admin_says_where_the_key_comes_from(registry, admin_client, settings):

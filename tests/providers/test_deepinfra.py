@@ -165,3 +165,13 @@ def test_chat_completion_passes_through(deepinfra, settings):
     )
     result = provider.adapter().run_inference({"model": "x", "messages": []})
     assert result["usage"]["estimated_cost"] == 0.0000012
+
+
+def test_its_tags_say_which_models_take_tools_and_json_mode(deepinfra):
+    provider, server = deepinfra
+    serve_catalog(server)
+    llama = by_id(provider.adapter().list_models())["meta-llama/Meta-Llama-3.1-8B-Instruct"]
+    assert llama.capabilities == ["tools", "json-mode"]  # tags: openai, tools, json, …
+    assert type(provider.adapter()).page_url(llama.upstream_id) == (
+        "https://deepinfra.com/meta-llama/Meta-Llama-3.1-8B-Instruct"
+    )

@@ -93,3 +93,18 @@ def test_test_connection_reports_an_invalid_token(huggingface, settings):
     result = provider.test_connection()
     assert result.status == "invalid key"
     assert "hf_invalidtoken123456" not in result.detail
+
+
+def test_it_keeps_what_the_router_reports_each_route_supports(huggingface):
+    provider, server = huggingface
+    serve_catalog(server)
+    offers = by_id(provider.adapter().list_models())
+    together = offers["deepseek-ai/DeepSeek-V4-Pro:together"]
+    assert together.capabilities == ["tools", "structured-output", "input:text", "output:text"]
+    novita = offers["deepseek-ai/DeepSeek-V4-Pro:novita"]  # supports_structured_output: false
+    assert novita.capabilities == ["tools", "input:text", "output:text"]
+    silent = offers["deepseek-ai/DeepSeek-V4-Pro:featherless-ai"]  # reports no flags
+    assert silent.capabilities == ["input:text", "output:text"]
+    assert type(provider.adapter()).page_url(novita.upstream_id) == (
+        "https://huggingface.co/deepseek-ai/DeepSeek-V4-Pro"
+    )

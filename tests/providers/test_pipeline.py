@@ -226,7 +226,7 @@ def test_sync_providers_vastai_stores_normalised_offers(vastai, capsys):
     serve_vast(server)
     call_command("sync_providers", "--provider", "vastai")
     out = capsys.readouterr().out
-    assert "ok: 30 offers (30 new, 0 changed, 0 gone, 0 skipped) in 1 calls" in out
+    assert "ok: 30 offers (30 new, 0 changed, 0 gone, 0 skipped) in 1 call\n" in out
     h100 = Offer.objects.select_related("gpu").get(provider=provider, upstream_id="21319944")
     assert h100.kind == Kind.GPU and h100.gpu.canonical == "H100 SXM 80GB"
     assert (h100.gpu_count, h100.vram_gb, h100.country, h100.region) == (8, 79.6, "US", "us")

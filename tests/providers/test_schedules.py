@@ -7,7 +7,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_celery_beat.models import PeriodicTask
 
-from providers.models import PollRun, Provider
+from providers.adapters.base import Catalog, OfferIn
+from providers.models import Kind, PollRun, Provider
+from providers.pipeline import ingest
 from providers.registry import load_registry
 from providers.tasks import poll_provider
 
@@ -40,7 +42,6 @@ def test_changing_the_interval_in_admin_reschedules_the_poll(registry, admin_cli
             "kind": "llm-inference",
             "enabled": "on",
             "poll_interval": "120",
-            "regions": "[]",
             "docs_url": groq.docs_url,
         },
     )
@@ -84,7 +85,6 @@ def test_disabling_a_provider_in_admin_pauses_its_schedule(registry, admin_clien
             "name": "Groq",
             "kind": "llm-inference",
             "poll_interval": "300",
-            "regions": "[]",
             "docs_url": groq.docs_url,
         },
     )
@@ -96,3 +96,23 @@ def test_sync_providers_says_a_disabled_provider_was_not_polled(registry, capsys
     with pytest.raises(CommandError, match="No provider was polled successfully"):
         call_command("sync_providers", "--provider", "groq")
     assert "skipped: Provider disabled in admin; not polled." in capsys.readouterr().out
+
+
+def test_sync_providers_on_a_just_migrated_database_says_to_load_the_registry(db):
+    with pytest.raises(CommandError, match=r"run manage\.py load_providers first"):
+        call_command("sync_providers")
+
+
+def test_regions_are_a_multi_select_of_the_regions_offers_carry(registry, admin_client):
+    groq = registry["groq"]
+    offers = [OfferIn(upstream_id=r, name=r, kind=Kind.LLM, region=r) for r in ("eu", "us")]
+    ingest(groq, Catalog(offers=offers))
+    url = f"/admin/providers/provider/{groq.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert '<select name="regions"' in page and "multiple" in page
+    assert '<option value="eu">eu</option>' in page and '<option value="us">us</option>' in page
+    form = {"name": "Groq", "kind": "llm-inference", "enabled": "on", "poll_interval": "300"}
+    response = admin_client.post(url, {**form, "regions": ["eu", "us"], "docs_url": groq.docs_url})
+    assert response.status_code == 302
+    groq.refresh_from_db()
+    assert groq.regions == ["eu", "us"]

@@ -219,3 +219,12 @@ def test_renting_needs_a_key(vastai):
     with pytest.raises(errors.MissingKey, match="VASTAI_API_KEY"):
         provider.adapter().rent("21342210", {"image": "x"})
     assert server.log == []
+
+
+def test_it_keeps_each_hosts_verification_and_cuda_version_as_sent(vastai):
+    provider, server = vastai
+    serve_vast(server)
+    offers = by_id(provider.adapter().list_models())
+    assert (offers["21319944"].verified, offers["21319944"].cuda_version) == (True, 12.8)
+    assert (offers["21277301"].verified, offers["21277301"].cuda_version) == (False, None)
+    assert offers["21319944:bid"].cuda_version == 12.8  # the same machine, by bid

@@ -13,6 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--provider", metavar="SLUG", help="Poll only this provider.")
 
     def handle(self, *args, provider: str | None = None, **options) -> None:
+        if not Provider.objects.exists():  # a database just migrated by hand
+            raise CommandError(
+                "No providers loaded: run manage.py load_providers first (make migrate does)."
+            )
         if provider and not Provider.objects.filter(slug=provider).exists():
             known = ", ".join(Provider.objects.values_list("slug", flat=True))
             raise CommandError(

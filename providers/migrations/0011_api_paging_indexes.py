@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0009_llm_models'),
+        ('providers', '0010_llm_models'),
     ]
 
     operations = [

@@ -18,7 +18,7 @@ def tasks_into_vocabulary(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0008_offer_indexes_on_the_model'),
+        ('providers', '0009_offer_capabilities_cuda_verified'),
     ]
 
     operations = [

@@ -1,0 +1,315 @@
+"""Time the broker adds to a call: the same loopback upstream called directly and through it.
+
+    make bench-proxy          (or: .venv/bin/python benchmarks/proxy.py)
+
+Three processes: a loopback upstream speaking DeepInfra's OpenAI-compatible chat endpoint
+(JSON with `usage.estimated_cost`, or an SSE stream of 8 events), the broker under uvicorn
+(one worker, a throwaway test database from BENCH_PROXY_DATABASE_URL, REDIS_URL's store), and
+this client (httpx.AsyncClient, keep-alive). For each mode (non-streaming: the whole answer;
+streaming: time to the first body byte) and concurrency (1 and 32 requests in flight), it runs
+the direct calls and the brokered calls one after the other, and prints p50/p95/p99 of each and
+what the broker added, with PASS/FAIL against the targets: ≤ 5 ms added at p50, ≤ 15 ms at p95,
+and the CPU time the broker process spent per request (its added time on an idle core: on a
+loaded machine the wall-clock figures mostly measure waiting for a CPU).
+A brokered call does all a real one does: key lookup, routing over the stored offers, breaker,
+token bucket (a huge rate, so it is consulted but never waits), metrics, one usage record and
+the spend update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+N = int(os.environ.get("BENCH_REQUESTS", "400"))
+# Its own database server and name (a test database, test_<name>, is made and dropped).
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_PROXY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpubroker_proxy_bench"
+)
+CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,32").split(",")]
+TARGET_P50_MS, TARGET_P95_MS = 5.0, 15.0
+MODEL = "meta-llama/llama-3.3-70b-instruct"
+UPSTREAM_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+PATH = "/v1/openai/chat/completions"
+PROVIDER_KEY = "di_benchproviderkey0000000001"
+ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1764655200,
+        "model": UPSTREAM_MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 9,
+            "completion_tokens": 2,
+            "total_tokens": 11,
+            "estimated_cost": 1.2e-06,
+        },
+    }
+).encode()
+CHUNK = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion.chunk",
+    "created": 1764655200,
+    "model": UPSTREAM_MODEL,
+}
+EVENTS = [
+    b"data: "
+    + json.dumps(CHUNK | {"choices": [{"index": 0, "delta": {"content": f"w{i} "}}]}).encode()
+    + b"\n\n"
+    for i in range(6)
+] + [
+    b"data: "
+    + json.dumps(
+        CHUNK
+        | {
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 9,
+                "completion_tokens": 6,
+                "total_tokens": 15,
+                "estimated_cost": 1.5e-06,
+            },
+        }
+    ).encode()
+    + b"\n\n",
+    b"data: [DONE]\n\n",
+]
+
+
+async def upstream(scope, receive, send) -> None:
+    """A raw ASGI app: DeepInfra's chat completions, JSON or SSE as the request asks."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    stream = json.loads(body or b"{}").get("stream") is True
+    kind = b"text/event-stream" if stream else b"application/json"
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
+    if not stream:
+        await send({"type": "http.response.body", "body": ANSWER})
+        return
+    for event in EVENTS:
+        await send({"type": "http.response.body", "body": event, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(args, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"server on port {port} did not start: {args}")
+
+
+def prepare_database() -> tuple[str, object]:
+    """A throwaway test database with the providers, one offer and one key."""
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
+    import django
+
+    django.setup()
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.test.utils import setup_databases
+    from django.utils import timezone
+
+    from broker.models import ApiKey
+    from providers.models import Offer
+    from providers.registry import load_registry
+
+    old_config = setup_databases(0, False)
+    providers = {p.slug: p for p in load_registry()}
+    now = timezone.now()
+    Offer.objects.create(
+        provider=providers["deepinfra"],
+        upstream_id=UPSTREAM_MODEL,
+        canonical_id=MODEL,
+        name=UPSTREAM_MODEL,
+        kind="llm-inference",
+        task="text-generation",
+        usd_per_1m_input=Decimal("0.23"),
+        usd_per_1m_output=Decimal("0.40"),
+        first_seen=now - timedelta(days=1),
+        last_seen=now,
+    )
+    _, raw = ApiKey.issue("bench", Decimal("100000"))
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    return raw, (name, old_config)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def one(client, url: str, headers: dict, body: dict, stream: bool) -> float:
+    started = time.perf_counter()
+    if not stream:
+        response = await client.post(url, json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return (time.perf_counter() - started) * 1000
+    async with client.stream("POST", url, json=body, headers=headers) as response:
+        assert response.status_code == 200
+        ttfb = None
+        async for _ in response.aiter_raw():
+            ttfb = ttfb or (time.perf_counter() - started) * 1000
+    return ttfb
+
+
+async def run(url: str, headers: dict, body: dict, stream: bool, concurrency: int) -> list[float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        for _ in range(min(50, N)):  # warm up connections and the broker's first queries
+            await one(client, url, headers, body, stream)
+        samples: list[float] = []
+        left = iter(range(N))
+
+        async def worker() -> None:
+            for _ in left:
+                samples.append(await one(client, url, headers, body, stream))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples
+
+
+def row(label: str, samples: list[float]) -> tuple[float, float, float]:
+    p = (percentile(samples, 0.5), percentile(samples, 0.95), percentile(samples, 0.99))
+    print(
+        f"  {label:<8} p50 {p[0]:7.2f}   p95 {p[1]:7.2f}   p99 {p[2]:7.2f}  ms"
+        f"   (mean {statistics.fmean(samples):.2f}, n={len(samples)})"
+    )
+    return p
+
+
+def main() -> int:
+    raw_key, (database, old_config) = prepare_database()
+    upstream_port, broker_port = free_port(), free_port()
+    env = dict(os.environ)
+    env |= {
+        "DATABASE_URL": BENCH_DATABASE_URL.rsplit("/", 1)[0] + "/" + database,
+        "DEEPINFRA_BASE_URL": f"http://127.0.0.1:{upstream_port}",
+        "DEEPINFRA_API_KEY": PROVIDER_KEY,
+        "DEEPINFRA_RATE_LIMIT": "100000000",
+        "LOG_LEVEL": "WARNING",
+        # As in production: DEBUG off (Django then keeps no query log).
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret",
+        "GPUBROKER_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    servers = [
+        start(
+            [*uvicorn, "--port", str(upstream_port), "benchmarks.proxy:upstream"],
+            env,
+            upstream_port,
+        ),
+        start(
+            [*uvicorn, "--port", str(broker_port), "gpubroker.asgi:application"], env, broker_port
+        ),
+    ]
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi."}]}
+    direct = (
+        f"http://127.0.0.1:{upstream_port}{PATH}",
+        {"Authorization": f"Bearer {PROVIDER_KEY}"},
+        body | {"model": UPSTREAM_MODEL},
+    )
+    brokered = (
+        f"http://127.0.0.1:{broker_port}/v1/chat/completions",
+        {"Authorization": f"Bearer {raw_key}"},
+        body,
+    )
+    verdicts = []
+    try:
+        for stream in (False, True):
+            for concurrency in CONCURRENCY:
+                what = "time to first byte, streaming" if stream else "whole answer, non-streaming"
+                print(f"\n{what}, concurrency {concurrency}, {N} requests each:")
+                extra = {"stream": True} if stream else {}
+                d = row(
+                    "direct",
+                    asyncio.run(run(direct[0], direct[1], direct[2] | extra, stream, concurrency)),
+                )
+                cpu = cpu_seconds(servers[1].pid)
+                b = row(
+                    "broker",
+                    asyncio.run(
+                        run(brokered[0], brokered[1], brokered[2] | extra, stream, concurrency)
+                    ),
+                )
+                # Warm-up requests included: CPU the broker process spent per request, which
+                # is what its added time comes to on an idle core.
+                per_request = (cpu_seconds(servers[1].pid) - cpu) * 1000 / (N + min(50, N))
+                print(f"  broker CPU {per_request:.2f} ms per request (all its threads)")
+                added = [b[i] - d[i] for i in range(3)]
+                ok = added[0] <= TARGET_P50_MS and added[1] <= TARGET_P95_MS
+                verdicts.append(ok)
+                print(
+                    f"  added    p50 {added[0]:7.2f}   p95 {added[1]:7.2f}   p99 {added[2]:7.2f}"
+                    f"  ms   {'PASS' if ok else 'FAIL'} (targets ≤ {TARGET_P50_MS:g} ms p50, "
+                    f"≤ {TARGET_P95_MS:g} ms p95)"
+                )
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+        from django.test.utils import teardown_databases
+
+        teardown_databases(old_config, 0)
+    print(f"\n{sum(verdicts)}/{len(verdicts)} PASS")
+    return 0 if all(verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""What one request cost and how it went: its usage record, the key's spend, what the serving
+offer was seen to do, and the broker's counters (exported on /metrics)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import Coalesce, Now
+
+from broker.models import ApiKey, CostSource, Observation, Outcome, Usage, relaxed_commit
+from broker.routing import Candidate, Plan
+from resilience.store import store
+
+COUNTERS = "broker:totals"
+SMOOTHING = 0.2  # weight of the newest sample in the observed moving averages
+
+
+@dataclass
+class Call:
+    """One request to the broker, filled in as it goes and recorded once at its end."""
+
+    key: ApiKey
+    endpoint: str
+    model: str
+    stream: bool = False
+    started: float = field(default_factory=time.monotonic)
+    plan: Plan | None = None
+    reserved: bool = False
+    admitted: dict | Exception | None = None  # the first candidate's admission, asked ahead
+    attempts: list[dict[str, str]] = field(default_factory=list)
+    served: Candidate | None = None
+    ttfb: float | None = None  # seconds to the first byte from the provider
+    usage: dict[str, Any] | None = None
+    outcome: str = Outcome.OK
+    status: int = 200
+    error: str = ""
+
+    def tried(self, candidate: Candidate, code: str, message: str) -> None:
+        self.attempts.append(
+            {"provider": candidate.provider, "offer": str(candidate.offer_id), "error": code,
+             "message": message}
+        )  # fmt: skip
+
+    def cost(self) -> tuple[Decimal | None, str]:
+        """The provider's own `usage.estimated_cost` (DeepInfra) where given, else tokens ×
+        the offer's stored prices; and which of the two it is."""
+        usage = self.usage or {}
+        stated = usage.get("estimated_cost")
+        if isinstance(stated, int | float) and not isinstance(stated, bool):
+            return Decimal(str(stated)), CostSource.PROVIDER
+        prompt, completion = tokens(usage)
+        if self.served and prompt is not None:
+            priced = self.served.cost(prompt, completion or 0)
+            if priced is not None:
+                return priced, CostSource.PRICES
+        return None, CostSource.UNKNOWN
+
+
+def tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (
+        prompt if isinstance(prompt, int) else None,
+        completion if isinstance(completion, int) else None,
+    )
+
+
+def finish(call: Call) -> Usage:
+    """Record the request: one Usage row, the spend, the observation, the counters."""
+    total = time.monotonic() - call.started
+    cost, source = call.cost()
+    prompt, completion = tokens(call.usage or {})
+    served = call.served
+    estimate = call.plan.estimate if call.plan else Decimal(0)
+    with transaction.atomic():
+        relaxed_commit()
+        if cost or call.reserved:
+            call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
+        observe(call, completion, total)
+        usage = record(call, served, prompt, completion, cost, source, total)
+    count(call, prompt, completion, cost)
+    return usage
+
+
+def record(
+    call: Call,
+    served: Candidate | None,
+    prompt: int | None,
+    completion: int | None,
+    cost: Decimal | None,
+    source: str,
+    total: float,
+) -> Usage:
+    return Usage.objects.create(
+        key=call.key,
+        endpoint=call.endpoint,
+        model=call.model,
+        provider=served.provider if served else "",
+        offer_id=served.offer_id if served else None,
+        upstream_model=served.upstream_id if served else "",
+        stream=call.stream,
+        attempts=call.attempts,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_usd=cost,
+        cost_source=source,
+        ttfb_ms=round(call.ttfb * 1000, 2) if call.ttfb is not None else None,
+        total_ms=round(total * 1000, 2),
+        outcome=call.outcome,
+        status_code=call.status,
+        error=call.error,
+    )
+
+
+def observe(call: Call, completion: int | None, total: float) -> None:
+    """Feed what happened back into the offers' observed latency, throughput and failures
+    (the `latency` and `throughput` strategies rank by them): one UPDATE per offer, the
+    moving averages computed in it, so concurrent requests do not lose each other's samples."""
+    for attempt in call.attempts:
+        if attempt["error"] in FAILURES:
+            update(int(attempt["offer"]), requests=F("requests") + 1, failures=F("failures") + 1)
+    if not call.served or call.ttfb is None or call.outcome != Outcome.OK:
+        return
+    fields = {"requests": F("requests") + 1, "latency_ms": smooth("latency_ms", call.ttfb * 1000)}
+    generating = total - call.ttfb if call.stream else total
+    if completion and generating > 0:
+        fields["throughput_tps"] = smooth("throughput_tps", completion / generating)
+    update(call.served.offer_id, **fields)
+
+
+def update(offer_id: int, **fields) -> None:
+    if not Observation.objects.filter(offer_id=offer_id).update(**fields, updated_at=Now()):
+        Observation.objects.get_or_create(offer_id=offer_id)
+        Observation.objects.filter(offer_id=offer_id).update(**fields, updated_at=Now())
+
+
+def smooth(column: str, sample: float) -> Coalesce:
+    """Exponential moving average in SQL: the sample itself when there is none yet."""
+    return Coalesce(
+        F(column) * (1 - SMOOTHING) + Value(sample * SMOOTHING), Value(sample),
+        output_field=FloatField(),
+    )  # fmt: skip
+
+
+FAILURES = frozenset({"server_error", "timeout", "connection", "rate_limited"})
+
+
+def count(call: Call, prompt: int | None, completion: int | None, cost: Decimal | None) -> None:
+    """Running totals in the shared store, by provider and outcome, for Prometheus."""
+    provider = call.served.provider if call.served else "none"
+    label = f"{call.endpoint}|{call.model}|{provider}|{call.outcome}"
+    fields: dict[str, float] = {
+        f"requests|{label}": 1,
+        f"prompt_tokens|{label}": prompt or 0,
+        f"completion_tokens|{label}": completion or 0,
+        f"cost_usd|{label}": float(cost or 0),
+    }
+    fallbacks = len(call.attempts)
+    if fallbacks:
+        fields[f"fallbacks|{call.endpoint}|{call.model}"] = fallbacks
+    store().incr([(COUNTERS, fields, None)], defer=True)  # written behind, as metrics.record
+
+
+def totals() -> dict[str, float]:
+    return store().read([], [COUNTERS])[1].get(COUNTERS, {})

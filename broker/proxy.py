@@ -1,0 +1,390 @@
+"""The broker's request path: authenticate, route, call the first candidate that answers,
+pass its answer on (a stream chunk by chunk), account for it.
+
+Before the first byte reaches the client, a connection error, timeout, 429, 5xx, our own
+breaker or limiter refusing, or the provider rejecting *our* key (401/403) or not knowing the
+model (404) moves on to the next candidate. Any other 4xx is the request's fault and goes back
+to the client as it came. After the first byte nothing is retried: an error becomes an event in
+the stream. Everything answered is in OpenAI's error shape, never a 500, never a provider key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from broker import accounting, routing
+from broker.accounting import Call
+from broker.memo import Memo
+from broker.models import ApiKey, Outcome
+from broker.routing import CHAT, RouteError
+from resilience import aio
+from resilience.errors import ProviderError
+from resilience.secrets import scrub
+
+logger = logging.getLogger(__name__)
+
+# Provider answers that send a request on to the next candidate: the provider failed or
+# refused *us* (our breaker, our limiter, our key); the request itself may be fine.
+FALL_THROUGH = frozenset(
+    {
+        "server_error", "timeout", "connection", "rate_limited", "circuit_open",
+        "rate_limit_exceeded", "invalid_key", "forbidden", "not_found",
+    }
+)  # fmt: skip
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+DONE = b"data: [DONE]\n\n"
+KEYS = Memo()
+
+
+def error_response(
+    status: int,
+    message: str,
+    code: str,
+    param: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> JsonResponse:
+    """OpenAI's error shape; `metadata` (as OpenRouter's) says what was tried and skipped."""
+    error: dict[str, Any] = {
+        "message": scrub(message),
+        "type": ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error"),
+        "param": param,
+        "code": code,
+    }
+    if metadata:
+        error["metadata"] = metadata
+    return JsonResponse({"error": error}, status=status)
+
+
+def parse_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RouteError(400, f"The body is not valid JSON: {exc}", "invalid_json") from exc
+    if not isinstance(body, dict):
+        raise RouteError(400, "The body must be a JSON object.", "invalid_json")
+    return body
+
+
+def bearer(request: HttpRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def authenticate(request: HttpRequest) -> ApiKey:
+    raw = bearer(request)
+    if not raw:
+        raise RouteError(401, "Missing API key: send `Authorization: Bearer gpb_…`.", "missing_key")
+    key = KEYS.get(raw, lambda: ApiKey.find(raw))
+    if key is None:
+        raise RouteError(401, "Invalid API key.", "invalid_api_key")
+    if key.revoked_at is not None:
+        raise RouteError(401, "This API key has been revoked.", "revoked_key")
+    if not key.usable:
+        raise RouteError(401, "This API key has expired.", "expired_key")
+    return key
+
+
+def over_budget(key: ApiKey) -> RouteError:
+    return RouteError(
+        402,
+        f"Monthly budget of ${key.monthly_budget_usd} spent for this key "
+        f"(${key.spent_this_month():.6f} so far).",
+        "insufficient_quota",
+    )
+
+
+def prepare(call: Call, body: dict[str, Any]) -> None:
+    """Route the request and hold its expected cost of the key's budget (sync: the ORM)."""
+    if call.key.over_budget():
+        raise over_budget(call.key)
+    plan = call.plan = routing.plan(call.key, body, call.endpoint)
+    call.model = plan.model
+    if not plan.candidates:
+        raise no_provider(call)
+    plan.estimate = plan.candidates[0].expected_cost or Decimal(0)
+    call.reserved = call.key.reserve(plan.estimate)
+    if not call.reserved:
+        call.key.refresh_from_db()
+        raise over_budget(call.key)
+
+
+def no_provider(call: Call) -> RouteError:
+    plan = call.plan
+    reasons = [f"{s['provider']} (offer {s['offer']}): {s['reason']}" for s in plan.skipped]
+    reasons += [f"{a['provider']} (offer {a['offer']}): {a['message']}" for a in call.attempts]
+    message = f"No provider could serve `{plan.model}`" + (
+        ": " + "; ".join(reasons) if reasons else "."
+    )
+    return RouteError(503, message, "no_healthy_provider")
+
+
+async def handle(request: HttpRequest, endpoint: str, *, annotate: bool = False) -> HttpResponse:
+    """The whole request; `annotate` adds a `gpubroker` object to a JSON answer
+    (`/api/v1/inference`)."""
+    try:
+        body = parse_body(request)
+    except RouteError as exc:
+        return error_response(exc.status, str(exc), exc.code, exc.param)
+    call, refused = await sync_to_async(start)(request, body, endpoint, annotate)
+    if refused is not None:
+        return refused
+    return await dispatch(call, body, annotate)
+
+
+def start(
+    request: HttpRequest, body: dict[str, Any], endpoint: str, annotate: bool
+) -> tuple[Call | None, JsonResponse | None]:
+    """Everything before the first call, in one worker thread (each hop between the event loop
+    and a thread costs): authenticate, route, hold the budget, admit the first candidate."""
+    call = None
+    try:
+        key = authenticate(request)
+        call = Call(key=key, endpoint=endpoint, model=str(body.get("model") or ""))
+        call.stream = endpoint == CHAT and body.get("stream") is True and not annotate
+        prepare(call, body)
+    except RouteError as exc:
+        return call, refusal(call, exc)
+    try:
+        call.admitted = aio.admit(call.plan.candidates[0].policy)
+    except ProviderError as exc:  # its breaker or our limiter said no: dispatch moves on
+        call.admitted = exc
+    return call, None
+
+
+def refusal(call: Call | None, exc: RouteError) -> JsonResponse:
+    if call is not None:  # an authenticated request is recorded, refused or not
+        call.status, call.error = exc.status, str(exc)
+        call.outcome = Outcome.NO_PROVIDER if exc.status == 503 else Outcome.REFUSED
+        accounting.finish(call)
+    metadata = None
+    if call is not None and call.plan is not None and exc.status == 503:
+        metadata = {"skipped": call.plan.skipped, "attempts": call.attempts}
+    return error_response(exc.status, str(exc), exc.code, exc.param, metadata)
+
+
+def upstream_payload(call: Call, body: dict[str, Any], model: str) -> dict[str, Any]:
+    payload = {k: v for k, v in body.items() if k != "provider"}
+    payload["model"] = model  # the provider's own id, with its exact casing
+    if call.stream:  # ask for the usage chunk, so every stream can be accounted for
+        payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return payload
+
+
+async def dispatch(call: Call, body: dict[str, Any], annotate: bool) -> HttpResponse:
+    for candidate in call.plan.candidates:
+        admitted, call.admitted = call.admitted, None  # only the first was admitted ahead
+        try:
+            if isinstance(admitted, ProviderError):
+                raise admitted
+            response = await aio.open_stream(
+                candidate.policy,
+                "POST",
+                candidate.path,
+                admitted=admitted,
+                json=upstream_payload(call, body, candidate.upstream_id),
+                headers={"Authorization": f"Bearer {candidate.api_key}"},
+            )
+        except ProviderError as exc:
+            call.tried(candidate, exc.code, str(exc))
+            if exc.code in FALL_THROUGH:
+                continue
+            return await upstream_error(call, exc)
+        call.served = candidate
+        call.ttfb = time.monotonic() - call.started
+        if call.stream:
+            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return streaming(call, response, wants_usage)
+        return await whole(call, response, annotate)
+    return await sync_to_async(refusal)(call, no_provider(call))
+
+
+async def upstream_error(call: Call, exc: ProviderError) -> JsonResponse:
+    """A provider's 4xx about the request itself: the client gets it, with its status."""
+    call.status, call.error, call.outcome = exc.status or 400, str(exc), Outcome.UPSTREAM_ERROR
+    await sync_to_async(accounting.finish)(call)
+    return error_response(call.status, str(exc), "upstream_error")
+
+
+_recording: set[asyncio.Task] = set()
+
+
+def record_later(call: Call) -> None:
+    """Record a request after its answer has gone (a whole answer's cost is already in its
+    headers): the client does not wait for the usage row, the spend and the counters."""
+    task = asyncio.create_task(asyncio.to_thread(record_detached, call))
+    _recording.add(task)
+    task.add_done_callback(_recording.discard)
+
+
+def record_detached(call: Call) -> None:
+    try:
+        accounting.finish(call)
+    except Exception:
+        logger.exception("could not record a request's usage")
+    finally:
+        connections.close_all()  # this thread's connections, back to the pool
+
+
+def usd_text(cost: Decimal) -> str:
+    return f"{cost:.9f}".rstrip("0").rstrip(".") or "0"
+
+
+def cost_comment(cost: Decimal) -> bytes:
+    return f": x-gpubroker-cost-usd {usd_text(cost)}\n\n".encode()
+
+
+def served_headers(call: Call, cost: Decimal | None = None) -> dict[str, str]:
+    headers = {
+        "x-gpubroker-provider": call.served.provider,
+        "x-gpubroker-offer": str(call.served.offer_id),
+        "x-gpubroker-attempts": str(len(call.attempts) + 1),
+    }
+    if cost is not None:
+        headers["x-gpubroker-cost-usd"] = usd_text(cost)
+    return headers
+
+
+async def whole(call: Call, response: httpx.Response, annotate: bool) -> HttpResponse:
+    try:
+        content = await response.aread()
+    except httpx.HTTPError as exc:
+        call.status, call.outcome, call.error = 502, Outcome.STREAM_ERROR, scrub(str(exc))
+        await sync_to_async(accounting.finish)(call)
+        return error_response(502, f"{call.served.provider}: answer cut off", "upstream_error")
+    finally:
+        await response.aclose()
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        answer = None
+    call.usage = answer.get("usage") if isinstance(answer, dict) else None
+    cost, source = call.cost()
+    record_later(call)
+    headers = served_headers(call, cost)
+    if annotate and isinstance(answer, dict):
+        answer["gpubroker"] = {
+            "provider": call.served.provider,
+            "offer": call.served.offer_id,
+            "upstream_model": call.served.upstream_id,
+            "cost_usd": float(cost) if cost is not None else None,
+            "cost_source": source,
+            "attempts": call.attempts,
+        }
+        return JsonResponse(answer, headers=headers)
+    return HttpResponse(content, content_type="application/json", headers=headers)
+
+
+def streaming(call: Call, response: httpx.Response, wants_usage: bool) -> StreamingHttpResponse:
+    answer = StreamingHttpResponse(
+        relay(call, response, wants_usage),
+        content_type="text/event-stream",
+        headers=served_headers(call),
+    )
+    answer["Cache-Control"] = "no-cache"
+    answer["X-Accel-Buffering"] = "no"  # tell a proxy in front not to buffer either
+    return answer
+
+
+async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> AsyncIterator[bytes]:
+    """The provider's server-sent events, each passed on as soon as it is complete (nothing
+    waits for the next one). The usage event we asked for is read, and dropped when the client
+    did not ask for it; a stream the provider ends without `[DONE]` still gets one."""
+    events = Events()
+    try:
+        try:
+            async for chunk in response.aiter_raw():
+                for event in events.feed(chunk):
+                    passed = see(call, event, wants_usage)
+                    if passed:
+                        yield passed
+            for event in events.rest():
+                passed = see(call, event, wants_usage)
+                if passed:
+                    yield passed
+        except httpx.HTTPError as exc:  # after the first byte: an event, not a fallback
+            yield cut_off(call, type(exc).__name__)
+        if not events.done:  # OpenAI-compatible streams end with [DONE]; this one stopped
+            if call.outcome == Outcome.OK:
+                yield cut_off(call, "ended before [DONE]")
+            yield DONE
+    except BaseException:  # the client went away (cancelled) or a bug: record, then go on
+        # A client that hangs up once it has read `[DONE]` (the SDKs do) got everything.
+        if call.outcome == Outcome.OK and not events.done:
+            call.outcome, call.status = Outcome.CLIENT_GONE, 499
+        raise
+    finally:
+        # Recorded by a task of its own: a hung-up client cancels this generator, and a
+        # cancelled await here could lose the record.
+        record_later(call)
+        await response.aclose()
+
+
+def see(call: Call, event: bytes, wants_usage: bool) -> bytes | None:
+    """Read one SSE event on its way through; returns what to pass on (None: drop it).
+    Before `[DONE]` goes a comment line with the cost (clients ignore comments; headers were
+    sent before the usage was known): `: x-gpubroker-cost-usd 0.00000268`."""
+    data = event.strip()
+    if data == b"data: [DONE]":
+        cost, _ = call.cost()
+        return cost_comment(cost) + event if cost is not None else event
+    if b'"usage"' in data and data.startswith(b"data:"):
+        try:
+            chunk = json.loads(data[5:])
+        except ValueError:
+            return event
+        usage = chunk.get("usage") if isinstance(chunk, dict) else None
+        if usage:
+            call.usage = usage
+            if not wants_usage and not chunk.get("choices"):
+                return None
+    return event
+
+
+def cut_off(call: Call, why: str) -> bytes:
+    """The stream broke after the first byte: recorded, and told to the client as an event
+    in OpenAI's error shape (the SDKs raise it)."""
+    call.outcome, call.status = Outcome.STREAM_ERROR, 502
+    call.error = scrub(f"{call.served.provider}: stream cut off ({why})")
+    error = {"error": {"message": call.error, "type": "api_error", "code": "stream_error"}}
+    return b"data: " + json.dumps(error).encode() + b"\n\n"
+
+
+class Events:
+    """Splits a byte stream into complete SSE events (each ending in a blank line)."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.done = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self.buffer += chunk.replace(b"\r\n", b"\n")
+        *complete, self.buffer = self.buffer.split(b"\n\n")
+        events = [e + b"\n\n" for e in complete if e.strip()]
+        self.done = self.done or any(e.strip() == b"data: [DONE]" for e in events)
+        return events
+
+    def rest(self) -> list[bytes]:
+        rest, self.buffer = self.buffer, b""
+        if not rest.strip():
+            return []
+        self.done = self.done or rest.strip() == b"data: [DONE]"
+        return [rest.rstrip(b"\n") + b"\n\n"]

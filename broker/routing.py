@@ -1,0 +1,308 @@
+"""Which offers may serve a request, and in which order to try them.
+
+Candidates are the available offers of the requested model on enabled providers that have a
+key and an endpoint for the request, allowed for the broker key, whose breaker is not OPEN and
+whose success rate is not under the status rule's 50% (docs/resilience.md). Every offer left out
+is kept with the reason, so a 503 can say why each was skipped. The order is the request's
+`provider` object (`order`, `only`, `ignore`, `sort`, `allow_fallbacks`, as OpenRouter's) over
+the strategy: the request's `sort`, else the key's default.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
+
+from broker.memo import Memo
+from broker.models import ApiKey, Observation, Strategy
+from providers.models import Kind, Offer, Provider
+from resilience import breaker, metrics
+from resilience.policy import ProviderPolicy
+from resilience.store import store
+
+CHAT, EMBEDDINGS = "chat", "embeddings"
+# Offers of these tasks serve embeddings; of these, neither chat nor embeddings.
+EMBEDDING_TASKS = frozenset({"embedding", "feature-extraction", "sentence-similarity"})
+# Raw tags as some offers stored them, and the task vocabulary's words (providers.vocabulary).
+OTHER_TASKS = frozenset(
+    {"image", "audio", "moderation", "text-to-image", "text-to-speech", "speech-to-text", "rerank"}
+)
+# Output tokens assumed for the expected cost when a request sets no max_tokens.
+DEFAULT_OUTPUT_TOKENS = 256
+MIN_SUCCESS_RATE = 0.5  # the status rule's UNAVAILABLE line
+PER_MILLION = Decimal(1_000_000)
+OFFERS = Memo()  # a model's offers, with provider, credential and observation
+
+
+class RouteError(Exception):
+    """A request the broker cannot route: what to answer, in OpenAI's error vocabulary."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.param = status, code, param
+
+
+@dataclass
+class Candidate:
+    offer_id: int
+    provider: str
+    upstream_id: str
+    policy: ProviderPolicy
+    path: str
+    api_key: str = field(repr=False)
+    usd_per_1m_input: Decimal | None
+    usd_per_1m_output: Decimal | None
+    latency_ms: float | None
+    throughput_tps: float | None
+    success_rate: float | None
+    expected_cost: Decimal | None = None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal | None:
+        """Tokens × this offer's stored prices (USD per 1M tokens); None when unpriced."""
+        if self.usd_per_1m_input is None:
+            return None
+        output = self.usd_per_1m_output or Decimal(0)
+        return (prompt_tokens * self.usd_per_1m_input + completion_tokens * output) / PER_MILLION
+
+
+@dataclass
+class Plan:
+    model: str
+    endpoint: str
+    strategy: str
+    candidates: list[Candidate]
+    skipped: list[dict[str, str]]
+    allow_fallbacks: bool = True
+    estimate: Decimal = Decimal(0)  # the first candidate's expected cost, held of the budget
+
+
+def model_offers(name: str) -> QuerySet[Offer]:
+    """The offers of a requested model name: the one place a name becomes a model.
+
+    Today a model is its offers' `canonical_id` (the lowercase Hugging Face repo id at
+    DeepInfra and Hugging Face) or a provider's own id (Groq's names, `<repo>:<provider>` on
+    the Hugging Face router). When the catalog's canonical models and alias table land, this
+    is the function that resolves through them."""
+    return (
+        Offer.objects.filter(kind=Kind.LLM)
+        .filter(Q(canonical_id=name.lower()) | Q(upstream_id=name))
+        .select_related("provider__credential", "observation")
+    )
+
+
+def servable(name: str, endpoint: str) -> list[Offer]:
+    return [o for o in model_offers(name) if serves(o, endpoint)]
+
+
+def serves(offer: Offer, endpoint: str) -> bool:
+    if endpoint == EMBEDDINGS:
+        return offer.task in EMBEDDING_TASKS
+    return offer.task not in EMBEDDING_TASKS | OTHER_TASKS
+
+
+def plan(key: ApiKey, body: dict[str, Any], endpoint: str) -> Plan:
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise RouteError(400, "`model` is required.", "invalid_request_error", "model")
+    offers = OFFERS.get((name, endpoint), lambda: servable(name, endpoint))
+    if not offers:
+        raise RouteError(404, f"The model `{name}` does not exist.", "model_not_found", "model")
+    canonical = offers[0].canonical_id
+    if not key.allows_model(canonical):
+        raise RouteError(403, f"This key may not use `{canonical}`.", "model_not_allowed", "model")
+    prefs = provider_prefs(body)
+    candidates, skipped = screen(offers, key, endpoint, prefs)
+    strategy = prefs.get("sort") or key.strategy
+    ranked = rank(candidates, strategy, prefs.get("order") or [], body, canonical)
+    allow = prefs.get("allow_fallbacks", True) is not False
+    return Plan(canonical, endpoint, strategy, ranked if allow else ranked[:1], skipped, allow)
+
+
+def provider_prefs(body: dict[str, Any]) -> dict[str, Any]:
+    prefs = body.get("provider") or {}
+    if not isinstance(prefs, dict):
+        raise RouteError(400, "`provider` must be an object.", "invalid_request_error", "provider")
+    for name in ("order", "only", "ignore"):
+        value = prefs.get(name)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise RouteError(
+                400, f"`provider.{name}` must be a list of provider slugs.",
+                "invalid_request_error", f"provider.{name}",
+            )  # fmt: skip
+    sort = prefs.get("sort")
+    if sort is not None and sort not in Strategy.values:
+        choices = ", ".join(Strategy.values)
+        raise RouteError(
+            400, f"`provider.sort` must be one of {choices}.",
+            "invalid_request_error", "provider.sort",
+        )  # fmt: skip
+    return prefs
+
+
+def screen(
+    offers: list[Offer], key: ApiKey, endpoint: str, prefs: dict[str, Any]
+) -> tuple[list[Candidate], list[dict[str, str]]]:
+    """Candidates, and every offer left out with why."""
+    providers = {o.provider.slug: o.provider for o in offers}
+    health = provider_health(list(providers))
+    keys: dict[str, str] = {}
+    candidates, skipped = [], []
+    for offer in offers:
+        provider = offer.provider
+        reason = why_not(offer, provider, key, endpoint, prefs, health[provider.slug], keys)
+        if reason:
+            skipped.append({"provider": provider.slug, "offer": str(offer.pk), "reason": reason})
+            continue
+        observed = observation(offer)
+        candidates.append(
+            Candidate(
+                offer_id=offer.pk,
+                provider=provider.slug,
+                upstream_id=offer.upstream_id,
+                policy=provider.policy(),
+                path=endpoint_path(provider, endpoint),
+                api_key=keys[provider.slug],
+                usd_per_1m_input=offer.usd_per_1m_input,
+                usd_per_1m_output=offer.usd_per_1m_output,
+                latency_ms=(observed and observed.latency_ms) or offer.latency_ms,
+                throughput_tps=(observed and observed.throughput_tps) or offer.throughput_tps,
+                success_rate=health[provider.slug][1],
+            )
+        )
+    return candidates, skipped
+
+
+def observation(offer: Offer) -> Observation | None:
+    try:
+        return offer.observation  # select_related by model_offers: no query
+    except Observation.DoesNotExist:
+        return None
+
+
+def why_not(
+    offer: Offer,
+    provider: Provider,
+    key: ApiKey,
+    endpoint: str,
+    prefs: dict[str, Any],
+    health: tuple[str, float | None],
+    keys: dict[str, str],
+) -> str:
+    slug = provider.slug
+    if prefs.get("only") and slug not in prefs["only"]:
+        return "not in provider.only"
+    if slug in (prefs.get("ignore") or []):
+        return "in provider.ignore"
+    if not key.allows_provider(slug):
+        return "provider not allowed for this key"
+    if not offer.available:
+        return "offer not available at the provider"
+    if not provider.is_enabled:
+        return f"provider disabled {provider.disabled_by}"
+    if not endpoint_path(provider, endpoint):
+        return f"provider has no OpenAI-compatible {endpoint} endpoint"
+    if slug not in keys:
+        keys[slug] = provider.api_key()
+    if not keys[slug]:
+        return "no API key configured for the provider"
+    return health[0]
+
+
+def endpoint_path(provider: Provider, endpoint: str) -> str:
+    adapter = provider.adapter_class()
+    return adapter.chat_path if endpoint == CHAT else adapter.embeddings_path
+
+
+def provider_health(slugs: list[str]) -> dict[str, tuple[str, float | None]]:
+    """Per provider: why it may not be called now ("" when it may) and its success rate over
+    the metrics window, from one read of the shared store."""
+    now = time.time()
+    windows = {slug: metrics.window_keys(slug, now) for slug in slugs}
+    states, counters = store().read(
+        [breaker.key(s) for s in slugs], [k for keys in windows.values() for k in keys]
+    )
+    result = {}
+    for slug in slugs:
+        state = breaker.initial() | states.get(breaker.key(slug), {})
+        window = metrics.Window.of([counters[k] for k in windows[slug] if k in counters])
+        result[slug] = (unavailable(state, window, now), window.success_rate)
+    return result
+
+
+def unavailable(state: dict, window: metrics.Window, now: float) -> str:
+    if state["state"] == breaker.OPEN:
+        wait = state["opened_at"] + settings.PROVIDER_CIRCUIT_BREAKER_TIMEOUT - now
+        if wait > 0:
+            return f"circuit breaker open (next trial in {wait:.0f}s)"
+    rate = window.success_rate
+    if rate is not None and rate < MIN_SUCCESS_RATE:
+        return f"unavailable: success rate {rate:.0%} over the last {window.calls} calls"
+    return ""
+
+
+def rank(
+    candidates: list[Candidate],
+    strategy: str,
+    order: list[str],
+    body: dict[str, Any],
+    model: str,
+) -> list[Candidate]:
+    prompt, output = expected_tokens(body)
+    for c in candidates:
+        c.expected_cost = c.cost(prompt, output)
+    ranked = by_strategy(candidates, strategy, model)
+    if order:  # the listed providers first, in that order; the rest after, by strategy
+        place = {slug: i for i, slug in enumerate(order)}
+        ranked.sort(key=lambda c: place.get(c.provider, len(order)))
+    return ranked
+
+
+def by_strategy(candidates: list[Candidate], strategy: str, model: str) -> list[Candidate]:
+    inf = float("inf")
+    by_price = sorted(
+        candidates, key=lambda c: (c.expected_cost is None, c.expected_cost or 0, c.offer_id)
+    )
+    if strategy == Strategy.LATENCY:
+        return sorted(by_price, key=lambda c: c.latency_ms if c.latency_ms else inf)
+    if strategy == Strategy.THROUGHPUT:
+        return sorted(by_price, key=lambda c: -(c.throughput_tps or 0))
+    if strategy == Strategy.ROUND_ROBIN and by_price:
+        turn = next_turn(model) % len(by_price)
+        return by_price[turn:] + by_price[:turn]
+    if strategy == Strategy.WEIGHTED:
+        # Weighted sampling without replacement (Efraimidis–Spirakis): the higher an offer's
+        # success rate (1 when nothing was called lately), the likelier it comes first.
+        def draw(c: Candidate) -> float:
+            weight = max(0.05, c.success_rate if c.success_rate is not None else 1.0)
+            return random.random() ** (1 / weight)
+
+        return sorted(by_price, key=draw, reverse=True)
+    return by_price
+
+
+def next_turn(model: str) -> int:
+    """A counter per model shared by every process (the Django cache: Redis in production)."""
+    name = f"broker:rr:{model}"
+    cache.add(name, 0, timeout=None)
+    return cache.incr(name) - 1
+
+
+def expected_tokens(body: dict[str, Any]) -> tuple[int, int]:
+    """Rough prompt tokens (4 characters a token) and the output the request allows."""
+    prompt = body.get("messages") or body.get("input") or ""
+    chars = len(prompt) if isinstance(prompt, str) else len(json.dumps(prompt))
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    output = limit if isinstance(limit, int) and limit > 0 else DEFAULT_OUTPUT_TOKENS
+    if body.get("input") is not None and not body.get("messages"):
+        output = 0  # embeddings produce no tokens
+    return max(1, chars // 4), output

@@ -1,0 +1,147 @@
+"""Routing: cheapest first by default, the request's `provider` object, other strategies,
+fallback before the first byte only, and a 503 that names why each candidate was skipped."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+from werkzeug import Request, Response
+
+from resilience import breaker
+from resilience.store import store
+from tests.broker.conftest import (
+    CHAT_PATHS,
+    chat,
+    recorded,
+    recorded_stream,
+    sent_to,
+    serve_chat,
+)
+
+
+def open_breaker(slug: str) -> None:
+    opened = breaker.initial() | {"state": breaker.OPEN, "opened_at": time.time(), "trip_count": 1}
+    store().update(breaker.key(slug), lambda s: (opened, None))
+
+
+def serve_all(server) -> None:
+    for slug in CHAT_PATHS:
+        serve_chat(server, slug)
+
+
+def test_order_is_honoured(sdk, world, httpserver):
+    serve_all(httpserver)
+    raw = chat(sdk, extra_body={"provider": {"order": ["groq", "deepinfra"]}})
+    assert raw.headers["x-gpubroker-provider"] == "groq"
+
+
+def test_ignore_and_only_leave_providers_out(sdk, world, httpserver):
+    serve_all(httpserver)
+    raw = chat(sdk, extra_body={"provider": {"ignore": ["huggingface"]}})
+    assert raw.headers["x-gpubroker-provider"] == "deepinfra"
+
+
+def test_it_falls_back_from_a_provider_answering_500(sdk, world, httpserver):
+    serve_chat(httpserver, "huggingface", status=500)
+    serve_chat(httpserver, "deepinfra")
+    raw = chat(sdk)
+    assert raw.headers["x-gpubroker-provider"] == "deepinfra"
+    assert raw.headers["x-gpubroker-attempts"] == "2"
+    (usage,) = recorded()
+    assert [(a["provider"], a["error"]) for a in usage.attempts] == [
+        ("huggingface", "server_error")
+    ]
+
+
+def test_no_fallback_when_the_client_forbids_it(sdk, world, httpserver):
+    serve_chat(httpserver, "huggingface", status=500)
+    serve_chat(httpserver, "deepinfra")
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(sdk, extra_body={"provider": {"allow_fallbacks": False}})
+    assert caught.value.status_code == 503
+    assert sent_to(httpserver, "deepinfra") == []
+
+
+def test_no_fallback_after_the_first_byte(sdk, world, httpserver):
+    def breaks(request: Request) -> Response:
+        first = recorded_stream("huggingface").split("\n\n")[0] + "\n\n"
+
+        def body():
+            yield first
+            raise ConnectionError("provider fell over mid-stream")
+
+        return Response(body(), content_type="text/event-stream")
+
+    httpserver.expect_request(CHAT_PATHS["huggingface"]).respond_with_handler(breaks)
+    serve_chat(httpserver, "deepinfra")
+    stream = chat(sdk, stream=True).parse()
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk)
+    assert received[0].choices[0].delta.content == "Hello"
+    assert sent_to(httpserver, "deepinfra") == []  # never tried once a byte was sent
+    assert [u.outcome for u in recorded()] == ["stream_error"]
+
+
+def test_a_provider_whose_breaker_is_open_is_skipped(sdk, world, httpserver):
+    serve_all(httpserver)
+    open_breaker("huggingface")
+    raw = chat(sdk)
+    assert raw.headers["x-gpubroker-provider"] == "deepinfra"
+    assert sent_to(httpserver, "huggingface") == []
+
+
+def test_round_robin_spreads_requests(sdk, world, httpserver):
+    serve_all(httpserver)
+    served = [
+        chat(sdk, extra_body={"provider": {"sort": "round-robin"}}).headers["x-gpubroker-provider"]
+        for _ in range(3)
+    ]
+    assert sorted(served) == ["deepinfra", "groq", "huggingface"]
+
+
+def test_latency_routing_prefers_the_fastest_observed_offer(sdk, world, httpserver):
+    serve_all(httpserver)
+    world["groq"].latency_ms = 40.0
+    world["groq"].save()
+    world["deepinfra"].latency_ms = 400.0
+    world["deepinfra"].save()
+    raw = chat(sdk, extra_body={"provider": {"sort": "latency"}})
+    assert raw.headers["x-gpubroker-provider"] == "groq"
+
+
+def test_weighted_routing_avoids_a_failing_provider(sdk, world, httpserver):
+    from resilience import metrics
+
+    serve_all(httpserver)
+    for _ in range(20):  # huggingface 45%: unavailable; deepinfra 60%: weighted low
+        metrics.record("huggingface", "server_error", 0.01)
+    for _ in range(9):
+        metrics.record("huggingface", "ok", 0.01)
+    served = {
+        chat(sdk, extra_body={"provider": {"sort": "weighted"}}).headers["x-gpubroker-provider"]
+        for _ in range(6)
+    }
+    assert "huggingface" not in served
+
+
+def test_a_request_no_candidate_can_serve_says_why_each_was_skipped(
+    sdk, world, httpserver, settings
+):
+    serve_all(httpserver)
+    open_breaker("huggingface")
+    settings.GROQ_API_KEY = ""
+    settings.DEEPINFRA_ENABLED = False
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(sdk)
+    assert caught.value.status_code == 503
+    error = caught.value.body
+    assert error["code"] == "no_healthy_provider"
+    assert "huggingface" in error["message"] and "circuit breaker open" in error["message"]
+    assert "no API key configured" in error["message"]
+    assert "disabled by DEEPINFRA_ENABLED" in error["message"]
+    assert len(error["metadata"]["skipped"]) == 3
+    assert httpserver.log == []
