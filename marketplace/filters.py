@@ -141,8 +141,12 @@ class OfferFilter(forms.Form):
 
     @property
     def grouping(self) -> str:
-        """model, gpu or offer: what one card stands for."""
-        return self.values["group"] or ("model" if self.values["kind"] == "llm" else "offer")
+        """model, gpu or offer: what one card stands for. LLM offers group by model unless
+        the visitor asked for the table or for an order of offers (a sort)."""
+        if self.values["group"]:
+            return self.values["group"]
+        asked_for_offers = self.values["view"] == "table" or "sort" in self.data
+        return "model" if self.values["kind"] == "llm" and not asked_for_offers else "offer"
 
     @property
     def price_unit(self) -> str:
