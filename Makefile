@@ -72,3 +72,9 @@ clean:
 .PHONY: bench-marketplace
 bench-marketplace: install
 	$(BIN)/python benchmarks/marketplace.py
+
+# Catalog API at 100,000 offers: /api/v1/pricing p95 and full CSV export rows/s (PASS/FAIL).
+# Own database: BENCH_DATABASE_URL (default gpubroker_bench_catalog on 127.0.0.1).
+.PHONY: bench-catalog
+bench-catalog: install
+	$(BIN)/python benchmarks/catalog_api.py

@@ -31,7 +31,10 @@ from resilience.store import store
 CHAT, EMBEDDINGS = "chat", "embeddings"
 # Offers of these tasks serve embeddings; of these, neither chat nor embeddings.
 EMBEDDING_TASKS = frozenset({"embedding", "feature-extraction", "sentence-similarity"})
-OTHER_TASKS = frozenset({"image", "audio", "moderation", "text-to-image", "text-to-speech"})
+# Raw tags as some offers stored them, and the task vocabulary's words (providers.vocabulary).
+OTHER_TASKS = frozenset(
+    {"image", "audio", "moderation", "text-to-image", "text-to-speech", "speech-to-text", "rerank"}
+)
 # Output tokens assumed for the expected cost when a request sets no max_tokens.
 DEFAULT_OUTPUT_TOKENS = 256
 MIN_SUCCESS_RATE = 0.5  # the status rule's UNAVAILABLE line

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",  # the trigram index on offer names (providers.indexes)
     "django_htmx",
     "django_celery_beat",
+    "ninja",  # serves the API docs' Swagger UI from its own static files, no CDN
     "providers",
     "marketplace",
     "health",
@@ -256,6 +257,12 @@ PRICE_SHEET_MAX_AGE_DAYS = env.int("PRICE_SHEET_MAX_AGE_DAYS", default=90)
 # Ingest flags a price this many times below or above the median for the same GPU (or model)
 # across providers as unusual; it is stored and shown, with the flag.
 PRICE_UNUSUAL_FACTOR = env.int("PRICE_UNUSUAL_FACTOR", default=5)
+
+# Public catalog API (/api/v1/; docs/catalog-api.md): requests per client IP per minute,
+# counted in the shared cache across workers. Behind N reverse proxies, NINJA_NUM_PROXIES=N
+# takes the client address from X-Forwarded-For.
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
+NINJA_NUM_PROXIES = env.int("NINJA_NUM_PROXIES", default=0)
 
 # --- Broker (broker app; docs/broker.md) ------------------------------------------------------
 # Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask

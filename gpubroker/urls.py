@@ -15,6 +15,7 @@ from gpubroker.json_errors import is_json_path, json_error
 from health import api as health_api
 from health import prometheus
 from health import views as health_views
+from marketplace.api import api as catalog_api
 
 # /metrics (health) exports the broker's counters too; the apps do not know each other.
 with suppress(ValueError):  # already registered (the URLconf imported again)
@@ -31,6 +32,7 @@ urlpatterns = [
     path("status/", health_views.public_index, name="status"),
     path("status/<slug:slug>/", health_views.public_detail, name="status-detail"),
     path("api/v1/provider-health/", include("health.api_urls")),
+    path("api/v1/", catalog_api.urls),
     path("metrics", health_views.metrics, name="metrics"),
     path("healthz", health_views.healthz, name="healthz"),
     path("readyz", health_views.readyz, name="readyz"),

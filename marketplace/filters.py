@@ -57,6 +57,12 @@ GPU_ONLY = {
 UNSPECIFIED = "unspecified"
 
 
+# One card per model (LLM offers) or per GPU model, or one per offer. Without a choice, LLM
+# offers are grouped by model: "who serves this model cheapest" is the first question.
+GROUPS = [("", "Default"), ("model", "One card per model"), ("gpu", "One card per GPU model")]
+GROUPS += [("offer", "One card per offer")]
+
+
 class Flag(forms.CheckboxInput):
     """A ticked box sends "1"; a URL written by hand may say 0, false, off or no."""
 
@@ -89,6 +95,7 @@ class OfferFilter(forms.Form):
     sort = forms.ChoiceField(required=False, choices=[(k, v.label) for k, v in SORTS.items()])
     unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
     page = forms.IntegerField(required=False, min_value=1)
+    group = forms.ChoiceField(required=False, choices=GROUPS, label="Show")
 
     def __init__(
         self,
@@ -132,7 +139,7 @@ class OfferFilter(forms.Form):
 
     @property
     def has_filters(self) -> bool:
-        skip = ("sort", "page", "view")
+        skip = ("sort", "page", "view", "group")
         return any(
             self.values[n] not in (None, "", [], False) for n in self.fields if n not in skip
         )
@@ -142,6 +149,15 @@ class OfferFilter(forms.Form):
         """Sorted by price across units that do not compare (per 1M tokens, per image, per
         GPU-hour): the page says so, and how to compare like with like."""
         return self.values["sort"] == "price" and self.values["kind"] != "gpu"
+
+    @property
+    def grouping(self) -> str:
+        """model, gpu or offer: what one card stands for. LLM offers group by model unless
+        the visitor asked for the table or for an order of offers (a sort)."""
+        if self.values["group"]:
+            return self.values["group"]
+        asked_for_offers = self.values["view"] == "table" or "sort" in self.data
+        return "model" if self.values["kind"] == "llm" and not asked_for_offers else "offer"
 
     @property
     def price_unit(self) -> str:

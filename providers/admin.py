@@ -8,9 +8,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.cache import cache
+from django.db.models import Count
 from django.template.response import TemplateResponse
 
-from providers.models import Credential, GpuModel, Kind, Offer, PollRun, Provider
+from providers.models import (
+    Credential,
+    GpuModel,
+    Kind,
+    LlmModel,
+    ModelAlias,
+    Offer,
+    PollRun,
+    Provider,
+)
 from resilience.errors import ProviderError
 
 # Data residency an admin can state for a provider (from a contract, say): the region codes
@@ -282,6 +292,7 @@ class PollRunAdmin(admin.ModelAdmin):
         "offers_added",
         "offers_changed",
         "offers_gone",
+        "models_unknown",
         "error_class",
     ]
     list_filter = ["provider", "outcome"]
@@ -292,3 +303,31 @@ class PollRunAdmin(admin.ModelAdmin):
 class GpuModelAdmin(admin.ModelAdmin):
     list_display = ["canonical", "vendor", "architecture", "memory_gb", "bf16_tflops"]
     search_fields = ["canonical"]
+
+
+@admin.register(LlmModel)
+class LlmModelAdmin(admin.ModelAdmin):
+    """Models as identified. An "unknown" one is a provider's name no alias identifies: add
+    an alias (with its source) below and the provider's next poll moves its offers over."""
+
+    list_display = ["display_name", "canonical", "identity", "task", "context_length", "n_offers"]
+    list_filter = ["identity", "task"]
+    search_fields = ["canonical", "display_name"]
+    readonly_fields = ["canonical", "identity", "first_seen"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_offers=Count("offers"))
+
+    @admin.display(description="offers", ordering="n_offers")
+    def n_offers(self, model: LlmModel) -> int:
+        return model.n_offers
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    """Rows from providers/model_aliases.json are rewritten from it on every load; add yours
+    here (they are kept)."""
+
+    list_display = ["name", "provider", "model", "source", "from_file"]
+    list_filter = ["provider", "from_file"]
+    search_fields = ["name", "model"]

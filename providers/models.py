@@ -120,6 +120,13 @@ class Provider(models.Model):
         return "" if self.env_enabled else f"by {self.env_prefix}_ENABLED"
 
     @property
+    def lists_repo_ids(self) -> bool:
+        """Whether this provider names models by their Hugging Face repo id (the registry's
+        `"model_names": "hf-repo-ids"`); others' names need an alias to be identified."""
+        entry = settings.PROVIDER_REGISTRY.get(self.slug, {})
+        return entry.get("model_names") == "hf-repo-ids"
+
+    @property
     def effective_base_url(self) -> str:
         return self.setting("BASE_URL")
 
@@ -313,6 +320,63 @@ PRICE_FLAGS = {
 }
 
 
+class Identity(models.TextChoices):
+    REPO_ID = "repo-id", "Hugging Face repo id, as the provider lists it"
+    ALIAS = "alias", "Provider's own name, mapped by a sourced alias"
+    UNKNOWN = "unknown", "Provider's own name, not identified"
+
+
+class LlmModel(models.Model):
+    """One model, however many providers serve it. `canonical` is the lowercase Hugging Face
+    repo id; a provider's name that no alias identifies is its own model, `<slug>:<name>`
+    (a colon is never in a repo id, so it cannot merge with a real one by accident)."""
+
+    canonical = models.CharField(max_length=300, unique=True)
+    display_name = models.CharField(max_length=300, help_text="With the author's casing.")
+    identity = models.CharField(max_length=10, choices=Identity.choices)
+    task = models.CharField(max_length=40, blank=True, default="")
+    context_length = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The longest context any provider reports for it."
+    )
+    first_seen = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["canonical"]
+        verbose_name = "LLM model"
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def known(self) -> bool:
+        return self.identity != Identity.UNKNOWN
+
+
+class ModelAlias(models.Model):
+    """A provider's own name for a model, and the page that says which weights it serves.
+    Rows from providers/model_aliases.json follow the file on every load; rows added in the
+    admin are kept."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=300, help_text="Exactly as the provider's API lists it.")
+    model = models.CharField(
+        max_length=300, help_text="The Hugging Face repo id it serves, with the author's casing."
+    )
+    source = models.URLField(help_text="The page that says which weights this name serves.")
+    note = models.TextField(blank=True, default="")
+    from_file = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["provider", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="modelalias_unique_name")
+        ]
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.provider_id}: {self.name} → {self.model}"
+
+
 class PriceSource(models.TextChoices):
     API = "api", "Provider API"
     SHEET = "sheet", "Price sheet"
@@ -391,6 +455,12 @@ class Offer(models.Model):
     name = models.CharField(max_length=300)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     task = models.CharField(max_length=40, blank=True, default="")
+    task_tag = models.CharField(
+        max_length=60, blank=True, default="", help_text="The provider's own task tag."
+    )
+    llm_model = models.ForeignKey(
+        LlmModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="offers"
+    )
     serving_provider = models.CharField(max_length=60, blank=True, default="")
     description = models.TextField(blank=True, default="")
     context_length = models.PositiveIntegerField(null=True, blank=True)
@@ -502,6 +572,13 @@ class Offer(models.Model):
             ),
             # Search: icontains is UPPER(name) LIKE UPPER('%q%'), so trigrams of UPPER(name).
             PostgresGinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="offer_name_trgm"),
+            # The catalog API pages by id (keyset, marketplace.catalog): a page filtered on
+            # kind, GPU model or provider walks one of these instead of skipping every other
+            # offer in id order (an H100 page skipped ~40,000 LLM offers first at 100,000).
+            *(
+                PostgresIndex(field, "id", name=f"offer_api_{name}", condition=Q(available=True))
+                for field, name in (("kind", "kind"), ("gpu_name", "gpu"), ("provider", "provider"))
+            ),
         ]
 
     def __str__(self) -> str:
@@ -716,6 +793,8 @@ class PollRun(models.Model):
     offers_changed = models.PositiveIntegerField(default=0)
     offers_gone = models.PositiveIntegerField(default=0)
     items_skipped = models.PositiveIntegerField(default=0)
+    # Offers whose model name no alias identifies (each kept as its own model).
+    models_unknown = models.PositiveIntegerField(default=0, db_default=0)
     task_id = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     objects = PollRunQuerySet.as_manager()
@@ -747,6 +826,7 @@ class PollRun(models.Model):
             "offers_changed": self.offers_changed,
             "offers_gone": self.offers_gone,
             "items_skipped": self.items_skipped,
+            "models_unknown": self.models_unknown,
             "error_class": self.error_class,
             "error_message": self.error_message,
         }

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from providers import gscore
+from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
 from providers.models import (
     GpuModel,
@@ -86,6 +86,7 @@ def poll_provider(slug: str, run_id: int | None = None, task_id: str = "") -> Po
     else:
         run.outcome = PollRun.Outcome.PARTIAL if catalog.skipped else PollRun.Outcome.OK
         run.items_skipped = catalog.skipped
+        run.models_unknown = catalog.unknown_models.total()
         for name, value in counts.items():
             setattr(run, f"offers_{name}", value)
     finally:
@@ -231,6 +232,8 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     now = now or timezone.now()
     incoming = _dedupe(catalog.offers)
     flag_unusual(provider, list(incoming.values()))
+    if provider.kind == Kind.LLM:
+        llm_models.identify(provider, incoming.values(), catalog)
     worth = score(incoming)  # written with the offer, compared like its other fields
     existing = {
         (row["upstream_id"], row["region"]): row

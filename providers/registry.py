@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from providers.gpus import load_gpu_catalog
+from providers.llm_models import load_model_aliases
 from providers.models import Provider
 
 
@@ -39,4 +40,5 @@ def load_registry() -> list[Provider]:
         provider.sync_schedule()
         providers.append(provider)
     load_gpu_catalog()  # the vocabulary GPU adapters normalise names to
+    load_model_aliases()  # provider names of models, identified (providers.llm_models)
     return providers

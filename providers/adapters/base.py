@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from providers.vocabulary import task_for
 from resilience.client import ProviderClient
 from resilience.errors import MissingKey, NotSupported
 
@@ -71,7 +72,8 @@ class OfferIn:
     kind: str
     canonical_id: str = ""  # lowercase, for matching across providers; default: upstream id
     region: str = ""
-    task: str = ""
+    task: str = ""  # set from task_tag through providers.vocabulary
+    task_tag: str = ""  # the provider's own tag; default: what `task` was given as
     serving_provider: str = ""
     description: str = ""
     context_length: int | None = None
@@ -97,6 +99,7 @@ class OfferIn:
     latency_ms: float | None = None
     gpu_name: str = ""
     gpu_id: int | None = None  # the GpuModel the name normalised to (providers/gpus.py)
+    llm_model_id: int | None = None  # the LlmModel the name identified (providers/llm_models.py)
     gpu_count: int | None = None
     vram_gb: float | None = None  # the GPU's spec size once normalised (providers/gpus.py)
     vram_reported_gb: float | None = None  # the provider's own figure, when it differs
@@ -116,6 +119,8 @@ class OfferIn:
 
     def __post_init__(self) -> None:
         self.canonical_id = (self.canonical_id or self.upstream_id).lower()
+        self.task_tag = self.task_tag or self.task
+        self.task = task_for(self.task_tag)
         if not self.compliance_tags or not any(
             t.startswith("region=") for t in self.compliance_tags
         ):
@@ -142,6 +147,7 @@ class Catalog:
     skipped: int = 0
     parsed: int = 0  # items parsed (an item may give several offers)
     unknown_gpus: Counter[str] = field(default_factory=Counter)  # spelling → offers
+    unknown_models: Counter[str] = field(default_factory=Counter)  # model name → offers
 
     # What a parser raises on an item missing a field (KeyError) or mangling one (ValueError,
     # ArithmeticError: a price that is no number). Not TypeError or AttributeError: those are

@@ -38,13 +38,6 @@ from resilience.errors import BadPayload
 from resilience.policy import reference_data
 
 CENTS_PER_TOKEN_TO_USD_PER_1M = Decimal(10_000)  # ¢/token ÷ 100 × 1,000,000
-TASKS = {
-    "text-generation": "text-generation",
-    "embeddings": "embedding",
-    "text-to-image": "image",
-    "automatic-speech-recognition": "audio",
-    "text-to-speech": "audio",
-}
 
 
 # `/models/list` items carry `tags`; these two say what a call may use (the recorded payload:
@@ -89,7 +82,7 @@ class DeepInfraAdapter(OpenAIChatMixin, ProviderAdapter):
             name=model_id,
             kind="llm-inference",
             region=region,
-            task=TASKS.get(item.get("type") or "", item.get("type") or ""),
+            task_tag=item.get("type") or "",  # mapped in providers.vocabulary
             description=(item.get("description") or "")[:2000],
             context_length=contexts.get(model_id) or item.get("max_tokens"),
             capabilities=[

@@ -24,8 +24,13 @@ from providers.adapters.base import (
 )
 from resilience.errors import BadPayload
 
-# Groq's ids name the task for its non-chat models.
-TASK_HINTS = {"whisper": "audio", "tts": "audio", "playai": "audio", "guard": "moderation"}
+# Groq's ids name the task for its non-chat models (tags mapped in providers.vocabulary).
+TASK_HINTS = {
+    "whisper": "automatic-speech-recognition",
+    "tts": "text-to-speech",
+    "playai": "text-to-speech",
+    "guard": "moderation",
+}
 
 
 class GroqAdapter(OpenAIChatMixin, ProviderAdapter):
@@ -51,7 +56,9 @@ class GroqAdapter(OpenAIChatMixin, ProviderAdapter):
             name=model_id,
             kind="llm-inference",
             region=(self.provider.regions or [""])[0],
-            task=next((t for hint, t in TASK_HINTS.items() if hint in model_id), "text-generation"),
+            task_tag=next(
+                (t for hint, t in TASK_HINTS.items() if hint in model_id), "text-generation"
+            ),
             context_length=item.get("context_window"),
             available=item.get("active", True) is not False,
             price_source="sheet",

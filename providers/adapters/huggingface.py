@@ -90,7 +90,7 @@ class HuggingFaceAdapter(OpenAIChatMixin, ProviderAdapter):
             name=model_id,
             kind="llm-inference",
             region=(self.provider.regions or [""])[0],
-            task=tags.get(model_id) or _task_from_modalities(model.get("architecture") or {}),
+            task_tag=tags.get(model_id) or _task_from_modalities(model.get("architecture") or {}),
             serving_provider=served_by,
             context_length=route.get("context_length"),
             usd_per_1m_input=usd(pricing.get("input")),

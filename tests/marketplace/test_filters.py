@@ -35,7 +35,7 @@ def test_it_filters_by_task(client, world):
 
 def test_it_filters_by_kind(client, world):
     assert set(names(client.get("/?kind=gpu"))) == GPUS
-    assert not GPUS & set(names(client.get("/?kind=llm")))
+    assert not GPUS & set(names(client.get("/?kind=llm&group=offer")))
 
 
 def test_it_filters_by_gpu_model(client, world):
@@ -52,7 +52,7 @@ def test_max_price_is_in_each_kinds_own_unit(client, world):
         "1× RTX 4090",
         "1× A100 PCIe 40GB",
     }
-    assert set(names(client.get("/?kind=llm&max_price=0.25"))) == {
+    assert set(names(client.get("/?kind=llm&max_price=0.25&group=offer"))) == {
         "meta-llama/Llama-3.3-70B-Instruct",
         "BAAI/bge-m3",
         "black-forest-labs/FLUX-1-schnell",
@@ -72,7 +72,7 @@ def test_it_searches_names_case_insensitively(client, world):
 
 
 def test_it_combines_filters(client, world):
-    response = client.get("/?kind=llm&provider=deepinfra&task=text-generation&max_price=1&q=llama")
+    response = client.get("/?kind=llm&group=offer&provider=deepinfra&task=text&max_price=1&q=llama")
     assert names(response) == ["meta-llama/Llama-3.3-70B-Instruct"]
 
 

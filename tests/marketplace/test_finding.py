@@ -89,7 +89,7 @@ def test_renter_filters_pass_only_offers_that_state_the_field(client, rigs, quer
 
 
 def test_filters_that_can_never_match_together_say_so(client, rigs):
-    body = client.get("/?task=text-generation&gpu=RTX+4090").content.decode()
+    body = client.get("/?task=text&gpu=RTX+4090").content.decode()
     assert "These filters can never match together." in body
     assert "Task only matches LLM offers, and GPU model only GPU offers." in body
     assert "No offers match." not in body

@@ -34,7 +34,7 @@ def test_it_converts_cents_per_token_to_usd_per_million(deepinfra):
     llama = offers["meta-llama/Meta-Llama-3.1-8B-Instruct"]
     assert llama.usd_per_1m_input == Decimal("0.02")  # 2e-06 ¢/token
     assert llama.usd_per_1m_output == Decimal("0.05")
-    assert llama.task == "text-generation"
+    assert (llama.task, llama.task_tag) == ("text", "text-generation")
     assert llama.price_source == "api"
 
 

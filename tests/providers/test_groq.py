@@ -46,7 +46,7 @@ def test_a_model_missing_from_the_sheet_has_an_unknown_price(groq):
         "whisper-large-v3-turbo"
     ]
     assert whisper.usd_per_1m_input is None and whisper.usd_per_1m_output is None
-    assert whisper.task == "audio"
+    assert (whisper.task, whisper.task_tag) == ("speech-to-text", "automatic-speech-recognition")
 
 
 def test_it_maps_an_invalid_key(groq):

@@ -64,7 +64,8 @@ def test_it_follows_hub_pagination_for_tasks(huggingface):
     adapter = provider.adapter()
     offers = by_id(adapter.list_models())
     # Both Hub pages were read: the second page's model has its pipeline tag.
-    assert offers["Qwen/Qwen2.5-VL-7B-Instruct:hyperbolic"].task == "image-text-to-text"
+    vl = offers["Qwen/Qwen2.5-VL-7B-Instruct:hyperbolic"]
+    assert (vl.task, vl.task_tag) == ("vision", "image-text-to-text")
     assert adapter.calls == 3
 
 

@@ -163,4 +163,4 @@ def test_a_repoll_records_new_prices_and_reuses_only_the_task_tags(registry, ser
     offer = Offer.objects.get(upstream_id=f"{model}:{route}")
     assert offer.usd_per_1m_input == Decimal("9.99")
     tagged = Offer.objects.get(upstream_id="Qwen/Qwen2.5-VL-7B-Instruct:hyperbolic")
-    assert tagged.task == "image-text-to-text"  # from the cached second Hub page
+    assert tagged.task_tag == "image-text-to-text"  # from the cached second Hub page

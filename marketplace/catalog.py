@@ -1,0 +1,169 @@
+"""The catalog as programs and the comparison pages read it: offers filtered like the
+marketplace, grouped by model or GPU, and the validators that make a repeat request free.
+
+Everything here answers from PostgreSQL alone (no Redis): the API and pages keep answering
+when the shared cache is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Case, F, Q, QuerySet, When
+from django.utils import timezone
+
+from marketplace.filters import KINDS
+from marketplace.search import VRAM_SLACK_GB, AnyOf
+from marketplace.status import providers_with_status
+from providers.models import UNIT_PRICE, Offer, PollRun, Provider
+
+DEFAULT_MAX_AGE = 60
+
+
+@dataclass
+class Filters:
+    """The marketplace's filters, already validated (by the API's schema or a page's form)."""
+
+    provider: list[str] = field(default_factory=list)
+    region: list[str] = field(default_factory=list)
+    gpu: list[str] = field(default_factory=list)
+    task: str | None = None
+    kind: str | None = None
+    min_vram: float | None = None
+    max_price: Decimal | None = None
+    min_context: int | None = None
+    q: str | None = None
+    unavailable: bool = False
+
+    def id_order(self) -> list[str]:
+        """Id order, led by a column the filters hold to one value, so PostgreSQL walks that
+        column's (column, id) index (Offer.Meta.indexes): the same order, but the planner,
+        taking matches to be spread evenly over ids, would otherwise walk the id index and
+        skip every offer of other kinds first."""
+        if len(self.gpu) == 1:
+            return ["gpu_name", "id"]
+        if len(self.provider) == 1:
+            return ["provider_id", "id"]
+        if self.kind:
+            return ["kind", "id"]
+        return ["id"]
+
+    def apply(self, offers: QuerySet[Offer], providers: list[Provider]) -> QuerySet[Offer]:
+        """The offers passing every filter. Equality filters are written as `= ANY(array)`
+        (AnyOf): PostgreSQL cannot then treat the column as one known value and drop it from
+        `id_order()`, so it walks that column's (column, id) index."""
+        q = Q()
+        if self.provider:
+            ids = [p.pk for p in providers if p.slug in self.provider]
+            q &= AnyOf(F("provider_id"), ids)  # none known: `= ANY('{}')`, no offers
+        if self.region:
+            q &= Q(region__in=self.region)
+        if self.gpu:
+            q &= AnyOf(F("gpu_name"), self.gpu)
+        if self.task:
+            q &= Q(task=self.task)
+        if self.kind:
+            q &= AnyOf(F("kind"), [KINDS[self.kind]])
+        if self.min_vram is not None:
+            q &= Q(vram_gb__gte=self.min_vram - VRAM_SLACK_GB)
+        if self.max_price is not None:
+            q &= Q(unit_price__lte=self.max_price)
+        if self.min_context is not None:
+            q &= Q(context_length__gte=self.min_context)
+        if self.q:
+            q &= Q(name__icontains=self.q)
+        if not self.unavailable:
+            q &= Q(available=True)
+        return offers.annotate(unit_price=UNIT_PRICE).filter(q)
+
+
+def seen_at() -> Case:
+    """Offer.seen_at in SQL: the provider's latest poll for an offer still available."""
+    return Case(
+        When(
+            available=True,
+            provider__offers_seen_at__gt=F("last_seen"),
+            then=F("provider__offers_seen_at"),
+        ),
+        default=F("last_seen"),
+    )
+
+
+# --- provider health, in short words a program can switch on -------------------------------
+def providers() -> list[Provider]:
+    """Every provider with its latest finished poll's outcome, in one query."""
+    return list(providers_with_status())
+
+
+def health(provider: Provider, now: datetime | None = None) -> str:
+    """ok, stale, failing, never-polled, no-key or disabled (the marketplace's notices, as
+    codes; the shared circuit breakers are not read, so this needs no Redis)."""
+    if not provider.is_enabled:
+        return "disabled"
+    if provider.key_required and not (provider.has_credential or provider.setting("API_KEY")):
+        return "no-key"
+    if provider.last_outcome == PollRun.Outcome.FAILED:
+        return "failing"
+    if not provider.last_success_at:
+        return "never-polled"
+    return "stale" if provider.is_stale(now) else "ok"
+
+
+# --- validators -----------------------------------------------------------------------------
+@dataclass
+class Validators:
+    etag: str
+    last_modified: datetime | None
+    max_age: int
+
+
+def validators(request_key: str, providers: list[Provider]) -> Validators:
+    """The catalog changes only when a poll lands (or a provider's health moves), so the
+    providers' poll times and health are its version; the request's path and query make the
+    ETag this representation's. max-age runs to the soonest next poll."""
+    now = timezone.now()
+    state = [
+        (p.pk, p.offers_seen_at, p.last_success_at, p.last_polled_at, health(p, now))
+        for p in providers
+    ]
+    digest = hashlib.blake2s(repr((request_key, state)).encode(), digest_size=12).hexdigest()
+    moments = [m for p in providers for m in (p.offers_seen_at, p.last_polled_at) if m]
+    return Validators(
+        etag=f'W/"{digest}"',
+        last_modified=max(moments, default=None),
+        max_age=max_age(providers, now),
+    )
+
+
+def max_age(providers: list[Provider], now: datetime) -> int:
+    """Seconds until the soonest poll an enabled provider is due for (at most its interval).
+    Providers never polled, or overdue, say nothing about when data will next change."""
+    due = []
+    for p in providers:
+        if not p.is_enabled or p.last_polled_at is None:
+            continue
+        left = p.poll_interval - (now - p.last_polled_at).total_seconds()
+        if left > 0:
+            due.append(int(left))
+    return min(due, default=DEFAULT_MAX_AGE)
+
+
+def price_row(offer: dict[str, Any], by_pk: dict[int, Provider], now: datetime) -> dict:
+    """One offer as the API shows it (from `Offer.objects.values()` plus `model`)."""
+    provider = by_pk[offer["provider_id"]]
+    polled = provider.offers_seen_at
+    seen = offer["last_seen"]
+    if offer["available"] and polled and polled > seen:
+        seen = polled
+    return {
+        **{k: v for k, v in offer.items() if k not in {"provider_id", "last_seen", "gpu_name"}},
+        "gpu": offer["gpu_name"],
+        "provider": provider.slug,
+        "provider_health": health(provider, now),
+        "status": "available" if offer["available"] else "unavailable",
+        "seen_at": seen,
+    }

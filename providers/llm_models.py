@@ -1,0 +1,143 @@
+"""Canonical model identity: which model each LLM offer serves, whoever sells it.
+
+A model's canonical id is its lowercase Hugging Face repo id. Providers that list repo ids
+(the registry's `"model_names": "hf-repo-ids"`: DeepInfra, the Hugging Face router) are matched
+on the name case-folded. A provider's own name (Groq's `llama-3.3-70b-versatile`) is identified
+only through an alias (`ModelAlias`, loaded from providers/model_aliases.json or added in the
+admin), each citing the provider's page that says which weights the name serves. A name that
+neither identifies stays visible as its own model, `<provider slug>:<name>`; it is counted on
+the Catalog and logged once per poll, never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.db import transaction
+
+from providers.adapters.base import Catalog, OfferIn
+from providers.models import Identity, LlmModel, ModelAlias, Provider
+
+logger = logging.getLogger(__name__)
+
+ALIASES_PATH = Path(__file__).resolve().parent / "model_aliases.json"
+# Hugging Face repo ids: `namespace/name` of letters, digits, `-`, `_`, `.` (huggingface_hub
+# validate_repo_id). Anything else a repo-id provider lists is not taken for one.
+REPO_ID = re.compile(r"[\w.-]+/[\w.-]+", re.ASCII)
+CHUNK = 5000
+
+
+@transaction.atomic
+def load_model_aliases() -> list[ModelAlias]:
+    """Write providers/model_aliases.json into ModelAlias, idempotently. Rows from the file
+    follow it; rows an admin added are kept."""
+    entries = json.loads(ALIASES_PATH.read_text())["aliases"]
+    providers = Provider.objects.in_bulk([e["provider"] for e in entries], field_name="slug")
+    aliases = []
+    for entry in entries:
+        provider = providers.get(entry["provider"])
+        if provider is None:  # not in this deployment's registry: no offers to name
+            continue
+        alias, _ = ModelAlias.objects.update_or_create(
+            provider=provider,
+            name=entry["name"],
+            defaults={
+                "model": entry["model"],
+                "source": entry["source"],
+                "note": entry.get("note", ""),
+                "from_file": True,
+            },
+        )
+        aliases.append(alias)
+    return aliases
+
+
+def identify(provider: Provider, offers: Iterable[OfferIn], catalog: Catalog) -> None:
+    """Point each offer at its LlmModel (creating models seen for the first time) and set its
+    canonical id; names no alias identifies are counted on `catalog` and logged."""
+    offers = list(offers)
+    aliases = {a.name: a for a in ModelAlias.objects.filter(provider=provider)}
+    found = {}  # canonical → (display name, identity), in first-seen order
+    for offer in offers:
+        canonical, display, identity = _identity(provider, offer, aliases)
+        found.setdefault(canonical, (display, identity))
+        offer.canonical_id = canonical
+        if identity == Identity.UNKNOWN:
+            catalog.unknown_models[offer.name] += 1
+    ids = _model_ids(found, offers)
+    for offer in offers:
+        offer.llm_model_id = ids[offer.canonical_id]
+    log_unknown_models(provider.slug, catalog)
+
+
+def _identity(
+    provider: Provider, offer: OfferIn, aliases: dict[str, ModelAlias]
+) -> tuple[str, str, str]:
+    alias = aliases.get(offer.name)
+    if alias is not None:
+        return alias.model.lower(), alias.model, Identity.ALIAS
+    if provider.lists_repo_ids and REPO_ID.fullmatch(offer.name):
+        return offer.name.lower(), offer.name, Identity.REPO_ID
+    return f"{provider.slug}:{offer.name.lower()}", offer.name, Identity.UNKNOWN
+
+
+def _model_ids(found: dict[str, tuple[str, str]], offers: list[OfferIn]) -> dict[str, int]:
+    """canonical → LlmModel id, creating the missing models (a concurrent poll creating the
+    same one is ignored, then read back)."""
+    ids = _existing(list(found))
+    missing = [c for c in found if c not in ids]
+    if missing:
+        task, context = _summaries(offers)
+        LlmModel.objects.bulk_create(
+            [
+                LlmModel(
+                    canonical=canonical,
+                    display_name=found[canonical][0],
+                    identity=found[canonical][1],
+                    task=task.get(canonical, ""),
+                    context_length=context.get(canonical),
+                )
+                for canonical in missing
+            ],
+            batch_size=CHUNK,
+            ignore_conflicts=True,
+        )
+        ids |= _existing(missing)
+    return ids
+
+
+def _existing(canonicals: list[str]) -> dict[str, int]:
+    ids = {}
+    for start in range(0, len(canonicals), CHUNK):
+        chunk = canonicals[start : start + CHUNK]
+        ids |= dict(LlmModel.objects.filter(canonical__in=chunk).values_list("canonical", "id"))
+    return ids
+
+
+def _summaries(offers: list[OfferIn]) -> tuple[dict[str, str], dict[str, int]]:
+    """Per canonical id: the first task stated, and the longest context reported."""
+    task: dict[str, str] = {}
+    context: dict[str, int] = {}
+    for offer in offers:
+        if offer.task:
+            task.setdefault(offer.canonical_id, offer.task)
+        if offer.context_length:
+            context[offer.canonical_id] = max(
+                context.get(offer.canonical_id, 0), offer.context_length
+            )
+    return task, context
+
+
+def log_unknown_models(slug: str, catalog: Catalog) -> None:
+    if catalog.unknown_models:
+        named = ", ".join(f"{name!r} ×{n}" for name, n in catalog.unknown_models.most_common(20))
+        logger.warning(
+            "%s: %d offers name a model no alias identifies, each kept as its own model: %s",
+            slug,
+            catalog.unknown_models.total(),
+            named,
+        )
