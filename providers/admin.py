@@ -40,9 +40,10 @@ class ProviderForm(forms.ModelForm):
 
     regions = forms.MultipleChoiceField(
         required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="Where the provider serves, if a contract or its documentation says so. "
-        "The next poll tags its offers; left empty, they stay region=unspecified.",
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text="Where the provider serves, if a contract or its documentation says so ("
+        + "; ".join(label for _, label in RESIDENCY_CHOICES)
+        + "). The next poll tags its offers; left empty, they stay region=unspecified.",
     )
 
     class Meta:
@@ -51,10 +52,10 @@ class ProviderForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        named = dict(RESIDENCY_CHOICES)
         known = Offer.objects.exclude(region="").values_list("region", flat=True).distinct()
-        others = sorted({*known, *(self.instance.regions or [])} - set(named))
-        self.fields["regions"].choices = RESIDENCY_CHOICES + [(r, r) for r in others]
+        stated = {code for code, _ in RESIDENCY_CHOICES}
+        regions = sorted({*stated, *known, *(self.instance.regions or [])})
+        self.fields["regions"].choices = [(r, r) for r in regions]
 
 
 @admin.register(Provider)
