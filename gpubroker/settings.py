@@ -9,7 +9,6 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
-from psycopg_pool import ConnectionPool
 
 from resilience.redis_options import redis_options
 
@@ -134,14 +133,11 @@ elif env.bool("DATABASE_POOL", default=False):
     # for CONN_MAX_AGE: Postgres runs out. A pool hands connections back at each request's end.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
-        "pool": {
-            "min_size": 2,
-            "max_size": env.int("DATABASE_POOL_SIZE", default=20),
-            # A pooled connection the server dropped is replaced before use, not a 500 (what
-            # CONN_HEALTH_CHECKS does for kept connections below).
-            "check": ConnectionPool.check_connection,
-        }
+        "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", default=20)}
     }
+    # With a pool, Django hands psycopg's ConnectionPool.check_connection to the pool: a pooled
+    # connection the server dropped is replaced before use, not a 500.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     # A kept connection that the server dropped is replaced before use, not a 500.
