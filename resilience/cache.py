@@ -2,10 +2,12 @@
 
 Its TTL follows the provider's recent success rate: ≥90% → PROVIDER_CACHE_MAX_TTL,
 70–90% → 45 s, 50–70% → PROVIDER_CACHE_TTL, <50% → PROVIDER_CACHE_MIN_TTL; with no recent
-calls, PROVIDER_CACHE_TTL. Only 2xx answers are kept. The key is a SHA-256 over method, full
-URL and request headers, so a key (in Authorization) never appears in a cache key, and two
-keys never share an entry. Invalidation bumps a per-provider generation: older entries are
-then ignored and expire on their own.
+calls, PROVIDER_CACHE_TTL. The rate is the one this process read within the last second
+(metrics.recent_window), so a miss does not read the shared store for it each time.
+Only 2xx answers are kept. The key is a SHA-256 over method, full URL and request headers,
+so a key (in Authorization) never appears in a cache key, and two keys never share an entry.
+Invalidation bumps a per-provider generation: older entries are then ignored and expire on
+their own.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def save(slug: str, key: str, response: httpx.Response, generation: int | None) 
     `generation` is the one seen by the lookup (None: there was none; read it now)."""
     if generation is None:
         generation = cache.get(_generation_key(slug), 0)
-    ttl = ttl_for(metrics.window(slug).success_rate)
+    ttl = ttl_for(metrics.recent_window(slug).success_rate)
     entry = {
         "generation": generation,
         "status": response.status_code,

@@ -56,10 +56,12 @@ logger = logging.getLogger(__name__)
 
 
 def forget_local_state() -> None:
-    """Drop what this process keeps between calls (breaker reads, unspent token leases) and
-    write the counters it holds: afterwards it sees only the shared state."""
+    """Drop what this process keeps between calls (breaker reads, unspent token leases, the
+    metrics window it read) and write the counters it holds: afterwards it sees only the
+    shared state."""
     breaker.forget()
     limiter.forget()
+    metrics.forget()
     store.flush()
 
 

@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from resilience.errors import OK
+from resilience.memo import ProcessMemo
 from resilience.store import store
 
 # Latency histogram upper bounds in seconds (the last bucket, +Inf, is implicit).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# How long a process reuses a window it read, for callers that only steer by it (the
+# response cache's TTL): a success rate over minutes moves little within a second.
+RECENT_SECONDS = 1.0
+# Per provider: (time.monotonic() when read, the window's counters summed then).
+_recent = ProcessMemo()
+forget = _recent.forget
 
 
 def stats_key(slug: str) -> str:
@@ -49,6 +56,9 @@ def record(slug: str, outcome: str, seconds: float) -> None:
         f"class:{outcome}": 1,
     }
     now_key = window_key(slug, int(time.time() // 60))
+    remembered = _recent.get(slug)
+    if remembered:  # this process's own calls count in the window it remembers, at once
+        _add(remembered[1], sample)
     store().incr(
         [
             (stats_key(slug), sample, None),
@@ -88,8 +98,7 @@ class Window:
     def of(cls, minutes: list[dict[str, float]]) -> Window:
         total: dict[str, float] = {}
         for counters in minutes:
-            for name, value in counters.items():
-                total[name] = total.get(name, 0) + value
+            _add(total, counters)
         calls = int(total.get("calls", 0))
         if not calls:
             return cls(0, 0, None, None)
@@ -106,6 +115,25 @@ class Window:
 def window(slug: str) -> Window:
     keys = window_keys(slug)
     return Window.of(list(store().read([], keys)[1].values()))
+
+
+def recent_window(slug: str) -> Window:
+    """`window(slug)` as this process read it within RECENT_SECONDS, with its own calls since
+    added: no round trip (nor flush of this process's counters) for every caller; other
+    processes' calls count within that time."""
+    hit = _recent.get(slug)
+    if not hit or time.monotonic() - hit[0] >= RECENT_SECONDS:
+        total: dict[str, float] = {}
+        for counters in store().read([], window_keys(slug))[1].values():
+            _add(total, counters)
+        hit = (time.monotonic(), total)
+        _recent.set(slug, hit)
+    return Window.of([hit[1]])
+
+
+def _add(total: dict[str, float], counters: dict[str, float]) -> None:
+    for name, value in counters.items():
+        total[name] = total.get(name, 0) + value
 
 
 def quantile(q: float, counters: dict[str, float]) -> float | None:

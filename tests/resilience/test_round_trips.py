@@ -146,3 +146,25 @@ def test_leased_tokens_are_never_spent_twice(settings, groq_server, redis):
     taken = 400 - state["tokens"]
     assert taken + refill >= 250 and taken <= 250 + 100
     assert requests_to(groq_server) == 250
+
+
+def test_cache_misses_read_the_success_rate_once_a_second(settings, groq_server, redis):
+    """A miss stores the answer for a TTL that follows the provider's success rate: read from
+    the shared store at most once a second, not on every miss."""
+    settings.PROVIDER_CACHE_ENABLED = True
+    settings.GROQ_RATE_LIMIT = 60_000
+    settings.GROQ_RATE_LIMIT_BURST = 1_000
+    groq_server.expect_request(PATH).respond_with_json(MODELS)
+    client = ProviderClient(policy_for("groq"))
+    with Watch(redis) as watch:
+        started = time.monotonic()
+        for n in range(100):
+            get(client, params={"n": n})  # a new URL each time: a miss
+        seconds = math.ceil(time.monotonic() - started)
+    client.close()
+    windows = [c for c in watch.seen if c.startswith("HGETALL") and ":window:groq:" in c]
+    # The window is minutes of counters, a key each: read once, not once per miss.
+    assert 0 < len(windows) <= 6 * seconds, "\n".join(c[:90] for c in watch.seen)
+    # Per miss: the lookup and the store of the answer, in the cache.
+    assert len(watch.seen) <= 2 * 100 + 8 * seconds + 3
+    assert requests_to(groq_server) == 100
