@@ -3,12 +3,19 @@ offer was seen to do, and the broker's counters (exported on /metrics)."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import logging
+import os
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connections, transaction
 from django.db.models import F, FloatField, Value
 from django.db.models.functions import Coalesce, Now
 
@@ -16,6 +23,7 @@ from broker.models import ApiKey, CostSource, Observation, Outcome, Usage, relax
 from broker.routing import Candidate, Plan
 from resilience.store import store
 
+logger = logging.getLogger(__name__)
 COUNTERS = "broker:totals"
 SMOOTHING = 0.2  # weight of the newest sample in the observed moving averages
 
@@ -35,6 +43,7 @@ class Call:
     attempts: list[dict[str, str]] = field(default_factory=list)
     served: Candidate | None = None
     ttfb: float | None = None  # seconds to the first byte from the provider
+    total: float = 0.0  # seconds from start to end, set when it ends
     usage: dict[str, Any] | None = None
     outcome: str = Outcome.OK
     status: int = 200
@@ -69,33 +78,28 @@ def tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:
     )
 
 
-def finish(call: Call) -> Usage:
-    """Record the request: one Usage row, the spend, the observation, the counters."""
-    total = time.monotonic() - call.started
+def finish(call: Call) -> None:
+    """The request has ended: have it recorded (by the writer, a moment later)."""
+    call.total = time.monotonic() - call.started
+    RECORDER.put(call)
+
+
+def write(calls: list[Call]) -> None:
+    """Record ended requests: their Usage rows, the keys' spend, the offers' observations
+    (one UPDATE per key and per offer, however many requests), then the counters."""
+    with transaction.atomic():
+        relaxed_commit()
+        settle(calls)
+        observe(calls)
+        Usage.objects.bulk_create([usage_row(call) for call in calls])
+    count(calls)
+
+
+def usage_row(call: Call) -> Usage:
     cost, source = call.cost()
     prompt, completion = tokens(call.usage or {})
     served = call.served
-    estimate = call.plan.estimate if call.plan else Decimal(0)
-    with transaction.atomic():
-        relaxed_commit()
-        if cost or call.reserved:
-            call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
-        observe(call, completion, total)
-        usage = record(call, served, prompt, completion, cost, source, total)
-    count(call, prompt, completion, cost)
-    return usage
-
-
-def record(
-    call: Call,
-    served: Candidate | None,
-    prompt: int | None,
-    completion: int | None,
-    cost: Decimal | None,
-    source: str,
-    total: float,
-) -> Usage:
-    return Usage.objects.create(
+    return Usage(
         key=call.key,
         endpoint=call.endpoint,
         model=call.model,
@@ -109,27 +113,69 @@ def record(
         cost_usd=cost,
         cost_source=source,
         ttfb_ms=round(call.ttfb * 1000, 2) if call.ttfb is not None else None,
-        total_ms=round(total * 1000, 2),
+        total_ms=round(call.total * 1000, 2),
         outcome=call.outcome,
         status_code=call.status,
         error=call.error,
     )
 
 
-def observe(call: Call, completion: int | None, total: float) -> None:
+def settle(calls: list[Call]) -> None:
+    """Each key's spend in one UPDATE: the requests' costs added, what they held released."""
+    by_key: dict[int, list[Call]] = {}
+    for call in calls:
+        by_key.setdefault(call.key.pk, []).append(call)
+    for _, same_key in sorted(by_key.items()):  # one lock order for every writer
+        cost = sum((call.cost()[0] or Decimal(0) for call in same_key), Decimal(0))
+        held = [call for call in same_key if call.reserved]
+        if not cost and not held:
+            continue
+        estimate = sum((call.plan.estimate for call in held if call.plan), Decimal(0))
+        key = same_key[-1].key
+        key.settle(estimate, cost, reserved=bool(held), requests=len(held))
+
+
+def observe(calls: list[Call]) -> None:
     """Feed what happened back into the offers' observed latency, throughput and failures
     (the `latency` and `throughput` strategies rank by them): one UPDATE per offer, the
-    moving averages computed in it, so concurrent requests do not lose each other's samples."""
-    for attempt in call.attempts:
-        if attempt["error"] in FAILURES:
-            update(int(attempt["offer"]), requests=F("requests") + 1, failures=F("failures") + 1)
-    if not call.served or call.ttfb is None or call.outcome != Outcome.OK:
-        return
-    fields = {"requests": F("requests") + 1, "latency_ms": smooth("latency_ms", call.ttfb * 1000)}
-    generating = total - call.ttfb if call.stream else total
-    if completion and generating > 0:
-        fields["throughput_tps"] = smooth("throughput_tps", completion / generating)
-    update(call.served.offer_id, **fields)
+    moving averages computed in it, so concurrent writers do not lose each other's samples."""
+    seen: dict[int, Seen] = {}
+    for call in calls:
+        for attempt in call.attempts:
+            if attempt["error"] in FAILURES:
+                offer = seen.setdefault(int(attempt["offer"]), Seen())
+                offer.requests += 1
+                offer.failures += 1
+        if not call.served or call.ttfb is None or call.outcome != Outcome.OK:
+            continue
+        offer = seen.setdefault(call.served.offer_id, Seen())
+        offer.requests += 1
+        offer.latency_ms.append(call.ttfb * 1000)
+        completion = tokens(call.usage or {})[1]
+        generating = call.total - call.ttfb if call.stream else call.total
+        if completion and generating > 0:
+            offer.throughput_tps.append(completion / generating)
+    for offer_id, offer in sorted(seen.items()):  # one lock order for every writer
+        update(offer_id, **offer.fields())
+
+
+@dataclass
+class Seen:
+    """What one batch saw of one offer."""
+
+    requests: int = 0
+    failures: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    throughput_tps: list[float] = field(default_factory=list)
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"requests": F("requests") + self.requests}
+        if self.failures:
+            fields["failures"] = F("failures") + self.failures
+        for column in ("latency_ms", "throughput_tps"):
+            if samples := getattr(self, column):
+                fields[column] = smooth(column, samples)
+        return fields
 
 
 def update(offer_id: int, **fields) -> None:
@@ -138,10 +184,17 @@ def update(offer_id: int, **fields) -> None:
         Observation.objects.filter(offer_id=offer_id).update(**fields, updated_at=Now())
 
 
-def smooth(column: str, sample: float) -> Coalesce:
-    """Exponential moving average in SQL: the sample itself when there is none yet."""
+def smooth(column: str, samples: list[float]) -> Coalesce:
+    """Exponential moving average in SQL, the samples taken in order (the same as one
+    UPDATE per sample); the first sample itself when there is none yet."""
+    keep = 1 - SMOOTHING
+    added = sum(SMOOTHING * keep ** (len(samples) - 1 - i) * x for i, x in enumerate(samples))
+    first, rest = samples[0], samples[1:]
+    fresh = first * keep ** len(rest) + sum(
+        SMOOTHING * keep ** (len(rest) - 1 - i) * x for i, x in enumerate(rest)
+    )
     return Coalesce(
-        F(column) * (1 - SMOOTHING) + Value(sample * SMOOTHING), Value(sample),
+        F(column) * keep ** len(samples) + Value(added), Value(fresh),
         output_field=FloatField(),
     )  # fmt: skip
 
@@ -149,20 +202,77 @@ def smooth(column: str, sample: float) -> Coalesce:
 FAILURES = frozenset({"server_error", "timeout", "connection", "rate_limited"})
 
 
-def count(call: Call, prompt: int | None, completion: int | None, cost: Decimal | None) -> None:
+def count(calls: list[Call]) -> None:
     """Running totals in the shared store, by provider and outcome, for Prometheus."""
-    provider = call.served.provider if call.served else "none"
-    label = f"{call.endpoint}|{call.model}|{provider}|{call.outcome}"
-    fields: dict[str, float] = {
-        f"requests|{label}": 1,
-        f"prompt_tokens|{label}": prompt or 0,
-        f"completion_tokens|{label}": completion or 0,
-        f"cost_usd|{label}": float(cost or 0),
-    }
-    fallbacks = len(call.attempts)
-    if fallbacks:
-        fields[f"fallbacks|{call.endpoint}|{call.model}"] = fallbacks
+    fields: dict[str, float] = {}
+    for call in calls:
+        cost = call.cost()[0]
+        prompt, completion = tokens(call.usage or {})
+        provider = call.served.provider if call.served else "none"
+        label = f"{call.endpoint}|{call.model}|{provider}|{call.outcome}"
+        for name, value in (
+            (f"requests|{label}", 1),
+            (f"prompt_tokens|{label}", prompt or 0),
+            (f"completion_tokens|{label}", completion or 0),
+            (f"cost_usd|{label}", float(cost or 0)),
+        ):
+            fields[name] = fields.get(name, 0) + value
+        if call.attempts:
+            name = f"fallbacks|{call.endpoint}|{call.model}"
+            fields[name] = fields.get(name, 0) + len(call.attempts)
     store().incr([(COUNTERS, fields, None)], defer=True)  # written behind, as metrics.record
+
+
+class Recorder:
+    """Writes ended requests in batches, from a thread of its own: a request's answer never
+    waits for its record, and a hundred requests a second cost a few transactions, not a
+    hundred. Nothing is dropped: `flush()` writes what is left (at exit, in tests)."""
+
+    def __init__(self) -> None:
+        self.calls: queue.SimpleQueue[Call] = queue.SimpleQueue()
+        self.pending = threading.Event()
+        self.writing = threading.Lock()  # one batch at a time, in order
+        self.thread: threading.Thread | None = None
+
+    def put(self, call: Call) -> None:
+        self.calls.put(call)
+        self.pending.set()
+        if self.thread is None:
+            self.thread = threading.Thread(target=self.run, name="broker-recorder", daemon=True)
+            self.thread.start()
+
+    def run(self) -> None:
+        while True:
+            self.pending.wait()
+            time.sleep(settings.BROKER_RECORD_SECONDS)  # let the requests ending now join
+            self.pending.clear()
+            self.flush()
+            connections.close_all()  # this thread's connection, back to the pool
+
+    def flush(self) -> None:
+        with self.writing:
+            calls = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    calls.append(self.calls.get_nowait())
+            if not calls:
+                return
+            try:
+                write(calls)
+            except Exception:  # one bad record (its key deleted meanwhile…) spoils no other
+                for call in calls:
+                    try:
+                        write([call])
+                    except Exception:
+                        logger.exception("could not record a request's usage")
+
+    def forked(self) -> None:
+        self.__init__()
+
+
+RECORDER = Recorder()
+atexit.register(RECORDER.flush)
+os.register_at_fork(after_in_child=RECORDER.forked)
 
 
 def totals() -> dict[str, float]:

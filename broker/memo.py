@@ -1,6 +1,7 @@
-"""A few seconds of memory for what every request reads and rarely changes (a key, a model's
-offers), so the request path does not ask the database each time. BROKER_CACHE_SECONDS (0:
-off) bounds how stale it may be: a revoked key or a re-polled offer counts within that time."""
+"""A second of memory for what every request reads and rarely changes (a key, a model's
+offers, the providers' health), so the request path does not ask the database or the shared
+store each time. BROKER_CACHE_SECONDS (default 1; 0: off) bounds how stale it may be: a
+revoked key, a re-polled offer or a breaker opened elsewhere counts within that time."""
 
 from __future__ import annotations
 
@@ -15,11 +16,17 @@ MAX_ENTRIES = 10_000
 
 
 class Memo:
-    def __init__(self) -> None:
+    def __init__(self, max_seconds: float | None = None) -> None:
+        """`max_seconds`: never longer than this, whatever BROKER_CACHE_SECONDS says."""
         self.entries: dict[object, tuple[float, object]] = {}
+        self.max_seconds = max_seconds
+
+    def ttl(self) -> float:
+        ttl = settings.BROKER_CACHE_SECONDS
+        return ttl if self.max_seconds is None else min(ttl, self.max_seconds)
 
     def get(self, key: object, load: Callable[[], T]) -> T:
-        ttl = settings.BROKER_CACHE_SECONDS
+        ttl = self.ttl()
         if ttl <= 0:
             return load()
         now = time.monotonic()

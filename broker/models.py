@@ -8,7 +8,7 @@ import secrets
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -140,31 +140,32 @@ class ApiKey(models.Model):
         return not self.allowed_providers or slug in self.allowed_providers
 
     def reserve(self, estimate: Decimal) -> bool:
-        """Hold `estimate` of the budget for a request about to go out, in one conditional
-        UPDATE, so concurrent requests cannot overspend by more than one request: a request
-        goes when its estimate fits beside the spend and what requests in flight hold, or when
-        none is in flight and something is left (that one may overspend, by itself alone)."""
+        """Hold `estimate` of the budget for a request about to go out, so concurrent requests
+        cannot overspend by more than one request: a request goes when its estimate fits
+        beside the spend and what requests in flight hold, or when none is in flight and
+        something is left (that one may overspend, by itself alone).
+
+        One statement, one round trip (it is on every request's path): a new month's reset,
+        the check against the budget as stored now, the hold, and the spend returned to
+        refresh this key's view of it (the instance may be one a process remembers)."""
         if self.monthly_budget_usd is None:
             return True
         month = month_start()
-        if self.spend_month != month:  # a new month: start again (once, whoever is first)
-            ApiKey.objects.filter(pk=self.pk).exclude(spend_month=month).update(
-                spend_month=month, spent_usd=ZERO
-            )
-        budget = self.monthly_budget_usd
-        fits = Q(spent_usd__lte=budget - estimate - F("reserved_usd"))
-        alone = Q(in_flight=0, spent_usd__lt=budget)
-        with transaction.atomic():
-            relaxed_commit()  # a hold lost in a crash frees budget; it never overspends
-            return bool(
-                ApiKey.objects.filter(pk=self.pk)
-                .filter(fits | alone)
-                .update(in_flight=F("in_flight") + 1, reserved_usd=F("reserved_usd") + estimate)
-            )
+        with connection.cursor() as cursor:
+            cursor.execute(reserve_sql(), [month, month, estimate, self.pk, month, estimate, month])
+            row = cursor.fetchone()
+        if row is None:
+            return False
+        self.spend_month = month
+        self.spent_usd = self._meta.get_field("spent_usd").to_python(row[0])
+        return True
 
-    def settle(self, estimate: Decimal, cost: Decimal, *, reserved: bool) -> None:
-        """Add a request's cost and release what it held, in one UPDATE (no read-modify-write
-        in Python); the month turning meanwhile starts the spend again."""
+    def settle(
+        self, estimate: Decimal, cost: Decimal, *, reserved: bool, requests: int = 1
+    ) -> None:
+        """Add the cost of `requests` requests and release what they held (`estimate` in
+        all), in one UPDATE (no read-modify-write in Python); the month turning meanwhile
+        starts the spend again."""
         month = month_start()
         fields = {
             "spent_usd": Case(
@@ -173,9 +174,31 @@ class ApiKey(models.Model):
             "spend_month": Value(month),
         }
         if reserved and self.monthly_budget_usd is not None:
-            fields["in_flight"] = F("in_flight") - 1
+            fields["in_flight"] = F("in_flight") - requests
             fields["reserved_usd"] = F("reserved_usd") - estimate
         ApiKey.objects.filter(pk=self.pk).update(**fields)
+
+
+# The spend this month, as a column expression: a month with no spend yet starts from zero.
+_SPENT = "(CASE WHEN spend_month = %s THEN spent_usd ELSE 0 END)"
+
+
+def reserve_sql() -> str:
+    """ApiKey.reserve's statement. On Postgres its commit does not wait for the disk flush
+    (synchronous_commit off for this statement's transaction alone, set inside it so it
+    stays one round trip): a hold lost in a crash frees budget, it never overspends."""
+    relaxed = ""
+    if connection.vendor == "postgresql":
+        relaxed = " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+    return (
+        f"UPDATE {connection.ops.quote_name(ApiKey._meta.db_table)}"
+        f" SET spent_usd = {_SPENT}, spend_month = %s, in_flight = in_flight + 1,"
+        " reserved_usd = reserved_usd + %s"
+        " WHERE id = %s AND monthly_budget_usd IS NOT NULL"
+        f" AND ({_SPENT} <= monthly_budget_usd - %s - reserved_usd"
+        f" OR (in_flight = 0 AND {_SPENT} < monthly_budget_usd)){relaxed}"
+        " RETURNING spent_usd"
+    )
 
 
 class Outcome(models.TextChoices):

@@ -10,7 +10,6 @@ the stream. Everything answered is in OpenAI's error shape, never a 500, never a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -19,11 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from broker import accounting, routing
+from broker import accounting, database, routing
 from broker.accounting import Call
 from broker.memo import Memo
 from broker.models import ApiKey, Outcome
@@ -144,7 +142,11 @@ async def handle(request: HttpRequest, endpoint: str, *, annotate: bool = False)
         body = parse_body(request)
     except RouteError as exc:
         return error_response(exc.status, str(exc), exc.code, exc.param)
-    call, refused = await sync_to_async(start)(request, body, endpoint, annotate)
+    try:
+        call, refused = await database.run(start, request, body, endpoint, annotate)
+    except DatabaseError:
+        logger.exception("the broker's database failed a request")
+        return error_response(503, "The broker could not reach its database.", "database_error")
     if refused is not None:
         return refused
     return await dispatch(call, body, annotate)
@@ -153,8 +155,10 @@ async def handle(request: HttpRequest, endpoint: str, *, annotate: bool = False)
 def start(
     request: HttpRequest, body: dict[str, Any], endpoint: str, annotate: bool
 ) -> tuple[Call | None, JsonResponse | None]:
-    """Everything before the first call, in one worker thread (each hop between the event loop
-    and a thread costs): authenticate, route, hold the budget, admit the first candidate."""
+    """Everything before the first call, in one hop to a database thread (each hop between
+    the event loop and a thread costs): authenticate and route (remembered for a second:
+    usually no query), hold the budget (one statement), admit the first candidate (the
+    breaker and the token bucket, usually read in-process)."""
     call = None
     try:
         key = authenticate(request)
@@ -214,34 +218,14 @@ async def dispatch(call: Call, body: dict[str, Any], annotate: bool) -> HttpResp
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return streaming(call, response, wants_usage)
         return await whole(call, response, annotate)
-    return await sync_to_async(refusal)(call, no_provider(call))
+    return refusal(call, no_provider(call))
 
 
 async def upstream_error(call: Call, exc: ProviderError) -> JsonResponse:
     """A provider's 4xx about the request itself: the client gets it, with its status."""
     call.status, call.error, call.outcome = exc.status or 400, str(exc), Outcome.UPSTREAM_ERROR
-    await sync_to_async(accounting.finish)(call)
+    accounting.finish(call)
     return error_response(call.status, str(exc), "upstream_error")
-
-
-_recording: set[asyncio.Task] = set()
-
-
-def record_later(call: Call) -> None:
-    """Record a request after its answer has gone (a whole answer's cost is already in its
-    headers): the client does not wait for the usage row, the spend and the counters."""
-    task = asyncio.create_task(asyncio.to_thread(record_detached, call))
-    _recording.add(task)
-    task.add_done_callback(_recording.discard)
-
-
-def record_detached(call: Call) -> None:
-    try:
-        accounting.finish(call)
-    except Exception:
-        logger.exception("could not record a request's usage")
-    finally:
-        connections.close_all()  # this thread's connections, back to the pool
 
 
 def usd_text(cost: Decimal) -> str:
@@ -268,7 +252,7 @@ async def whole(call: Call, response: httpx.Response, annotate: bool) -> HttpRes
         content = await response.aread()
     except httpx.HTTPError as exc:
         call.status, call.outcome, call.error = 502, Outcome.STREAM_ERROR, scrub(str(exc))
-        await sync_to_async(accounting.finish)(call)
+        accounting.finish(call)
         return error_response(502, f"{call.served.provider}: answer cut off", "upstream_error")
     finally:
         await response.aclose()
@@ -278,7 +262,7 @@ async def whole(call: Call, response: httpx.Response, annotate: bool) -> HttpRes
         answer = None
     call.usage = answer.get("usage") if isinstance(answer, dict) else None
     cost, source = call.cost()
-    record_later(call)
+    accounting.finish(call)  # recorded by the writer, after the answer has gone
     headers = served_headers(call, cost)
     if annotate and isinstance(answer, dict):
         answer["gpubroker"] = {
@@ -332,9 +316,7 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
             call.outcome, call.status = Outcome.CLIENT_GONE, 499
         raise
     finally:
-        # Recorded by a task of its own: a hung-up client cancels this generator, and a
-        # cancelled await here could lose the record.
-        record_later(call)
+        accounting.finish(call)  # no await before it: a hung-up client's cancel cannot lose it
         await response.aclose()
 
 

@@ -40,6 +40,7 @@ DEFAULT_OUTPUT_TOKENS = 256
 MIN_SUCCESS_RATE = 0.5  # the status rule's UNAVAILABLE line
 PER_MILLION = Decimal(1_000_000)
 OFFERS = Memo()  # a model's offers, with provider, credential and observation
+HEALTH = Memo(max_seconds=1.0)  # providers' breaker states and success rates
 
 
 class RouteError(Exception):
@@ -154,7 +155,7 @@ def screen(
 ) -> tuple[list[Candidate], list[dict[str, str]]]:
     """Candidates, and every offer left out with why."""
     providers = {o.provider.slug: o.provider for o in offers}
-    health = provider_health(list(providers))
+    health = HEALTH.get(tuple(sorted(providers)), lambda: provider_health(list(providers)))
     keys: dict[str, str] = {}
     candidates, skipped = [], []
     for offer in offers:

@@ -6,14 +6,13 @@ broker.proxy. Every refusal is in OpenAI's error shape.
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from broker import catalog, proxy, usage
+from broker import catalog, database, proxy, usage
 from broker.routing import CHAT, EMBEDDINGS, RouteError
 
 
@@ -39,10 +38,10 @@ async def inference(request: HttpRequest) -> HttpResponse:
 @require_GET
 async def models(request: HttpRequest) -> HttpResponse:
     try:
-        key = await sync_to_async(proxy.authenticate)(request)
+        key = await database.run(proxy.authenticate, request)
     except RouteError as exc:
         return proxy.error_response(exc.status, str(exc), exc.code)
-    return JsonResponse(await sync_to_async(catalog.model_list)(key))
+    return JsonResponse(await database.run(catalog.model_list, key))
 
 
 @csrf_exempt
@@ -50,7 +49,7 @@ async def models(request: HttpRequest) -> HttpResponse:
 async def auth(request: HttpRequest) -> HttpResponse:
     """Validate a broker key: its name, budget left this month and expiry."""
     try:
-        key = await sync_to_async(proxy.authenticate)(request)
+        key = await database.run(proxy.authenticate, request)
     except RouteError as exc:
         return proxy.error_response(exc.status, str(exc), exc.code)
     return JsonResponse(catalog.describe_key(key))

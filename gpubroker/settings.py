@@ -263,7 +263,10 @@ NINJA_NUM_PROXIES = env.int("NINJA_NUM_PROXIES", default=0)
 # --- Broker (broker app; docs/broker.md) ------------------------------------------------------
 # Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask
 # the database on every request). A revoked key stops working within this time.
-BROKER_CACHE_SECONDS = env.float("BROKER_CACHE_SECONDS", default=5)
+BROKER_CACHE_SECONDS = env.float("BROKER_CACHE_SECONDS", default=1)
+# Requests are recorded (usage rows, spend, observations) by a background writer in batches:
+# it waits this many seconds after a request ends for others to write with it.
+BROKER_RECORD_SECONDS = env.float("BROKER_RECORD_SECONDS", default=0.1)
 
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL

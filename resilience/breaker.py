@@ -148,14 +148,18 @@ def before_call(slug: str) -> dict:
     )
 
 
+def quiet(seen: dict) -> bool:
+    """Whether a success after this state changes nothing (CLOSED, no failure counted)."""
+    return seen.get("state", CLOSED) == CLOSED and not seen.get("failure_count")
+
+
 def after_call(slug: str, outcome_class: str | None, seen: dict) -> None:
     """Settle an admitted call: its outcome class (None: it was never sent)."""
     if outcome_class is None:
         outcome: Outcome = "cancel"
     else:
         outcome = "failure" if outcome_class in FAILURES else "success"
-    quiet = seen.get("state", CLOSED) == CLOSED and not seen.get("failure_count")
-    if outcome == "success" and quiet:
+    if outcome == "success" and quiet(seen):
         return  # nothing to change: the common case writes nothing
     cfg = Config.from_settings()
     now = time.time()

@@ -80,6 +80,7 @@ def _unavailable_on_redis_errors(method):
 
 
 class Store(Protocol):
+    def writes_behind(self) -> bool: ...
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T: ...
     def state(self, key: str) -> dict[str, Any]: ...
     def incr(self, ops: Iterable[CounterOp], *, defer: bool = False) -> None: ...
@@ -96,6 +97,10 @@ class RedisStore:
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[dict[str, float], int | None]] = {}
         self._timer: threading.Timer | None = None
+
+    def writes_behind(self) -> bool:
+        """Whether `incr(..., defer=True)` returns without a round trip."""
+        return settings.PROVIDER_METRICS_FLUSH_SECONDS > 0
 
     @_unavailable_on_redis_errors
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T:
@@ -208,6 +213,9 @@ class DatabaseStore:
         if row.expires_at and row.expires_at <= timezone.now():
             row.value, row.expires_at = {}, None
         return row
+
+    def writes_behind(self) -> bool:
+        return False  # every change is a committed transaction
 
     def update(self, key: str, transition: Transition[T], script: Script | None = None) -> T:
         with transaction.atomic():

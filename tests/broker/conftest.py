@@ -18,6 +18,7 @@ from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from broker import accounting, database
 from broker.models import ApiKey, Usage
 from gpubroker.asgi import application
 from providers.models import Offer, Provider
@@ -71,6 +72,8 @@ def broker_url(transactional_db) -> str:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+    accounting.RECORDER.flush()  # what the last requests left to record
+    database.close()  # the broker's threads hand their connections back
 
 
 def offer(provider: Provider, upstream_id: str, canonical: str, usd_in, usd_out, **fields) -> Offer:
