@@ -1,4 +1,5 @@
-"""The ASGI entry point (uvicorn). The broker's API paths skip the middleware stack.
+"""The ASGI entry point (uvicorn). The broker's API paths skip the middleware stack and the
+request signals' thread hops.
 
 Django runs each sync middleware of an async request in a worker thread (two hops per
 middleware); sessions, CSRF, messages and clickjacking headers mean nothing to an API called
@@ -10,11 +11,17 @@ full stack.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 
+from django.core import signals
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpResponseBase
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
 # Served by uvicorn: pooled database connections (see DATABASE_POOL in settings).
@@ -25,12 +32,60 @@ API_PATHS = ("/v1/", "/api/v1/inference", "/api/v1/auth")
 
 
 class APIHandler(ASGIHandler):
-    """Django's ASGI handler without middleware, for the broker's bearer-key API."""
+    """Django's ASGI handler without middleware, for the broker's bearer-key API, and without
+    the three thread hops Django spends on every request around the view: `request_started`
+    and `request_finished` run their sync receivers in a thread (one made for each request),
+    to close the database connections of the request's context. These views open none there
+    (their database work runs in broker.database's threads, which keep their own), so here
+    the signals' receivers find nothing to do and run inline (`response.close()`)."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware, self._template_response_middleware = [], []
         self._exception_middleware = []
         self._middleware_chain = convert_exception_to_response(self._get_response_async)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.handle(scope, receive, send)  # no ThreadSensitiveContext: no thread to pin
+
+    async def handle(self, scope, receive, send) -> None:
+        """ASGIHandler.handle (Django 6.0), its signals inline: the response is sent while a
+        task listens for the client going away, which cancels the view (a stream's end)."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(response, send)
+            response.close()
+            return
+
+        async def process_request() -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client left mid-answer
+                await self.send_response(response, send)
+            return response
+
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request()),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                with contextlib.suppress(RequestAborted):
+                    task.result()
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if tasks[1].cancelled():
+            signals.request_finished.send(sender=self.__class__)
+        else:
+            tasks[1].result().close()
+        body_file.close()
 
 
 api_application = APIHandler()
