@@ -154,3 +154,30 @@ def test_an_sdk_error_is_raised_for_a_missing_model(sdk, world):
     with pytest.raises(openai.NotFoundError) as caught:
         chat(sdk, model="no-such/model")
     assert caught.value.body["code"] == "model_not_found"
+
+
+def test_a_client_hanging_up_mid_stream_is_recorded_as_gone(broker_url, raw_key, world, httpserver):
+    release = threading.Event()
+
+    def held(request: Request) -> Response:
+        events = [e + "\n\n" for e in recorded_stream("deepinfra").split("\n\n") if e]
+
+        def body():
+            yield events[0]
+            release.wait(10)  # the rest only after the client has gone
+            yield from events[1:]
+
+        return Response(body(), content_type="text/event-stream")
+
+    httpserver.expect_request(CHAT_PATHS["deepinfra"]).respond_with_handler(held)
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True,
+               "provider": {"only": ["deepinfra"]}}  # fmt: skip
+    headers = {"Authorization": f"Bearer {raw_key}"}
+    with httpx.stream(
+        "POST", f"{broker_url}/v1/chat/completions", json=request, headers=headers
+    ) as r:
+        assert next(r.iter_raw()).startswith(b"data: ")
+    time.sleep(0.5)  # the broker notices the hang-up while the provider still holds the rest
+    release.set()
+    (usage,) = recorded()
+    assert (usage.outcome, usage.status_code, usage.provider) == ("client_gone", 499, "deepinfra")
