@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import connection, models
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from providers.models import Offer
@@ -165,18 +165,17 @@ class ApiKey(models.Model):
     ) -> None:
         """Add the cost of `requests` requests and release what they held (`estimate` in
         all), in one UPDATE (no read-modify-write in Python); the month turning meanwhile
-        starts the spend again."""
+        starts the spend again. Raw SQL, like `reserve`: the ORM took longer to build this
+        statement than the database to run it."""
+        held = reserved and self.monthly_budget_usd is not None
         month = month_start()
-        fields = {
-            "spent_usd": Case(
-                When(spend_month=month, then=F("spent_usd") + cost), default=Value(cost)
-            ),
-            "spend_month": Value(month),
-        }
-        if reserved and self.monthly_budget_usd is not None:
-            fields["in_flight"] = F("in_flight") - requests
-            fields["reserved_usd"] = F("reserved_usd") - estimate
-        ApiKey.objects.filter(pk=self.pk).update(**fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {connection.ops.quote_name(ApiKey._meta.db_table)}"
+                f" SET spent_usd = {_SPENT} + %s, spend_month = %s,"
+                " in_flight = in_flight - %s, reserved_usd = reserved_usd - %s WHERE id = %s",
+                [month, cost, month, requests if held else 0, estimate if held else ZERO, self.pk],
+            )
 
 
 # The spend this month, as a column expression: a month with no spend yet starts from zero.

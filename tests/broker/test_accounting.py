@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from broker import accounting
 from broker.models import ApiKey, hash_key
 from tests.broker.conftest import MODEL, PROVIDER_KEYS, chat, recorded, serve_chat
 
@@ -104,3 +105,35 @@ def test_an_unknown_model_is_a_404_and_is_recorded(sdk, world):
     with pytest.raises(openai.NotFoundError):
         chat(sdk, model="nobody/nothing")
     assert [u.outcome for u in recorded()] == ["refused"]
+
+
+def test_requests_recorded_together_each_count(broker_url, world, httpserver, settings):
+    """Requests ending within one write of the recorder: a row each, their costs summed into
+    the spend, their holds released, the offer's observation counting every one."""
+    settings.BROKER_RECORD_SECONDS = 1  # every request below ends within one batch
+    serve_chat(httpserver, "deepinfra")
+    key, raw = ApiKey.issue("capped", Decimal("1"))
+    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
+    for _ in range(4):
+        chat(client, extra_body={"provider": {"only": ["deepinfra"]}})
+    rows = recorded(4)
+    assert [u.cost_usd for u in rows] == [Decimal("0.00000268")] * 4
+    key.refresh_from_db()
+    assert (key.spent_usd, key.in_flight, key.reserved_usd) == (Decimal("0.00001072"), 0, 0)
+    observed = world["deepinfra"].observation
+    assert (observed.requests, observed.failures) == (4, 0)
+    assert observed.latency_ms > 0 and observed.throughput_tps > 0
+
+
+def test_a_batch_of_samples_moves_the_average_as_one_sample_at_a_time():
+    samples = [120.0, 80.0, 95.5, 300.0]
+    one_by_one = None
+    for sample in samples:
+        one_by_one = sample if one_by_one is None else one_by_one * 0.8 + sample * 0.2
+    keep, added, fresh = accounting.smooth(samples)
+    assert fresh == pytest.approx(one_by_one)
+    from_100 = 100.0
+    for sample in samples:
+        from_100 = from_100 * 0.8 + sample * 0.2
+    assert 100.0 * keep + added == pytest.approx(from_100)
+    assert accounting.smooth([]) == (1.0, 0.0, None)  # unchanged
