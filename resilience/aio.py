@@ -1,10 +1,12 @@
-"""The async outbound call, for a proxy: one shared `httpx.AsyncClient`, a streamed response.
+"""The async outbound call, for a proxy: one shared pool of connections, a streamed response.
 
     breaker → limiter → one attempt (headers only) → metrics
 
 It is `resilience.calls.attempt` for an event loop: the same breaker, token bucket and metrics
-functions (run in a worker thread, since the shared store is a blocking client), the same
-error family, the same `raise_for_status`. What it leaves out, on purpose: the response cache
+functions, the same error family, the same `raise_for_status`. Where they must reach the
+shared store (a blocking client) they run in a worker thread; the common success touches it
+not at all (the breaker's CLOSED state and leased tokens are held in-process, metrics are
+written behind), so it settles on the loop. What it leaves out, on purpose: the response cache
 (an inference is never answered twice) and retries (a proxy tries the *next* provider instead,
 and a POST may not be repeated after a 5xx or a timeout anyway). The response comes back open,
 its body unread, so a caller can pass a stream on chunk by chunk; the attempt counts as done
@@ -14,6 +16,7 @@ when the headers arrive (its latency is the time to first byte).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -26,23 +29,48 @@ from resilience.errors import OK, ProviderError, RateLimitExceeded, Transient, o
 from resilience.policy import ProviderPolicy
 from resilience.store import store
 
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_transports: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
 
 
-def client() -> httpx.AsyncClient:
-    """The process's one AsyncClient (per event loop: a client is bound to the loop it runs
-    on). Pooled connections are what keep a proxy's added time small."""
+def transport() -> httpx.AsyncHTTPTransport:
+    """The process's one pool of keep-alive connections (per event loop: a connection is
+    bound to the loop it runs on). Pooled connections are what keep a proxy's added time
+    small. Calls go to the transport, below `httpx.AsyncClient`: a proxy wants none of the
+    client's layers around each request (a cookie jar would keep one user's answer's cookies
+    and send them on the next user's request; auth flows, redirects, event hooks), and they
+    were ~15% of a call's CPU."""
     loop = asyncio.get_running_loop()
-    found = _clients.get(loop)
+    found = _transports.get(loop)
     if found is None:
-        for old in [other for other in _clients if other.is_closed()]:
-            del _clients[old]
-        found = _clients[loop] = httpx.AsyncClient(
-            headers={"User-Agent": settings.HTTP_USER_AGENT},
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-            follow_redirects=False,
-        )
+        for old in [other for other in _transports if other.is_closed()]:
+            del _transports[old]
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+        found = _transports[loop] = httpx.AsyncHTTPTransport(limits=limits)
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _url(base_url: str, path: str) -> httpx.URL:
+    return httpx.URL(base_url.rstrip("/") + path)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> dict[str, float]:
+    return httpx.Timeout(seconds, connect=min(seconds, 10.0)).as_dict()
+
+
+def build_request(
+    policy: ProviderPolicy, method: str, path: str, headers: dict[str, str], **kwargs: Any
+) -> httpx.Request:
+    """A request to the provider. Asks for no compression: a stream is passed on as the
+    provider's raw bytes, which must be the text they say they are."""
+    headers = {
+        "User-Agent": settings.HTTP_USER_AGENT, "Accept-Encoding": "identity", **headers
+    }  # fmt: skip
+    return httpx.Request(
+        method, _url(policy.base_url, path), headers=headers,
+        extensions={"timeout": _timeout(policy.timeout)}, **kwargs,
+    )  # fmt: skip
 
 
 def admit(policy: ProviderPolicy) -> dict:
@@ -80,7 +108,13 @@ def _settle_later(slug: str, seen: dict, seconds: float) -> None:
 
 
 async def open_stream(
-    policy: ProviderPolicy, method: str, path: str, *, admitted: dict | None = None, **kwargs: Any
+    policy: ProviderPolicy,
+    method: str,
+    path: str,
+    *,
+    admitted: dict | None = None,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
     """One attempt through the provider's breaker and limiter; the response open and 2xx.
 
@@ -89,11 +123,9 @@ async def open_stream(
     with the provider's error body read and closed. The caller must close a returned response
     (`await response.aclose()`)."""
     seen = admitted if admitted is not None else await asyncio.to_thread(admit, policy)
-    url = policy.base_url.rstrip("/") + path
-    timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 10.0))
     started = time.monotonic()
     try:
-        request = client().build_request(method, url, timeout=timeout, **kwargs)
+        request = build_request(policy, method, path, headers or {}, **kwargs)
         response = await _send(policy.slug, request, started)
         if response.status_code >= 400:
             await response.aread()
@@ -113,9 +145,11 @@ async def open_stream(
 
 async def _send(slug: str, request: httpx.Request, started: float) -> httpx.Response:
     try:
-        return await client().send(request, stream=True)
+        response = await transport().handle_async_request(request)
     except httpx.TimeoutException as exc:
         elapsed = time.monotonic() - started
         raise Transient(f"{slug}: timed out after {elapsed:.1f}s ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
         raise Transient(f"{slug}: connection failed ({type(exc).__name__}: {exc})") from exc
+    response.request = request
+    return response
