@@ -18,6 +18,13 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")
 
+
+def env_or(name: str, default: str) -> str:
+    """A variable's text, or `default` when it is unset or blank: `DATABASE_URL=` in a .env
+    or a compose file means "not set", not "a URL with nothing in it"."""
+    return env(name, default="").strip() or default
+
+
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -119,7 +126,9 @@ TEMPLATES = [
 
 # Embedded default: SQLite under var/ (WAL so web, worker and beat can share it).
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gpubroker.sqlite3'}")
+    "default": env.db_url_config(
+        env_or("DATABASE_URL", f"sqlite:///{VAR_DIR / 'gpubroker.sqlite3'}")
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
@@ -144,7 +153,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env("REDIS_URL", default="")
+REDIS_URL = env("REDIS_URL", default="").strip()
 # Seconds a Redis command (or connection) may take before Redis counts as unreachable: Redis
 # holds caches and live stats, so pages go on without it rather than wait (docs/faults.md).
 REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=1.0)
@@ -177,7 +186,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STATIC_ROOT = env_or("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 LOGIN_URL = "admin:login"
 
@@ -185,7 +194,7 @@ LOGIN_URL = "admin:login"
 # Without REDIS_URL the broker is kombu's filesystem transport under var/, so `make run`
 # needs nothing but Python.
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env_or("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
@@ -220,11 +229,11 @@ for _slug, _entry in PROVIDER_REGISTRY.items():
     # Stripped: a key pasted with its newline is the most common copy-paste slip.
     globals()[f"{_p}_API_KEY"] = env(f"{_p}_API_KEY", default="").strip()
     globals()[f"{_p}_ENABLED"] = env.bool(f"{_p}_ENABLED", default=True)
-    globals()[f"{_p}_BASE_URL"] = env(f"{_p}_BASE_URL", default=_entry["base_url"])
+    globals()[f"{_p}_BASE_URL"] = env_or(f"{_p}_BASE_URL", _entry["base_url"])
     globals()[f"{_p}_RATE_LIMIT"] = env.int(f"{_p}_RATE_LIMIT", default=_entry["rate_limit"])
     globals()[f"{_p}_TIMEOUT"] = env.float(f"{_p}_TIMEOUT", default=_entry["timeout"])
     for _name, _url in _entry.get("extra_urls", {}).items():
-        globals()[f"{_p}_{_name}"] = env(f"{_p}_{_name}", default=_url)
+        globals()[f"{_p}_{_name}"] = env_or(f"{_p}_{_name}", _url)
 
 # Fernet keys for stored credentials: comma-separated, newest first. The first encrypts,
 # all decrypt; `manage.py rotate_credentials` re-encrypts under the first.
