@@ -298,6 +298,11 @@ PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=2)
 PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=32)
 PROVIDER_RETRY_JITTER = env.float("PROVIDER_RETRY_JITTER", default=1)
 PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=3)
+# The most a provider's answer may weigh (decoded), read as a stream and cut off there: a bigger
+# one fails the call with BadPayload and the last snapshot stays. The largest real catalog is
+# Vast.ai's /bundles/ at its limit of 3,000 offers, about 7 MB (≈2.4 KB an offer in the
+# recorded answers): 32 MiB leaves it four times the room.
+PROVIDER_MAX_RESPONSE_BYTES = env.int("PROVIDER_MAX_RESPONSE_BYTES", default=32 * 1024 * 1024)
 # Success rate, response times and status are computed over this many recent seconds.
 PROVIDER_METRICS_WINDOW = env.int("PROVIDER_METRICS_WINDOW", default=300)
 # On Redis, a process adds up its call metrics and writes them at most this many seconds later
