@@ -246,6 +246,8 @@ PROVIDER_POLL_LOCK_SECONDS = env.int("PROVIDER_POLL_LOCK_SECONDS", default=600)
 # A poll's calls, retries and waits together end within this many seconds (a hanging
 # provider otherwise costs attempts × timeout + backoff).
 PROVIDER_POLL_DEADLINE = env.float("PROVIDER_POLL_DEADLINE", default=90)
+# The admin's "Test connection" makes one call inside the request, ended within this long.
+PROVIDER_TEST_CONNECTION_SECONDS = env.float("PROVIDER_TEST_CONNECTION_SECONDS", default=10)
 # Bearer token for ops automation on the JSON APIs (empty: staff session only).
 GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="").strip()
 # Wrong bearer tokens from one IP address: after this many within the window, 429.
