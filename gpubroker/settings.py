@@ -142,7 +142,14 @@ elif env.bool("DATABASE_POOL", default=False):
     # for CONN_MAX_AGE: Postgres runs out. A pool hands connections back at each request's end.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
-        "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", default=20)}
+        "pool": {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+            # Seconds a request waits for a connection (psycopg's default is 30): with
+            # Postgres gone, a JSON path answers its 503 in this time, not after the client
+            # has given up.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
+        }
     }
     # With a pool, Django hands psycopg's ConnectionPool.check_connection to the pool: a pooled
     # connection the server dropped is replaced before use, not a 500.

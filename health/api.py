@@ -173,7 +173,7 @@ def sync_run(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(_run_json(run), status=202 if run.outcome == "running" else 200)
 
 
-MAX_WAIT = 25  # seconds: well inside gunicorn's 30 s worker timeout
+MAX_WAIT = 25  # seconds a request may hold its thread waiting (clients commonly give up at 30)
 
 
 def queue_poll(run: PollRun) -> None:
