@@ -55,3 +55,24 @@ def test_run_health_check_is_queued_and_the_card_follows_it(stack, registry, ser
     card = browser.get(card_url, headers={"HX-Request": "true"}).text
     assert "<strong>ok</strong> (HTTP 200)" in card
     assert HealthCheck.objects.get().ok
+
+
+def test_with_the_task_queue_down_the_button_says_nothing_was_checked(
+    stack, registry, own_redis, staff
+):
+    built = stack("groq")
+    built.web()
+    browser = built.login(*staff)
+    token = re.search(
+        r'name="csrfmiddlewaretoken" value="([^"]+)"', browser.get("/health/").text
+    ).group(1)
+    own_redis.stop()  # Celery's broker too
+    started = time.monotonic()
+    answer = browser.post(
+        "/health/groq/check",
+        data={"csrfmiddlewaretoken": token},
+        headers={"HX-Request": "true", "Referer": f"{built.web_url}/health/"},
+    )
+    assert answer.status_code == 200 and time.monotonic() - started < 10
+    assert "Health check: the task queue did not answer (" in answer.text
+    assert "?check=" not in answer.text  # nothing to follow
