@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -163,10 +164,15 @@ class Provider(models.Model):
         return secrets.fingerprint(self.setting("API_KEY").strip())
 
     def test_connection(self) -> ConnectionResult:
-        """Call the provider's authenticate() and say what happened in ops' words."""
+        """Call the provider's authenticate() and say what happened in ops' words. It answers
+        the admin's button inside the request, so it is one attempt (no retries) that ends
+        within PROVIDER_TEST_CONNECTION_SECONDS: a hanging provider costs seconds, not
+        attempts × timeout."""
         adapter = self.adapter()
+        deadline = time.monotonic() + settings.PROVIDER_TEST_CONNECTION_SECONDS
         try:
-            with call_policy(fresh=True):  # a test is a test: no cached answer
+            # A test is a test: no cached answer.
+            with call_policy(fresh=True, max_retries=0, deadline=deadline):
                 result = adapter.authenticate()
         except ProviderError as exc:
             return ConnectionResult(exc.label, str(exc))
