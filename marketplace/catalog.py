@@ -13,11 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, F, Q, QuerySet, When
+from django.db.models import Case, F, QuerySet, When
 from django.utils import timezone
 
 from marketplace.filters import KINDS
-from marketplace.search import VRAM_SLACK_GB, AnyOf
+from marketplace.search import AnyOf, Criteria
 from marketplace.status import providers_with_status
 from providers.models import UNIT_PRICE, Offer, PollRun, Provider
 
@@ -52,33 +52,38 @@ class Filters:
             return ["kind", "id"]
         return ["id"]
 
+    def criteria(self, providers: list[Provider]) -> Criteria:
+        """The marketplace's `Criteria` for these filters (facet values as stored)."""
+        return Criteria(
+            selected={
+                "kind": {KINDS[self.kind]} if self.kind else set(),
+                "provider_id": {p.pk for p in providers if p.slug in self.provider},
+                "region": set(self.region),
+                "task": {self.task} if self.task else set(),
+                "gpu_name": set(self.gpu),
+            },
+            q=self.q,
+            min_vram=self.min_vram,
+            max_price=self.max_price,
+            min_context=self.min_context,
+            unavailable=self.unavailable,
+        )
+
     def apply(self, offers: QuerySet[Offer], providers: list[Provider]) -> QuerySet[Offer]:
-        """The offers passing every filter. Equality filters are written as `= ANY(array)`
-        (AnyOf): PostgreSQL cannot then treat the column as one known value and drop it from
-        `id_order()`, so it walks that column's (column, id) index."""
-        q = Q()
-        if self.provider:
-            ids = [p.pk for p in providers if p.slug in self.provider]
-            q &= AnyOf(F("provider_id"), ids)  # none known: `= ANY('{}')`, no offers
-        if self.region:
-            q &= Q(region__in=self.region)
-        if self.gpu:
-            q &= AnyOf(F("gpu_name"), self.gpu)
-        if self.task:
-            q &= Q(task=self.task)
-        if self.kind:
-            q &= AnyOf(F("kind"), [KINDS[self.kind]])
-        if self.min_vram is not None:
-            q &= Q(vram_gb__gte=self.min_vram - VRAM_SLACK_GB)
-        if self.max_price is not None:
-            q &= Q(unit_price__lte=self.max_price)
-        if self.min_context is not None:
-            q &= Q(context_length__gte=self.min_context)
-        if self.q:
-            q &= Q(name__icontains=self.q)
-        if not self.unavailable:
-            q &= Q(available=True)
-        return offers.annotate(unit_price=UNIT_PRICE).filter(q)
+        """The offers passing every filter: the facets on their own columns, the rest as the
+        marketplace refines (`Criteria.refinements`). Facet values are written as
+        `= ANY(array)` (AnyOf): PostgreSQL cannot then treat the column as one known value
+        and drop it from `id_order()`, so it walks that column's (column, id) index."""
+        criteria = self.criteria(providers)
+        offers = offers.annotate(unit_price=UNIT_PRICE)
+        if self.provider and not criteria.selected["provider_id"]:
+            return offers.none()  # no provider has that slug: as on the marketplace
+        facets = [
+            AnyOf(F(column), sorted(chosen))
+            for column, chosen in criteria.selected.items()
+            if chosen
+        ]
+        return criteria.available(offers.filter(*facets, criteria.refinements()))
 
 
 def seen_at() -> Case:

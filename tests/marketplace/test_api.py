@@ -46,6 +46,7 @@ def test_pricing_is_flat_filtered_like_the_marketplace_and_paged_by_cursor(clien
         ("A100 PCIe 40GB", None),
     ]
     assert client.get("/api/v1/pricing?provider=nope").json()["items"] == []
+    assert client.get("/api/v1/models?provider=nope").json()["items"] == []
     empty = client.get("/api/v1/pricing?provider=nope&format=csv")
     assert b"".join(empty.streaming_content).decode().count("\n") == 1  # the header alone
     text = client.get("/api/v1/pricing?task=embedding&provider=deepinfra").json()["items"]
