@@ -195,7 +195,15 @@ def load() -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from providers.models import Offer, OfferFacet, OfferPriceBand, PollRun, PriceChange, Provider
+    from providers.models import (
+        LlmModel,
+        Offer,
+        OfferFacet,
+        OfferPriceBand,
+        PollRun,
+        PriceChange,
+        Provider,
+    )
     from providers.pipeline import ingest
     from providers.registry import load_registry
 
@@ -221,7 +229,8 @@ def load() -> dict:
     Provider.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now())
     runs = poll_history()
     with connection.cursor() as cursor:
-        for model in (Offer, PriceChange, PollRun):
+        # What autovacuum does between polls; the ingest also wrote the LLM models.
+        for model in (Offer, PriceChange, PollRun, LlmModel):
             cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
     return {
         "offers": Offer.objects.count(),
