@@ -22,6 +22,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from health.models import HealthCheck
+from providers.bars import scale
 from providers.models import PollRun, Provider
 from resilience import breaker, cache, limiter, metrics
 from resilience.errors import KEY_PROBLEMS
@@ -293,13 +294,13 @@ def hourly_checks(providers: list[Provider], now: datetime | None = None) -> dic
 
 
 def _place(bars: list[Bar]) -> list[Bar]:
-    busiest = max((b.ok + b.failed for b in bars), default=0) or 1
+    length = scale([b.ok + b.failed for b in bars], BARS_HEIGHT)  # the busiest hour fills it
     bottom = BARS_TOP + BARS_HEIGHT
     for i, bar in enumerate(bars):
         bar.x = i * (BAR_WIDTH + BAR_GAP)
-        bar.ok_h = round(BARS_HEIGHT * bar.ok / busiest, 1)
+        bar.ok_h = length(bar.ok)
         # One failure among sixty checks still shows: at least a 2-unit sliver.
-        bar.failed_h = max(round(BARS_HEIGHT * bar.failed / busiest, 1), 2) if bar.failed else 0
+        bar.failed_h = max(length(bar.failed), 2) if bar.failed else 0
         bar.ok_y = round(bottom - bar.ok_h, 1)
         bar.failed_y = round(bar.ok_y - bar.failed_h, 1)
         near_now = i >= len(bars) - 3  # the axis says "now" there
