@@ -1,5 +1,5 @@
-"""Embeddings, the seeds' /api/v1/inference, the staff Usage page, the Prometheus counters and
-observed latency fed back into routing."""
+"""Embeddings, the seeds' /api/v1/inference, the staff Usage page and the Prometheus
+counters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import openai
 import pytest
 from werkzeug import Request, Response
 
-from broker.models import Observation
 from tests.broker.conftest import (
     EMBEDDING_MODEL,
     MODEL,
@@ -86,16 +85,3 @@ def test_metrics_count_requests_tokens_cost_and_fallbacks(sdk, world, httpserver
     assert f"gpubroker_broker_completion_tokens_total{{{labels}}} 6.0" in text
     assert f"gpubroker_broker_cost_usd_total{{{labels}}} 2.68e-06" in text
     assert f'gpubroker_broker_fallbacks_total{{endpoint="chat",model="{MODEL}"}} 1.0' in text
-
-
-def test_observed_latency_feeds_latency_routing(sdk, world, httpserver):
-    for slug in ("huggingface", "deepinfra", "groq"):
-        serve_chat(httpserver, slug)
-    chat(sdk, extra_body={"provider": {"only": ["groq"]}})
-    recorded()
-    seen = Observation.objects.get(offer=world["groq"])
-    assert seen.requests == 1 and seen.latency_ms > 0 and seen.throughput_tps > 0
-    Observation.objects.create(offer=world["huggingface"], latency_ms=seen.latency_ms * 100)
-    Observation.objects.create(offer=world["deepinfra"], latency_ms=seen.latency_ms * 50)
-    raw = chat(sdk, extra_body={"provider": {"sort": "latency"}})
-    assert raw.headers["x-gpubroker-provider"] == "groq"
