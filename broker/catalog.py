@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
+
 from broker.models import ApiKey
+from providers import llm_models
 from providers.models import Identity, Kind, Offer, Provider
 
 
@@ -12,10 +15,22 @@ def model_list(key: ApiKey) -> dict[str, Any]:
     """The catalog's canonical models (providers.LlmModel) with an available offer on an
     enabled provider, in OpenAI's list shape: `id` is the canonical id the requests may name.
     `name` (the author's casing) and `providers` (who serves it), as OpenRouter's, extend it."""
+    return {"object": "list", "data": entries(key, Offer.objects.filter(llm_model__isnull=False))}
+
+
+def model_entry(key: ApiKey, name: str) -> dict[str, Any] | None:
+    """One model of the list, under any name the catalog resolves; None: none such for
+    this key."""
+    model = llm_models.resolve(name)
+    found = entries(key, Offer.objects.filter(llm_model=model)) if model else []
+    return found[0] if found else None
+
+
+def entries(key: ApiKey, offers: QuerySet[Offer]) -> list[dict[str, Any]]:
     enabled = [p.pk for p in Provider.objects.enabled() if key.allows_provider(p.slug)]
     rows = (
-        Offer.objects.available()
-        .filter(kind=Kind.LLM, provider_id__in=enabled, llm_model__isnull=False)
+        offers.available()
+        .filter(kind=Kind.LLM, provider_id__in=enabled)
         .values(
             "llm_model__canonical",
             "llm_model__display_name",
@@ -43,7 +58,7 @@ def model_list(key: ApiKey) -> dict[str, Any]:
             },
         )
         entry["providers"].append(row["provider__slug"])
-    return {"object": "list", "data": list(models.values())}
+    return list(models.values())
 
 
 def owner(canonical: str, identity: str) -> str:

@@ -115,7 +115,8 @@ def serves(offer: Offer, endpoint: str) -> bool:
 def plan(key: ApiKey, body: dict[str, Any], endpoint: str) -> Plan:
     name = body.get("model")
     if not isinstance(name, str) or not name:
-        raise RouteError(400, "`model` is required.", "invalid_request_error", "model")
+        message = "`model` is required: a model's name (string)."
+        raise RouteError(400, message, "invalid_request_error", "model")
     canonical, offers = OFFERS.get((name, endpoint), lambda: servable(name, endpoint))
     if not offers:
         raise RouteError(404, unknown_model(name, canonical, endpoint), "model_not_found", "model")
@@ -133,7 +134,8 @@ def unknown_model(name: str, canonical: str, endpoint: str) -> str:
     if not canonical:
         return f"The model `{name}` does not exist."
     what = "an embeddings" if endpoint == EMBEDDINGS else "a chat"
-    return f"The model `{name}` (`{canonical}`) is not {what} model."
+    known = f"`{name}`" if name.lower() == canonical else f"`{name}` (`{canonical}`)"
+    return f"The model {known} is not {what} model."
 
 
 def provider_prefs(body: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from tests.broker.conftest import (
     PROVIDER_KEYS,
     chat,
     recorded,
+    sent_to,
     serve_chat,
 )
 from tests.conftest import payload
@@ -54,6 +55,39 @@ def test_inference_says_which_offer_served_it(broker_url, raw_key, world, httpse
     assert served["upstream_model"] == "meta-llama/Llama-3.3-70B-Instruct:novita"
     assert (served["cost_source"], served["attempts"]) == ("prices", [])
     assert answer.json()["choices"][0]["message"]["content"].startswith("Hello")
+
+
+def test_inference_answers_whole_even_when_the_body_asks_for_a_stream(
+    broker_url, raw_key, world, httpserver
+):
+    serve_chat(httpserver, "huggingface")
+    answer = httpx.post(
+        f"{broker_url}/api/v1/inference",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True},
+        headers={"Authorization": f"Bearer {raw_key}"},
+    )
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["gpubroker"]["provider"] == "huggingface"
+    assert sent_to(httpserver, "huggingface")[0]["stream"] is False
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
+        ("GET", "/api/v1/auth", 405, "method_not_allowed"),
+        ("POST", "/v1/models", 405, "method_not_allowed"),
+        ("POST", "/v1/completions", 404, "unknown_url"),
+    ],
+)
+def test_a_wrong_method_or_path_is_answered_in_openais_shape(
+    broker_url, raw_key, method, path, status, code
+):
+    answer = httpx.request(
+        method, broker_url + path, headers={"Authorization": f"Bearer {raw_key}"}
+    )
+    assert answer.status_code == status
+    assert answer.json()["error"]["code"] == code
 
 
 def test_the_usage_page_shows_spend_per_key_model_and_provider(

@@ -94,3 +94,16 @@ def test_the_catalog_resolves_each_kind_of_name_to_one_model(world):
     assert [resolve(name) for name in names] == [model] * len(names)
     assert resolve("meta-llama/Llama-3.3-70B-Instruct:NOVITA") is None  # a provider id is exact
     assert resolve("") is None and resolve("nobody/nothing") is None
+
+
+def test_a_model_is_retrieved_by_any_name_a_request_may_use(sdk, world):
+    model = sdk.models.retrieve(GROQ_ID)
+    assert (model.id, model.object, model.owned_by) == (MODEL, "model", "meta-llama")
+    assert sdk.models.retrieve(MODEL).model_extra["providers"] == [
+        "deepinfra",
+        "groq",
+        "huggingface",
+    ]
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk.models.retrieve("nobody/nothing")
+    assert caught.value.body["code"] == "model_not_found"
