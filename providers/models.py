@@ -606,6 +606,11 @@ class Offer(models.Model):
                 PostgresIndex(field, "id", name=f"offer_api_{name}", condition=Q(available=True))
                 for field, name in (("kind", "kind"), ("gpu_name", "gpu"), ("provider", "provider"))
             ),
+            # A model named by a provider's own id (providers.llm_models.resolve: the broker's
+            # requests, the model pages): LLM offers only, so a small index.
+            PostgresIndex(
+                fields=["upstream_id"], name="offer_llm_upstream_id", condition=Q(kind=Kind.LLM)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -102,6 +102,8 @@ def test_the_usage_page_shows_spend_per_key_model_and_provider(
     assert "Per key" in text and "tests" in text and MODEL in text and "deepinfra" in text
     assert "0.000003" in text  # $0.00000268, six places
     assert "<svg" in text
+    # The one day with spend fills the chart (110 of 120 units); the other 29 draw nothing.
+    assert text.count('height="110.0"') == 1 and text.count('height="0.0"') == 29
 
 
 def test_the_usage_page_is_for_staff_only(client, db):
