@@ -2,8 +2,8 @@
 
 The status rule (docs/resilience.md), first match wins:
 - UNKNOWN      the provider is disabled;
-- UNAVAILABLE  breaker OPEN, or the latest health check found no key or a rejected key,
-               or success rate < 50%;
+- UNAVAILABLE  breaker OPEN, or the latest health check that could tell found no key or a
+               rejected key (for the key still in effect), or success rate < 50%;
 - DEGRADED     breaker HALF_OPEN;
 - UNKNOWN      nothing was called in the metrics window;
 - DEGRADED     success rate < 90%;
@@ -25,7 +25,6 @@ from health.models import HealthCheck
 from providers.bars import scale
 from providers.models import PollRun, Provider
 from resilience import breaker, cache, limiter, metrics
-from resilience.errors import KEY_PROBLEMS
 from resilience.store import UNREACHABLE, store
 
 HEALTHY, DEGRADED, UNAVAILABLE, UNKNOWN = "HEALTHY", "DEGRADED", "UNAVAILABLE", "UNKNOWN"
@@ -172,7 +171,9 @@ def _iso(when: datetime | None) -> str | None:
 def status_of(report: Report) -> tuple[str, str]:
     minutes = settings.PROVIDER_METRICS_WINDOW // 60
     rate, state = report.window.success_rate, report.breaker["state"]
-    key_problem = KEY_PROBLEMS.get(getattr(report.provider, "last_check_class", None) or "")
+    # What the latest health check that could tell found wrong with the key in effect: the
+    # same finding the broker skips the provider for (Provider.key_finding).
+    key_problem = report.provider.key_finding
     if not report.provider.is_enabled:
         return UNKNOWN, "disabled"
     if not report.live:
