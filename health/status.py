@@ -40,7 +40,8 @@ def annotated(providers: QuerySet[Provider]) -> QuerySet[Provider]:
     finished_polls = PollRun.objects.filter(
         provider=OuterRef("pk"), outcome__in=[*PollRun.SUCCEEDED, *PollRun.FAILURES]
     ).order_by("-started_at")
-    return providers.annotate(
+    # The credential too: a key finding is checked against the key in effect (its fingerprint).
+    return providers.select_related("credential").annotate(
         last_poll_outcome=Subquery(finished_polls.values("outcome")[:1]),
         last_check_at=Subquery(checks.values("at")[:1]),
         last_check_class=Subquery(checks.values("status_class")[:1]),
