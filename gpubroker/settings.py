@@ -282,6 +282,9 @@ NINJA_NUM_PROXIES = env.int("NINJA_NUM_PROXIES", default=0)
 # Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask
 # the database on every request). A revoked key stops working within this time.
 BROKER_CACHE_SECONDS = env.float("BROKER_CACHE_SECONDS", default=5)
+# Hours of usage records each offer's observed latency and throughput cover (rolled up every
+# 5 minutes into providers.Observation: the model pages show them, `latency` routing reads them).
+BROKER_OBSERVED_HOURS = env.int("BROKER_OBSERVED_HOURS", default=24)
 
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
