@@ -40,6 +40,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
 # Production-like: no per-query debug bookkeeping while timing.
 os.environ.setdefault("DEBUG", "False")
 os.environ.setdefault("SECRET_KEY", "benchmark-only")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "False")  # the test client speaks plain HTTP
 os.environ.setdefault("GPUBROKER_ENCRYPTION_KEYS", "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=")
 
 OFFERS = int(os.environ.get("BENCH_OFFERS", "100000"))
@@ -68,6 +69,7 @@ def setup() -> None:
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
     logging.getLogger("providers.gpus").setLevel(logging.ERROR)  # Vast's unnamed GPUs, per poll
+    logging.getLogger("providers.llm_models").setLevel(logging.ERROR)  # the synthetic -ftN names
 
 
 # --- synthetic catalogs, shaped after the recorded payloads -----------------------------------
@@ -202,7 +204,7 @@ def load() -> dict:
     load_registry()
     with connection.cursor() as cursor:
         tables = [m._meta.db_table for m in (PriceChange, OfferFacet, OfferPriceBand, Offer)]
-        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     rng = random.Random(5)
     built = time.perf_counter()
     by_provider = catalogs(rng)
@@ -248,9 +250,9 @@ def poll_history() -> int:
         cursor.execute(
             f"""INSERT INTO {table} (provider_id, started_at, finished_at, outcome, http_calls,
                 error_class, error_message, offers_seen, offers_added, offers_changed,
-                offers_gone, items_skipped)
+                offers_gone, items_skipped, task_id)
             SELECT p.id, at, at, CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'ok' END, 1,
-                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0
+                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0, ''
             FROM {Provider._meta.db_table} p,
                 generate_series(CASE WHEN p.slug = 'render' THEN 90 * 86400 / p.poll_interval
                     ELSE 1 END, 365 * 86400 / p.poll_interval) AS n,
