@@ -36,7 +36,7 @@ from django.db.models import (
 from django.db.models.functions import NullIf
 from django.db.models.lookups import In
 
-from providers.models import UNIT_PRICE, Offer, OfferFacet, OfferPriceBand, Provider
+from providers.models import UNIT_PRICE, Offer, OfferFacet, OfferPriceBand
 
 PAGE_SIZE = 24
 # The Offer columns the facets group and filter by, in the order they make up `facet_key`.
@@ -216,10 +216,10 @@ def offers(criteria: Criteria, chosen: Choice | None, *, indexed: bool = True) -
 
 
 def page_of_offers(
-    criteria: Criteria, catalog: list[CatalogRow], offset: int, providers: list[Provider]
-) -> list[Offer]:
-    """The PAGE_SIZE matching offers from `offset`, in one query: their ids first, then those
-    rows, each given its provider from `providers` (loaded already, with their status).
+    criteria: Criteria, catalog: list[CatalogRow], offset: int, fields: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The PAGE_SIZE matching offers from `offset`, as rows of `fields`, in one query: their
+    ids first, then those rows.
 
     On PostgreSQL the ids come one of two ways. A broad choice walks the sort order's
     covering index (index-only), skipping non-matching entries, and stops after the page.
@@ -232,12 +232,8 @@ def page_of_offers(
     narrow = chosen is not None and chosen.offers <= settings.MARKETPLACE_NARROW_CHOICE
     indexed = connection.vendor != "postgresql" or not narrow
     ids = offers(criteria, chosen, indexed=indexed).values("pk")[offset : offset + PAGE_SIZE]
-    matching = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(pk__in=ids)
-    page = list(matching.defer("description").order_by(*criteria.ordering()))
-    by_pk = {p.pk: p for p in providers}
-    for offer in page:
-        offer.provider = by_pk[offer.provider_id]
-    return page
+    matching = Offer.objects.filter(pk__in=ids).order_by(*criteria.ordering())
+    return list(matching.values(*fields))
 
 
 def facet_counts(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[dict[str, Counter], int]:

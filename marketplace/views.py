@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from marketplace import catalog, compare, history, search, status
+from marketplace import cards, catalog, compare, history, search, snapshot, status
 from marketplace.filters import OfferFilter, Page
 from marketplace.search import PAGE_SIZE, SORTS
 from providers import gscore
@@ -19,17 +19,19 @@ VIEWS = [("cards", "Cards"), ("table", "Table")]
 
 @vary_on_headers("HX-Request")
 def index(request: HttpRequest) -> TemplateResponse:
-    providers = list(status.providers_with_status())
-    catalog_rows = search.catalog_rows()
+    stored = snapshot.snapshot()
+    providers, catalog_rows = stored.providers, stored.catalog
     form = OfferFilter(
-        request.GET, providers=providers, catalog=catalog_rows, countries=search.countries()
+        request.GET, providers=providers, catalog=catalog_rows, countries=stored.countries
     )
     counts, total = search.facet_counts(form.criteria, catalog_rows)
-    groups = None
+    groups, offers, shown = None, [], []
     if form.grouping == "offer":
         page = Page(form, total)
-        offers = search.page_of_offers(form.criteria, catalog_rows, page.offset, providers)
-        offers = history.with_sparklines(offers)
+        rows = search.page_of_offers(form.criteria, catalog_rows, page.offset, cards.FIELDS)
+        shown = cards.cards(rows, providers)
+        if form.values["view"] == "table":
+            offers = cards.instances(rows, {p.pk: p for p in providers})
     else:  # one card per model or GPU model, each opening onto its offers
         matching = search.offers(form.criteria, search.choice(form.criteria, catalog_rows))
         page_number = (form.values["page"] or 1) - 1
@@ -37,7 +39,6 @@ def index(request: HttpRequest) -> TemplateResponse:
         page = Page(form, count)
         if page.number - 1 != page_number:  # asked past the end: the last page
             groups, _ = compare.groups(matching, form.grouping, page.offset, PAGE_SIZE)
-        offers = []
     notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
@@ -47,7 +48,8 @@ def index(request: HttpRequest) -> TemplateResponse:
         "page": page,
         "groups": groups,
         "ungrouped": form.querystring(group="offer", page=None),
-        "offers": offers,
+        "offers": offers or shown,  # model instances for the table view
+        "cards": shown,
         "notices": notices,
         "live_stats_unavailable": not live,
         "fragment": fragment,
