@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache as once
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import DEFERRED, Field
 from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -37,17 +39,17 @@ TEMPLATE = "marketplace/index.html"
 FRESH = mark_safe("\x00fresh\x00")
 POINTS = mark_safe("\x00points\x00")
 CARD_SECONDS = 24 * 3600
-# What a card shows of an offer: every column but the long description.
+# What a card may show of an offer: every column but the long description.
 FIELDS = tuple(
     f.attname for f in Offer._meta.concrete_fields if f.name != "description" and not f.generated
 )
 
 
-@dataclass
-class Card:
+class Card(NamedTuple):
     html: str  # with FRESH, and POINTS where it has a sparkline
     provider_id: int
-    sparkline: history.Sparkline | None
+    since: datetime | None  # the sparkline's start and steps, to draw it until now
+    steps: list | None
 
 
 class Drawn(history.Sparkline):
@@ -57,55 +59,74 @@ class Drawn(history.Sparkline):
 
 
 def cards(rows: list[dict], providers: list[Provider]) -> list[SafeString]:
-    """The HTML of each row's card (rows: `FIELDS` of offers), in order."""
+    """The HTML of each row's card (`search.page_of_offers`), in order."""
     now = timezone.now()
     by_pk = {p.pk: p for p in providers}
-    keys = {row["id"]: key(row, by_pk[row["provider_id"]], now) for row in rows}
+    on_page = {row["provider_id"] for row in rows}
+    shared = {pk: _digest((_page_wide(now), _shown(by_pk[pk]))) for pk in on_page}
+    keys = {row["id"]: key(row, shared[row["provider_id"]], now) for row in rows}
     found = _get_many(list(keys.values()))
     missing = [row for row in rows if keys[row["id"]] not in found]
     if missing:
-        made = render(instances(missing, by_pk), now)
-        _set_many({keys[pk]: card for pk, card in made.items()})
-        found |= {keys[pk]: card for pk, card in made.items()}
-    fresh = {pk: freshness(p) for pk, p in by_pk.items()}
+        made = {keys[pk]: card for pk, card in render(instances(missing, providers), now)}
+        _set_many(made)
+        found |= made
+    fresh = {pk: freshness(by_pk[pk]) for pk in on_page}
     return [fill(found[keys[row["id"]]], fresh, now) for row in rows]
 
 
-def key(row: dict, provider: Provider, now: datetime) -> str:
-    """Everything a card's cached HTML depends on, digested."""
-    material = (
-        template_version(),
-        tuple(row.values()),
-        (provider.name, provider.docs_url, provider.adapter_path, provider.gscore_reference),
-        timezone.localdate(now),  # a price sheet's age in days
-        row["deprecated_at"] is not None and row["deprecated_at"] <= now,  # Offer.retired
-        settings.PRICE_SHEET_MAX_AGE_DAYS,
-    )
-    digest = hashlib.blake2b(repr(material).encode(), digest_size=16).hexdigest()
-    return f"marketplace:card:{row['id']}:{digest}"
+def key(row: dict, shared: str, now: datetime) -> str:
+    """A card's key: the row's version (its digest), whether its deprecation date has passed
+    (Offer.retired), and `shared`, the digest of what it shows of elsewhere."""
+    version = row.get("version") or _digest([row[name] for name in FIELDS])  # off PostgreSQL
+    deprecated = row["deprecated_at"]
+    retired = deprecated is not None and deprecated <= now
+    return f"marketplace:card:{row['id']}:{version}:{shared}:{retired:d}"
 
 
-def instances(rows: list[dict], by_pk: dict[int, Provider]) -> list[Offer]:
+def _page_wide(now: datetime) -> tuple:
+    """What every card depends on: the template, the day (a price sheet's age in days)."""
+    return template_version(), timezone.localdate(now), settings.PRICE_SHEET_MAX_AGE_DAYS
+
+
+def _shown(provider: Provider) -> tuple:
+    """What a card shows of its provider, besides its freshness."""
+    return provider.name, provider.docs_url, provider.adapter_path, provider.gscore_reference
+
+
+def instances(rows: list[dict], providers: list[Provider]) -> list[Offer]:
     """Offers from their rows, each given its provider (loaded already)."""
+    by_pk = {p.pk: p for p in providers}
     offers = []
     for row in rows:
-        offer = Offer.from_db("default", FIELDS, tuple(row[name] for name in FIELDS))
+        values = [_loaded(field, row) for field in Offer._meta.concrete_fields]
+        offer = Offer.from_db(DEFAULT_DB_ALIAS, FIELDS, values)
         offer.provider = by_pk[offer.provider_id]
         offers.append(offer)
     return offers
 
 
-def render(offers: list[Offer], now: datetime) -> dict[int, Card]:
+def _loaded(field: Field, row: dict) -> Any:
+    if field.attname not in row or field.attname not in FIELDS:
+        return DEFERRED
+    value = row[field.attname]
+    if hasattr(field, "from_db_value"):  # JSON, read as text
+        return field.from_db_value(value, None, connection)
+    return value
+
+
+def render(offers: list[Offer], now: datetime) -> list[tuple[int, Card]]:
     """Each offer's card with its sparkline from one query, the clock's parts as markers."""
     changes = history.recent_changes(offers)
-    made = {}
+    made = []
     for offer in offers:
         line = history.sparkline(offer, changes[offer.pk], now)
         offer.sparkline = line and Drawn(**vars(line))
         partial = "gpu-card" if offer.kind == Kind.GPU else "llm-card"
         context = {"offer": offer, "fresh": FRESH, "gscore_explanation": gscore.EXPLANATION}
         html = get_template(f"{TEMPLATE}#{partial}").render(context)
-        made[offer.pk] = Card(html, offer.provider_id, line)
+        since, steps = (line.since, line.steps) if line else (None, None)
+        made.append((offer.pk, Card(html, offer.provider_id, since, steps)))
     return made
 
 
@@ -116,17 +137,19 @@ def freshness(provider: Provider) -> str:
 
 def fill(card: Card, fresh: dict[int, str], now: datetime) -> SafeString:
     html = card.html.replace(FRESH, fresh[card.provider_id])
-    if card.sparkline is not None:
-        card.sparkline.now = now
-        html = html.replace(POINTS, card.sparkline.points)
+    if card.steps is not None:
+        html = html.replace(POINTS, history.points(card.since, card.steps, now))
     return mark_safe(html)
 
 
 @once
 def template_version() -> str:
     """The cards' template, digested: a changed card template misses every cached card."""
-    source = get_template(TEMPLATE).template.source
-    return hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
+    return _digest(get_template(TEMPLATE).template.source)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
 
 
 def _get_many(keys: list[str]) -> dict[str, Card]:
@@ -139,7 +162,6 @@ def _get_many(keys: list[str]) -> dict[str, Card]:
 
 
 def _set_many(cards: dict[str, Card]) -> None:
-    if not cached():
-        return
-    with contextlib.suppress(UNREACHABLE):
-        cache.set_many(cards, CARD_SECONDS)
+    if cached():
+        with contextlib.suppress(UNREACHABLE):
+            cache.set_many(cards, CARD_SECONDS)

@@ -17,7 +17,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 
+from marketplace.formatting import thousands
 from marketplace.search import PAGE_SIZE, SORTS, CatalogRow, Criteria
 from providers.models import Kind, Provider
 
@@ -253,6 +256,15 @@ class OfferFilter(forms.Form):
             for item in value if isinstance(value, list) else [value]:
                 pairs.append((name, _plain(item)))
         return urlencode(pairs)
+
+
+def count_swaps(facets: list[Facet]) -> SafeString:
+    """Every option's count as an out-of-band swap, for a fragment to update the filters'."""
+    return format_html_join(
+        "",
+        '<span class="n" id="{}" hx-swap-oob="true">{}</span>',
+        ((option.dom_id, thousands(option.count)) for f in facets for option in f.options),
+    )
 
 
 class Page:

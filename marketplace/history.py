@@ -34,18 +34,7 @@ class Sparkline:
 
     @property
     def points(self) -> str:
-        """SVG polyline points in a WIDTH × HEIGHT box, `since` to `now` across it."""
-        elapsed = (self.now - self.since).total_seconds()
-        span = elapsed or 1.0
-
-        def x(after: float | None) -> float:
-            after = elapsed if after is None else after
-            return PAD + (WIDTH - 2 * PAD) * min(max(after / span, 0), 1)
-
-        points = [(x(0), self.steps[0][1])]
-        for after, height in self.steps[1:]:
-            points += [(x(after), points[-1][1]), (x(after), height)]
-        return " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        return points(self.since, self.steps, self.now)
 
     @property
     def caption(self) -> str:
@@ -57,6 +46,21 @@ class Sparkline:
             f"{self.label}: {self.changes} change{'s' * (self.changes != 1)} since "
             f"{self.since:%Y-%m-%d}, between {usd(self.low)} and {usd(self.high)}"
         )
+
+
+def points(since: datetime, steps: list[tuple[float | None, float]], now: datetime) -> str:
+    """A sparkline's SVG polyline points in a WIDTH × HEIGHT box, `since` to `now` across it."""
+    elapsed = (now - since).total_seconds()
+    span = elapsed or 1.0
+
+    def x(after: float | None) -> float:
+        after = elapsed if after is None else after
+        return PAD + (WIDTH - 2 * PAD) * min(max(after / span, 0), 1)
+
+    drawn = [(x(0), steps[0][1])]
+    for after, height in steps[1:]:
+        drawn += [(x(after), drawn[-1][1]), (x(after), height)]
+    return " ".join(f"{px:.1f},{py:.1f}" for px, py in drawn)
 
 
 def headline_field(offer: Offer) -> str | None:

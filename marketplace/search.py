@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
+    CharField,
     Count,
     ExpressionWrapper,
     F,
@@ -33,6 +34,7 @@ from django.db.models import (
     Sum,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import NullIf
 from django.db.models.lookups import In
 
@@ -165,6 +167,11 @@ class Criteria:
             q &= Q(verified=True)
         return q
 
+    def shape(self) -> str:
+        """What these criteria ask, as text: equal for equal criteria."""
+        selected = {column: sorted(map(str, chosen)) for column, chosen in self.selected.items()}
+        return repr((selected, replace(self, selected={})))
+
     def available(self, qs: QuerySet) -> QuerySet:
         return qs if self.unavailable else qs.filter(available=True)
 
@@ -216,10 +223,11 @@ def offers(criteria: Criteria, chosen: Choice | None, *, indexed: bool = True) -
 
 
 def page_of_offers(
-    criteria: Criteria, catalog: list[CatalogRow], offset: int, fields: Iterable[str]
+    criteria: Criteria, catalog: list[CatalogRow], offset: int
 ) -> list[dict[str, Any]]:
-    """The PAGE_SIZE matching offers from `offset`, as rows of `fields`, in one query: their
-    ids first, then those rows.
+    """The PAGE_SIZE matching offers from `offset` as rows (every column but the
+    description, and on PostgreSQL `version`, a digest of the whole row), in one query:
+    their ids first, then those rows.
 
     On PostgreSQL the ids come one of two ways. A broad choice walks the sort order's
     covering index (index-only), skipping non-matching entries, and stops after the page.
@@ -227,18 +235,53 @@ def page_of_offers(
     and sorts them: walking would skip every cheaper offer of other GPU models first
     (~69,000 entries before the first H100 at 100,000 offers), which the planner,
     counting on prices and models being unrelated, does not foresee.
+
+    The query's SQL is kept per process for each shape of request (criteria, facet keys,
+    offset), and its rows read as tuples: compiling the query and building model instances
+    cost several times the Python that reading 24 rows does.
     """
     chosen = choice(criteria, catalog)
     narrow = chosen is not None and chosen.offers <= settings.MARKETPLACE_NARROW_CHOICE
     indexed = connection.vendor != "postgresql" or not narrow
-    ids = offers(criteria, chosen, indexed=indexed).values("pk")[offset : offset + PAGE_SIZE]
-    matching = Offer.objects.filter(pk__in=ids).order_by(*criteria.ordering())
-    return list(matching.values(*fields))
+    shape = (criteria.shape(), chosen and tuple(sorted(chosen.keys)), offset, indexed)
+    sql = _COMPILED.get(shape)
+    if sql is None:
+        ids = offers(criteria, chosen, indexed=indexed).values("pk")[offset : offset + PAGE_SIZE]
+        matching = Offer.objects.filter(pk__in=ids).defer("description")
+        if connection.vendor == "postgresql":
+            matching = matching.annotate(version=ROW_DIGEST)
+        sql = matching.order_by(*criteria.ordering()).query.sql_with_params()
+        if len(_COMPILED) >= COMPILED_SHAPES:
+            _COMPILED.clear()
+        _COMPILED[shape] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(*sql)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def facet_counts(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[dict[str, Counter], int]:
+# A digest of an offer's whole stored row, computed where the row is.
+ROW_DIGEST = RawSQL(f'md5("{Offer._meta.db_table}"::text)', (), output_field=CharField())
+COMPILED_SHAPES = 512
+_COMPILED: dict[tuple, tuple[str, tuple]] = {}
+
+
+def facet_counts(
+    criteria: Criteria, catalog: list[CatalogRow], kept: dict | None = None
+) -> tuple[dict[str, Counter], int]:
     """Per facet column, how many matching offers each value has given every other active
-    filter; and how many offers match."""
+    filter; and how many offers match. `kept`: where to keep them until the catalog changes
+    (`snapshot.Snapshot.kept`): between two polls the same question has the same answer."""
+    kept = {} if kept is None else kept
+    shape = ("counts", criteria.shape())
+    if shape not in kept:
+        if len(kept) >= COMPILED_SHAPES:
+            kept.clear()
+        kept[shape] = _facet_counts(criteria, catalog)
+    return kept[shape]
+
+
+def _facet_counts(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[dict[str, Counter], int]:
     if criteria.refinements():
         combination = {row.key: row for row in catalog}
         found = Counter()

@@ -2,26 +2,27 @@
 poll's outcome, and what only a poll changes: the facet roll-up (`OfferFacet`) and the
 countries offers are in.
 
-The providers are read on every request (one query, compiled once per process). The rest was
-a third of a page's time (the countries a scan of every offer), so it is kept in the cache
-under a fingerprint of the provider rows just read: every poll changes them (the poll lock
-taken and released, `last_polled_at`, and `offers_seen_at`, which the ingest writes in the
-same transaction as the roll-ups), so a page never shows a roll-up older than the provider
-rows it shows beside it.
+The provider rows are read on every request (one query, compiled once per process). The rest
+was a third of a page's time (the countries a scan of every offer), so it is kept under a
+fingerprint of those rows: every poll changes them (the poll lock taken and released,
+`last_polled_at`, and `offers_seen_at`, which the ingest writes in the same transaction as
+the roll-ups), so a page never shows a roll-up older than the provider rows beside it. Kept
+twice: in this process for the last fingerprint seen (no round trip at all while no poll
+ends), and in the shared cache for the other processes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
-from marketplace import search
+from marketplace import search, status
 from marketplace.search import CatalogRow
-from marketplace.status import providers_now
 from providers.models import Provider
 from resilience.store import UNREACHABLE
 
@@ -31,32 +32,42 @@ SNAPSHOT_SECONDS = 600
 
 @dataclass
 class Snapshot:
+    fingerprint: str
     providers: list[Provider]
     catalog: list[CatalogRow]
     countries: list[str]
+    # Results worth keeping until the next poll, by what they answer (marketplace.search).
+    kept: dict[Any, Any] = field(default_factory=dict)
+
+
+_last: Snapshot | None = None
 
 
 def snapshot() -> Snapshot:
     """The providers as stored now, with the roll-ups of the offers they last polled."""
-    providers = providers_now()
+    global _last
+    columns, rows = status.providers_now()
+    fingerprint = hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
+    last = _last
+    if last is not None and last.fingerprint == fingerprint:
+        return last
+    providers = [status.provider(columns, row) for row in rows]
+    _last = Snapshot(fingerprint, providers, *rollups(fingerprint))
+    return _last
+
+
+def rollups(fingerprint: str) -> tuple[list[CatalogRow], list[str]]:
     if not cached():
-        return Snapshot(providers, search.catalog_rows(), search.countries())
-    key = f"marketplace:rollups:{fingerprint(providers)}"
-    try:
+        return search.catalog_rows(), search.countries()
+    key = f"marketplace:rollups:{fingerprint}"
+    found = None
+    with contextlib.suppress(UNREACHABLE):  # pages go on from the database alone
         found = cache.get(key)
-    except UNREACHABLE:  # pages go on from the database alone
-        found = None
     if found is None:
         found = (search.catalog_rows(), search.countries())
         with contextlib.suppress(UNREACHABLE):
             cache.set(key, found, SNAPSHOT_SECONDS)
-    return Snapshot(providers, *found)
-
-
-def fingerprint(rows: list) -> str:
-    """A digest of model rows' stored and annotated values."""
-    values = [tuple(v for k, v in vars(row).items() if k != "_state") for row in rows]
-    return hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
+    return found
 
 
 def cached() -> bool:

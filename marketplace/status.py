@@ -53,15 +53,32 @@ def providers_with_status() -> QuerySet[Provider]:
 
 
 @functools.cache
-def _compiled(vendor: str) -> tuple[str, tuple]:
+def compiled(vendor: str) -> tuple[str, tuple]:
+    """`providers_with_status()`'s SQL and parameters, compiled once per process: building
+    that query (three subqueries and an EXISTS) cost more Python than PostgreSQL spends on it."""
     return providers_with_status().query.sql_with_params()
 
 
-def providers_now() -> list[Provider]:
-    """`providers_with_status()`, its SQL compiled once per process: building that query
-    (three subqueries and an EXISTS) cost more Python than its SQL costs PostgreSQL."""
-    sql, params = _compiled(connection.vendor)
-    return list(Provider.objects.raw(sql, params))
+def providers_now() -> tuple[list[str], list[tuple]]:
+    """`providers_with_status()`'s columns and rows, as stored now."""
+    with connection.cursor() as cursor:
+        cursor.execute(*compiled(connection.vendor))
+        return [column.name for column in cursor.description], cursor.fetchall()
+
+
+def provider(columns: list[str], row: tuple) -> Provider:
+    """A row of `providers_now()` as the Provider `providers_with_status()` gives."""
+    values = dict(zip(columns, row, strict=True))
+    for field in Provider._meta.concrete_fields:
+        if hasattr(field, "from_db_value"):  # JSON, stored as text
+            values[field.attname] = field.from_db_value(values[field.attname], None, connection)
+    found = Provider.from_db(connection.alias, FIELDS, [values.pop(name) for name in FIELDS])
+    for name, value in values.items():  # the annotations
+        setattr(found, name, value)
+    return found
+
+
+FIELDS = [field.attname for field in Provider._meta.concrete_fields]
 
 
 def problem(provider: Provider, breaker_open: bool = False) -> str:

@@ -8,7 +8,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from marketplace import cards, catalog, compare, history, search, snapshot, status
-from marketplace.filters import OfferFilter, Page
+from marketplace.filters import OfferFilter, Page, count_swaps
 from marketplace.search import PAGE_SIZE, SORTS
 from providers import gscore
 from providers.adapters.base import PRICE_FIELDS
@@ -24,14 +24,14 @@ def index(request: HttpRequest) -> TemplateResponse:
     form = OfferFilter(
         request.GET, providers=providers, catalog=catalog_rows, countries=stored.countries
     )
-    counts, total = search.facet_counts(form.criteria, catalog_rows)
+    counts, total = search.facet_counts(form.criteria, catalog_rows, stored.kept)
     groups, offers, shown = None, [], []
     if form.grouping == "offer":
         page = Page(form, total)
-        rows = search.page_of_offers(form.criteria, catalog_rows, page.offset, cards.FIELDS)
+        rows = search.page_of_offers(form.criteria, catalog_rows, page.offset)
         shown = cards.cards(rows, providers)
         if form.values["view"] == "table":
-            offers = cards.instances(rows, {p.pk: p for p in providers})
+            offers = cards.instances(rows, providers)
     else:  # one card per model or GPU model, each opening onto its offers
         matching = search.offers(form.criteria, search.choice(form.criteria, catalog_rows))
         page_number = (form.values["page"] or 1) - 1
@@ -41,14 +41,16 @@ def index(request: HttpRequest) -> TemplateResponse:
             groups, _ = compare.groups(matching, form.grouping, page.offset, PAGE_SIZE)
     notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
+    facets = form.facets(counts)
     context = {
         "form": form,
-        "facets": form.facets(counts),
+        "facets": facets,
+        "count_swaps": count_swaps(facets) if fragment else "",
         "total": total,
         "page": page,
         "groups": groups,
         "ungrouped": form.querystring(group="offer", page=None),
-        "offers": offers or shown,  # model instances for the table view
+        "offers": offers or shown,  # model instances in the table view
         "cards": shown,
         "notices": notices,
         "live_stats_unavailable": not live,
