@@ -296,17 +296,16 @@ def replicate(target: int) -> float:
             ORDER BY k, o.id LIMIT %s""",
             [-(-(target - seed) // seed), last, target - seed],
         )
-        k = "substring(n.upstream_id from '~([0-9]+)$')::int"
-        cursor.execute(
+        cursor.execute(f"ANALYZE {table}")
+        cursor.execute(  # each copy found by the unique constraint's index
             f"""INSERT INTO {changes} (offer_id, field, old, new, at)
-            SELECT n.id, c.field, round(c.old * {FACTOR.format(id="o.id", k=k)}, 6),
-                round(c.new * {FACTOR.format(id="o.id", k=k)}, 6), c.at
-            FROM {table} n
-            JOIN {table} o ON o.provider_id = n.provider_id AND o.region = n.region
-                AND o.upstream_id = regexp_replace(n.upstream_id, '~[0-9]+$', '') AND o.id <= %s
-            JOIN {changes} c ON c.offer_id = o.id
-            WHERE n.id > %s""",
-            [last, last],
+            SELECT n.id, c.field, round(c.old * {factor}, 6), round(c.new * {factor}, 6), c.at
+            FROM {changes} c JOIN {table} o ON o.id = c.offer_id,
+                generate_series(1, %s) k,
+                {table} n
+            WHERE n.provider_id = o.provider_id AND n.upstream_id = o.upstream_id || '~' || k
+                AND n.region = o.region""",
+            [-(-(target - seed) // seed)],
         )
     with connection.schema_editor() as editor:
         for index in Offer._meta.indexes:

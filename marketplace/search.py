@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -64,14 +63,13 @@ class Sort:
     label: str
     expression: Any
     descending: bool
-    zero: Any = 0  # adds nothing to the expression's values (see `order`)
+    # Whether an index orders each facet key's available offers by it (Offer.Meta.indexes),
+    # so a page of a few facet keys is merged from each key's first offers (`merged_ids`).
+    keyed: bool = True
 
-    def order(self, *, indexed: bool = True) -> OrderBy:
-        """The order, unknown values last. `indexed=False` writes the same order as an
-        expression (value + zero) that no index matches, so PostgreSQL cannot walk a sort
-        order's index for it and finds the matching rows first instead."""
-        expression = self.expression if indexed else self.expression + Value(self.zero)
-        return OrderBy(expression, descending=self.descending, nulls_last=True)
+    def order(self) -> OrderBy:
+        """The order, unknown values last."""
+        return OrderBy(self.expression, descending=self.descending, nulls_last=True)
 
 
 SORTS = {
@@ -80,8 +78,10 @@ SORTS = {
     # By the stored value, the order of the score shown (providers.gscore).
     "gscore": Sort("G-Score, highest first", F("gscore_value"), descending=True),
     "context": Sort("Context length, longest first", F("context_length"), descending=True),
-    "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
-    "output": Sort("Output price, lowest first", F("usd_per_1m_output"), descending=False),
+    "newest": Sort("Newest first", F("first_seen"), descending=True),
+    "output": Sort(
+        "Output price, lowest first", F("usd_per_1m_output"), descending=False, keyed=False
+    ),
     # USD per GPU-hour over one GPU's memory: what a GB of VRAM costs an hour. Offers with
     # no price or no VRAM stated sort last (NULL), never as free.
     "vram_price": Sort(
@@ -90,6 +90,7 @@ SORTS = {
             F("usd_per_gpu_hour") / NullIf(F("vram_gb"), Value(0.0)), output_field=FloatField()
         ),
         descending=False,
+        keyed=False,
     ),
 }
 
@@ -110,10 +111,12 @@ class CatalogRow(NamedTuple):
 
 
 class Choice(NamedTuple):
-    """The facet keys of the combinations passing every facet filter, and their offers."""
+    """The facet keys of the combinations passing every facet filter, and their offers
+    (in all, and per key)."""
 
     keys: set[str]
     offers: int
+    per_key: Counter
 
 
 @dataclass(frozen=True)
@@ -175,9 +178,9 @@ class Criteria:
     def available(self, qs: QuerySet) -> QuerySet:
         return qs if self.unavailable else qs.filter(available=True)
 
-    def ordering(self, *, indexed: bool = True) -> tuple[OrderBy, str]:
+    def ordering(self) -> tuple[OrderBy, str]:
         """The chosen order, then id (newest: newest id first on ties)."""
-        return SORTS[self.sort].order(indexed=indexed), "-id" if self.sort == "newest" else "id"
+        return SORTS[self.sort].order(), "-id" if self.sort == "newest" else "id"
 
 
 def catalog_rows() -> list[CatalogRow]:
@@ -206,7 +209,10 @@ def choice(criteria: Criteria, catalog: list[CatalogRow]) -> Choice | None:
         for row in in_view(criteria, catalog)
         if all(getattr(row, column) in chosen for column, chosen in active)
     ]
-    return Choice({row.key for row in rows}, sum(row.offers for row in rows))
+    per_key = Counter()
+    for row in rows:
+        per_key[row.key] += row.offers
+    return Choice(set(per_key), sum(per_key.values()), per_key)
 
 
 def refined(criteria: Criteria) -> QuerySet[Offer]:
@@ -214,12 +220,12 @@ def refined(criteria: Criteria) -> QuerySet[Offer]:
     return criteria.available(qs)
 
 
-def offers(criteria: Criteria, chosen: Choice | None, *, indexed: bool = True) -> QuerySet[Offer]:
+def offers(criteria: Criteria, chosen: Choice | None) -> QuerySet[Offer]:
     """Every matching offer in the chosen order."""
     qs = refined(criteria)
     if chosen is not None:
         qs = qs.filter(AnyOf(F("facet_key"), sorted(chosen.keys)))
-    return qs.order_by(*criteria.ordering(indexed=indexed))
+    return qs.order_by(*criteria.ordering())
 
 
 def page_of_offers(
@@ -227,27 +233,18 @@ def page_of_offers(
 ) -> list[dict[str, Any]]:
     """The PAGE_SIZE matching offers from `offset` as rows (every column but the
     description, and on PostgreSQL `version`, a digest of the whole row), in one query:
-    their ids first, then those rows.
-
-    On PostgreSQL the ids come one of two ways. A broad choice walks the sort order's
-    covering index (index-only), skipping non-matching entries, and stops after the page.
-    A narrow one (`MARKETPLACE_NARROW_CHOICE`) finds its offers through `offer_facet_key`
-    and sorts them: walking would skip every cheaper offer of other GPU models first
-    (~69,000 entries before the first H100 at 100,000 offers), which the planner,
-    counting on prices and models being unrelated, does not foresee.
+    their ids first (`page_ids`), then those rows.
 
     The query's SQL is kept per process for each shape of request (criteria, facet keys,
     offset), and its rows read as tuples: compiling the query and building model instances
     cost several times the Python that reading 24 rows does.
     """
     chosen = choice(criteria, catalog)
-    narrow = chosen is not None and chosen.offers <= settings.MARKETPLACE_NARROW_CHOICE
-    indexed = connection.vendor != "postgresql" or not narrow
-    shape = (criteria.shape(), chosen and tuple(sorted(chosen.keys)), offset, indexed)
+    shape = (criteria.shape(), chosen and tuple(sorted(chosen.keys)), offset)
     sql = _COMPILED.get(shape)
     if sql is None:
-        ids = offers(criteria, chosen, indexed=indexed).values("pk")[offset : offset + PAGE_SIZE]
-        matching = Offer.objects.filter(pk__in=ids).defer("description")
+        matching = Offer.objects.filter(pk__in=page_ids(criteria, chosen, offset))
+        matching = matching.defer("description")
         if connection.vendor == "postgresql":
             matching = matching.annotate(version=ROW_DIGEST)
         sql = matching.order_by(*criteria.ordering()).query.sql_with_params()
@@ -258,6 +255,49 @@ def page_of_offers(
         cursor.execute(*sql)
         names = [column.name for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def page_ids(criteria: Criteria, chosen: Choice | None, offset: int) -> QuerySet | RawSQL:
+    """The ids of a page, found one of two ways on PostgreSQL.
+
+    A broad choice walks the sort order's covering index (index-only), skipping
+    non-matching entries, and stops after the page. A choice of facet keys whose first
+    offers are few in all (`MARKETPLACE_NARROW_CHOICE` index entries: per key, the page's
+    offset and size, or all its offers if fewer) is merged from each key's first offers
+    (`merged_ids`): walking the price order for the H100s would pass every cheaper offer of
+    other GPU models first (~670,000 entries at 1,000,000 offers), which the planner,
+    counting on prices and GPU models being unrelated, does not foresee.
+    """
+    if connection.vendor == "postgresql" and chosen is not None:
+        first = offset + PAGE_SIZE
+        keyed = SORTS[criteria.sort].keyed
+        reads = sum(min(n, first) if keyed else n for n in chosen.per_key.values())
+        if reads <= settings.MARKETPLACE_NARROW_CHOICE:
+            return merged_ids(criteria, chosen, offset)
+    return offers(criteria, chosen).values("pk")[offset : offset + PAGE_SIZE]
+
+
+def merged_ids(criteria: Criteria, chosen: Choice, offset: int) -> RawSQL:
+    """A page's ids from each chosen facet key's first `offset + PAGE_SIZE` offers (one
+    index range each: `offer_facet_key` for price, the (facet key, sort) indexes for the
+    other orders), merged in the order."""
+    sort = SORTS[criteria.sort]
+    first = (
+        refined(criteria)
+        .filter(facet_key=RawSQL("chosen.key", ()))
+        .annotate(sort_value=sort.expression)
+        .order_by(*criteria.ordering())
+        .values("pk", "sort_value")[: offset + PAGE_SIZE]
+    )
+    sql, params = first.query.sql_with_params()
+    way = "DESC" if sort.descending else "ASC"
+    id_way = "DESC" if criteria.sort == "newest" else "ASC"
+    merged = (
+        f"SELECT page.pk FROM unnest(%s::text[]) AS chosen(key) CROSS JOIN LATERAL ({sql}) page "
+        f"ORDER BY page.sort_value {way} NULLS LAST, page.pk {id_way} "
+        f"LIMIT {PAGE_SIZE} OFFSET {int(offset)}"
+    )
+    return RawSQL(merged, (sorted(chosen.keys), *params))
 
 
 # A digest of an offer's whole stored row, computed where the row is.

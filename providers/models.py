@@ -570,6 +570,30 @@ class Offer(models.Model):
                 name="offer_facet_key",
                 include=["vram_gb", "context_length", *PRICE_COLUMNS, "available"],
             ),
+            # A page of a few facet keys in another order, merged from each key's first offers
+            # (marketplace.search.merged_ids): one index range per key instead of walking
+            # the whole order past every other key's offers.
+            PostgresIndex(
+                "facet_key",
+                F("first_seen").desc(nulls_last=True),
+                F("id").desc(),
+                name="offer_key_newest",
+                condition=Q(available=True),
+            ),
+            *(
+                PostgresIndex(
+                    "facet_key",
+                    F(column).desc(nulls_last=True),
+                    "id",
+                    name=f"offer_key_{name}",
+                    condition=Q(available=True),
+                )
+                for name, column in (
+                    ("context", "context_length"),
+                    ("throughput", "throughput_tps"),
+                    ("gscore", "gscore_value"),
+                )
+            ),
             # Search: icontains is UPPER(name) LIKE UPPER('%q%'), so trigrams of UPPER(name).
             PostgresGinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="offer_name_trgm"),
             # The catalog API pages by id (keyset, marketplace.catalog): a page filtered on
