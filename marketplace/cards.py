@@ -4,8 +4,8 @@ Rendering 24 cards was most of a page's Python time (~630 template variable look
 is the same HTML until the offer's row, its provider's name, documentation link, adapter or
 G-Score scale, or the template changes, or the day does (a price sheet's age, a deprecation
 date passing), so those make its key, and a page asks the cache for all its cards at once
-(one `get_many`). Only cards the cache lacks are rendered, with their price history (one
-query for all of them).
+(one `get_many`), after the cards this process keeps itself. Only cards neither has are
+rendered, with their price history (one query for all of them).
 
 Two parts of a card move with the clock, not the offer, and are filled in on every request:
 how long ago its provider was last polled (with the stale badge), and the sparkline's
@@ -39,6 +39,9 @@ TEMPLATE = "marketplace/index.html"
 FRESH = mark_safe("\x00fresh\x00")
 POINTS = mark_safe("\x00points\x00")
 CARD_SECONDS = 24 * 3600
+# Cards kept in this process too (about 3 KB each), so a page seen again costs no round trip.
+LOCAL_CARDS = 5000
+_LOCAL: dict[str, Card] = {}
 # What a card may show of an offer: every column but the long description.
 FIELDS = tuple(
     f.attname for f in Offer._meta.concrete_fields if f.name != "description" and not f.generated
@@ -65,12 +68,17 @@ def cards(rows: list[dict], providers: list[Provider]) -> list[SafeString]:
     on_page = {row["provider_id"] for row in rows}
     shared = {pk: _digest((_page_wide(now), _shown(by_pk[pk]))) for pk in on_page}
     keys = {row["id"]: key(row, shared[row["provider_id"]], now) for row in rows}
-    found = _get_many(list(keys.values()))
+    found = {k: card for k in keys.values() if (card := _LOCAL.get(k)) is not None}
+    if len(found) < len(keys):
+        found |= _get_many([k for k in keys.values() if k not in found])
     missing = [row for row in rows if keys[row["id"]] not in found]
     if missing:
         made = {keys[pk]: card for pk, card in render(instances(missing, providers), now)}
         _set_many(made)
         found |= made
+    if len(_LOCAL) + len(found) > LOCAL_CARDS:
+        _LOCAL.clear()
+    _LOCAL.update(found)
     fresh = {pk: freshness(by_pk[pk]) for pk in on_page}
     return [fill(found[keys[row["id"]]], fresh, now) for row in rows]
 

@@ -14,7 +14,7 @@ facet values into the keys it covers, so the offers query filters on one indexed
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -229,52 +229,65 @@ def offers(criteria: Criteria, chosen: Choice | None) -> QuerySet[Offer]:
 
 
 def page_of_offers(
-    criteria: Criteria, catalog: list[CatalogRow], offset: int
+    criteria: Criteria,
+    catalog: list[CatalogRow],
+    offset: int,
+    keep: Callable[[Any, Callable[[], Any]], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The PAGE_SIZE matching offers from `offset` as rows (every column but the
     description, and on PostgreSQL `version`, a digest of the whole row), in one query:
     their ids first (`page_ids`), then those rows.
 
-    The query's SQL is kept per process for each shape of request (criteria, facet keys,
-    offset), and its rows read as tuples: compiling the query and building model instances
-    cost several times the Python that reading 24 rows does.
+    `keep(key, build)`: where the query's SQL is kept while `catalog` is current
+    (`snapshot.Snapshot.keep`): compiling it cost more Python than running it, and its
+    rows are read as tuples, not model instances, for the same reason.
     """
-    chosen = choice(criteria, catalog)
-    shape = (criteria.shape(), chosen and tuple(sorted(chosen.keys)), offset)
-    sql = _COMPILED.get(shape)
-    if sql is None:
-        matching = Offer.objects.filter(pk__in=page_ids(criteria, chosen, offset))
+
+    def compiled() -> str:
+        matching = Offer.objects.filter(pk__in=page_ids(criteria, catalog, offset))
         matching = matching.defer("description")
         if connection.vendor == "postgresql":
             matching = matching.annotate(version=ROW_DIGEST)
-        sql = matching.order_by(*criteria.ordering()).query.sql_with_params()
-        if len(_COMPILED) >= COMPILED_SHAPES:
-            _COMPILED.clear()
-        _COMPILED[shape] = sql
+        return bound(matching.order_by(*criteria.ordering()))
+
+    sql = keep(("page", criteria.shape(), offset), compiled) if keep else compiled()
     with connection.cursor() as cursor:
-        cursor.execute(*sql)
+        cursor.execute(sql)
         names = [column.name for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def page_ids(criteria: Criteria, chosen: Choice | None, offset: int) -> QuerySet | RawSQL:
+def page_ids(criteria: Criteria, catalog: list[CatalogRow], offset: int) -> QuerySet | RawSQL:
     """The ids of a page, found one of two ways on PostgreSQL.
 
-    A broad choice walks the sort order's covering index (index-only), skipping
-    non-matching entries, and stops after the page. A choice of facet keys whose first
-    offers are few in all (`MARKETPLACE_NARROW_CHOICE` index entries: per key, the page's
-    offset and size, or all its offers if fewer) is merged from each key's first offers
-    (`merged_ids`): walking the price order for the H100s would pass every cheaper offer of
-    other GPU models first (~670,000 entries at 1,000,000 offers), which the planner,
-    counting on prices and GPU models being unrelated, does not foresee.
+    Walking the sort order's covering index (index-only), skipping non-matching entries
+    until the page is full, costs about the page's end over the share of offers chosen,
+    if the choice and the order are unrelated; they often are not: walking the price order
+    for the H100s passes every cheaper offer of other GPU models first (~670,000 entries at
+    1,000,000 offers, 240 ms). Merging each chosen facet key's first offers (`merged_ids`)
+    costs what it reads, known beforehand from the catalog: per key, the page's end (or all
+    its offers, if fewer) and a descent. The merge is chosen when it reads at most
+    WALK_DOUBT times what the walk would if it were unrelated, and at most
+    `MARKETPLACE_NARROW_CHOICE` entries: for the H100s ~1,300 entries (1.3 ms at
+    1,000,000 offers); every GPU offer (190 keys) walks.
     """
-    if connection.vendor == "postgresql" and chosen is not None:
-        first = offset + PAGE_SIZE
+    chosen = choice(criteria, catalog)
+    if connection.vendor == "postgresql" and chosen is not None and chosen.offers:
+        end = offset + PAGE_SIZE
         keyed = SORTS[criteria.sort].keyed
-        reads = sum(min(n, first) if keyed else n for n in chosen.per_key.values())
-        if reads <= settings.MARKETPLACE_NARROW_CHOICE:
+        reads = sum(min(n, end) if keyed else n for n in chosen.per_key.values())
+        reads += DESCENT * len(chosen.per_key)
+        walk = end * sum(row.offers for row in in_view(criteria, catalog)) / chosen.offers
+        if reads <= min(settings.MARKETPLACE_NARROW_CHOICE, WALK_DOUBT * walk):
             return merged_ids(criteria, chosen, offset)
     return offers(criteria, chosen).values("pk")[offset : offset + PAGE_SIZE]
+
+
+# What one key's index descent costs the merge, in index entries read; and how much worse
+# than its estimate a walk is taken to be, since the estimate assumes choice and order
+# unrelated.
+DESCENT = 20
+WALK_DOUBT = 10
 
 
 def merged_ids(criteria: Criteria, chosen: Choice, offset: int) -> RawSQL:
@@ -300,28 +313,21 @@ def merged_ids(criteria: Criteria, chosen: Choice, offset: int) -> RawSQL:
     return RawSQL(merged, (sorted(chosen.keys), *params))
 
 
+def bound(qs: QuerySet) -> str:
+    """A query's SQL with its values written in, as the database receives it: kept, it is
+    sent again as it is (a choice's facet keys, hundreds of them, are not written out again
+    for each request)."""
+    sql, params = qs.query.sql_with_params()
+    return connection.ops.compose_sql(sql, params) if params else sql
+
+
 # A digest of an offer's whole stored row, computed where the row is.
 ROW_DIGEST = RawSQL(f'md5("{Offer._meta.db_table}"::text)', (), output_field=CharField())
-COMPILED_SHAPES = 512
-_COMPILED: dict[tuple, tuple[str, tuple]] = {}
 
 
-def facet_counts(
-    criteria: Criteria, catalog: list[CatalogRow], kept: dict | None = None
-) -> tuple[dict[str, Counter], int]:
+def facet_counts(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[dict[str, Counter], int]:
     """Per facet column, how many matching offers each value has given every other active
-    filter; and how many offers match. `kept`: where to keep them until the catalog changes
-    (`snapshot.Snapshot.kept`): between two polls the same question has the same answer."""
-    kept = {} if kept is None else kept
-    shape = ("counts", criteria.shape())
-    if shape not in kept:
-        if len(kept) >= COMPILED_SHAPES:
-            kept.clear()
-        kept[shape] = _facet_counts(criteria, catalog)
-    return kept[shape]
-
-
-def _facet_counts(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[dict[str, Counter], int]:
+    filter; and how many offers match."""
     if criteria.refinements():
         combination = {row.key: row for row in catalog}
         found = Counter()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from resilience.store import UNREACHABLE
 
 # A backstop for what the fingerprint cannot see (nothing the pipeline does today).
 SNAPSHOT_SECONDS = 600
+KEPT = 512
 
 
 @dataclass
@@ -38,6 +40,16 @@ class Snapshot:
     countries: list[str]
     # Results worth keeping until the next poll, by what they answer (marketplace.search).
     kept: dict[Any, Any] = field(default_factory=dict)
+
+    def keep(self, key: Any, build: Callable[[], Any]) -> Any:
+        """`build()`'s result, built once while this snapshot is current (at most KEPT
+        results: the oldest are let go all at once)."""
+        found = self.kept.get(key)
+        if found is None:
+            if len(self.kept) >= KEPT:
+                self.kept.clear()
+            found = self.kept[key] = build()
+        return found
 
 
 _last: Snapshot | None = None

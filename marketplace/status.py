@@ -53,16 +53,18 @@ def providers_with_status() -> QuerySet[Provider]:
 
 
 @functools.cache
-def compiled(vendor: str) -> tuple[str, tuple]:
-    """`providers_with_status()`'s SQL and parameters, compiled once per process: building
-    that query (three subqueries and an EXISTS) cost more Python than PostgreSQL spends on it."""
-    return providers_with_status().query.sql_with_params()
+def compiled(vendor: str) -> str:
+    """`providers_with_status()`'s SQL, its values written in, compiled once per process:
+    building that query (three subqueries and an EXISTS) cost more Python than PostgreSQL
+    spends on it."""
+    sql, params = providers_with_status().query.sql_with_params()
+    return connection.ops.compose_sql(sql, params)
 
 
 def providers_now() -> tuple[list[str], list[tuple]]:
     """`providers_with_status()`'s columns and rows, as stored now."""
     with connection.cursor() as cursor:
-        cursor.execute(*compiled(connection.vendor))
+        cursor.execute(compiled(connection.vendor))
         return [column.name for column in cursor.description], cursor.fetchall()
 
 

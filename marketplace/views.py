@@ -21,14 +21,21 @@ VIEWS = [("cards", "Cards"), ("table", "Table")]
 def index(request: HttpRequest) -> TemplateResponse:
     stored = snapshot.snapshot()
     providers, catalog_rows = stored.providers, stored.catalog
-    form = OfferFilter(
-        request.GET, providers=providers, catalog=catalog_rows, countries=stored.countries
+    # Between two polls the same query has the same form and counts: kept with the snapshot.
+    query = request.GET.urlencode()
+    form = stored.keep(
+        ("form", query),
+        lambda: OfferFilter(
+            request.GET, providers=providers, catalog=catalog_rows, countries=stored.countries
+        ),
     )
-    counts, total = search.facet_counts(form.criteria, catalog_rows, stored.kept)
+    counts, total = stored.keep(
+        ("counts", form.criteria.shape()), lambda: search.facet_counts(form.criteria, catalog_rows)
+    )
     groups, offers, shown = None, [], []
     if form.grouping == "offer":
         page = Page(form, total)
-        rows = search.page_of_offers(form.criteria, catalog_rows, page.offset)
+        rows = search.page_of_offers(form.criteria, catalog_rows, page.offset, stored.keep)
         shown = cards.cards(rows, providers)
         if form.values["view"] == "table":
             offers = cards.instances(rows, providers)

@@ -417,6 +417,14 @@ def sort_index(name: str, *keys: str | F | models.OrderBy) -> PostgresIndex:
     return PostgresIndex(*keys, name=name, include=COVERED, condition=Q(available=True))
 
 
+def keyed_index(name: str, *keys: str | F | models.OrderBy) -> PostgresIndex:
+    """A sort order's index per facet key over the available offers, covering what the page
+    filters on (marketplace.search.merged_ids)."""
+    return PostgresIndex(
+        "facet_key", *keys, name=name, include=COVERED[1:], condition=Q(available=True)
+    )
+
+
 class OfferQuerySet(models.QuerySet):
     def available(self) -> OfferQuerySet:
         return self.filter(available=True)
@@ -570,24 +578,12 @@ class Offer(models.Model):
                 name="offer_facet_key",
                 include=["vram_gb", "context_length", *PRICE_COLUMNS, "available"],
             ),
-            # A page of a few facet keys in another order, merged from each key's first offers
-            # (marketplace.search.merged_ids): one index range per key instead of walking
-            # the whole order past every other key's offers.
-            PostgresIndex(
-                "facet_key",
-                F("first_seen").desc(nulls_last=True),
-                F("id").desc(),
-                name="offer_key_newest",
-                condition=Q(available=True),
-            ),
+            # A page of a few facet keys in another order than price, merged from each key's
+            # first offers (marketplace.search.merged_ids): one index range per key instead
+            # of walking the whole order past every other key's offers.
+            keyed_index("offer_key_newest", F("first_seen").desc(nulls_last=True), F("id").desc()),
             *(
-                PostgresIndex(
-                    "facet_key",
-                    F(column).desc(nulls_last=True),
-                    "id",
-                    name=f"offer_key_{name}",
-                    condition=Q(available=True),
-                )
+                keyed_index(f"offer_key_{name}", F(column).desc(nulls_last=True), "id")
                 for name, column in (
                     ("context", "context_length"),
                     ("throughput", "throughput_tps"),
