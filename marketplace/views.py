@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
+from django.template.loader import get_template
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
@@ -15,6 +16,8 @@ from providers.adapters.base import PRICE_FIELDS
 from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceChange
 
 VIEWS = [("cards", "Cards"), ("table", "Table")]
+# The filter form alone: the same for every request of one query between two polls.
+FILTERS = "marketplace/index.html#filter-form"
 
 
 @vary_on_headers("HX-Request")
@@ -67,6 +70,9 @@ def index(request: HttpRequest) -> TemplateResponse:
         "gscore_explanation": gscore.EXPLANATION,
     }
     if not fragment:
+        context["filter_form"] = stored.keep(
+            ("filters", query), lambda: get_template(FILTERS).render(context, request)
+        )
         return TemplateResponse(request, "marketplace/index.html", context)
     response = TemplateResponse(request, "marketplace/index.html#results", context)
     query = form.querystring(page=page.number)
