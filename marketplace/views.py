@@ -51,11 +51,11 @@ def index(request: HttpRequest) -> TemplateResponse:
             groups, _ = compare.groups(matching, form.grouping, page.offset, PAGE_SIZE)
     notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
-    facets = form.facets(counts)
+    facets = stored.keep(("facets", query), lambda: form.facets(counts))
     context = {
         "form": form,
         "facets": facets,
-        "count_swaps": count_swaps(facets) if fragment else "",
+        "count_swaps": fragment and stored.keep(("swaps", query), lambda: count_swaps(facets)),
         "total": total,
         "page": page,
         "groups": groups,
@@ -66,7 +66,7 @@ def index(request: HttpRequest) -> TemplateResponse:
         "live_stats_unavailable": not live,
         "fragment": fragment,
         "contradiction": form.contradiction(),
-        **table_context(form, page),
+        **stored.keep(("table", query, page.number), lambda: table_context(form, page)),
         "gscore_explanation": gscore.EXPLANATION,
     }
     if not fragment:
@@ -75,8 +75,8 @@ def index(request: HttpRequest) -> TemplateResponse:
         )
         return TemplateResponse(request, "marketplace/index.html", context)
     response = TemplateResponse(request, "marketplace/index.html#results", context)
-    query = form.querystring(page=page.number)
-    return push_url(response, f"{request.path}?{query}" if query else request.path)
+    pushed = form.querystring(page=page.number)
+    return push_url(response, f"{request.path}?{pushed}" if pushed else request.path)
 
 
 # The table's columns: (id, sort key or None, header). A sortable header links to its sort;
