@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import DEFERRED, Field
 from django.template.loader import get_template
 from django.utils import timezone
@@ -115,12 +115,7 @@ def instances(rows: list[dict], providers: list[Provider]) -> list[Offer]:
 
 
 def _loaded(field: Field, row: dict) -> Any:
-    if field.attname not in row or field.attname not in FIELDS:
-        return DEFERRED
-    value = row[field.attname]
-    if hasattr(field, "from_db_value"):  # JSON, read as text
-        return field.from_db_value(value, None, connection)
-    return value
+    return row[field.attname] if field.attname in FIELDS else DEFERRED
 
 
 def render(offers: list[Offer], now: datetime) -> list[tuple[int, Card]]:

@@ -37,6 +37,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import NullIf
 from django.db.models.lookups import In
 
+from marketplace import sql
 from providers.models import UNIT_PRICE, Offer, OfferFacet, OfferPriceBand
 
 PAGE_SIZE = 24
@@ -243,18 +244,14 @@ def page_of_offers(
     rows are read as tuples, not model instances, for the same reason.
     """
 
-    def compiled() -> str:
+    def compiled() -> sql.Prepared:
         matching = Offer.objects.filter(pk__in=page_ids(criteria, catalog, offset))
         matching = matching.defer("description")
         if connection.vendor == "postgresql":
             matching = matching.annotate(version=ROW_DIGEST)
-        return bound(matching.order_by(*criteria.ordering()))
+        return sql.prepare(matching.order_by(*criteria.ordering()))
 
-    sql = keep(("page", criteria.shape(), offset), compiled) if keep else compiled()
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        names = [column.name for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return sql.rows(keep(("page", criteria.shape(), offset), compiled) if keep else compiled())
 
 
 def page_ids(criteria: Criteria, catalog: list[CatalogRow], offset: int) -> QuerySet | RawSQL:
@@ -311,14 +308,6 @@ def merged_ids(criteria: Criteria, chosen: Choice, offset: int) -> RawSQL:
         f"LIMIT {PAGE_SIZE} OFFSET {int(offset)}"
     )
     return RawSQL(merged, (sorted(chosen.keys), *params))
-
-
-def bound(qs: QuerySet) -> str:
-    """A query's SQL with its values written in, as the database receives it: kept, it is
-    sent again as it is (a choice's facet keys, hundreds of them, are not written out again
-    for each request)."""
-    sql, params = qs.query.sql_with_params()
-    return connection.ops.compose_sql(sql, params) if params else sql
 
 
 # A digest of an offer's whole stored row, computed where the row is.

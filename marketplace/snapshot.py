@@ -58,12 +58,12 @@ _last: Snapshot | None = None
 def snapshot() -> Snapshot:
     """The providers as stored now, with the roll-ups of the offers they last polled."""
     global _last
-    columns, rows = status.providers_now()
+    rows = status.providers_now()
     fingerprint = hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
     last = _last
     if last is not None and last.fingerprint == fingerprint:
         return last
-    providers = [status.provider(columns, row) for row in rows]
+    providers = [status.provider(row) for row in rows]
     _last = Snapshot(fingerprint, providers, *rollups(fingerprint))
     return _last
 

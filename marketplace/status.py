@@ -7,11 +7,13 @@ query per provider for keys or poll runs.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from health.status import open_breakers
+from marketplace import sql
 from marketplace.formatting import ago, every
 from providers.models import Credential, PollRun, Provider
 from resilience import errors
@@ -53,27 +55,20 @@ def providers_with_status() -> QuerySet[Provider]:
 
 
 @functools.cache
-def compiled(vendor: str) -> str:
-    """`providers_with_status()`'s SQL, its values written in, compiled once per process:
-    building that query (three subqueries and an EXISTS) cost more Python than PostgreSQL
-    spends on it."""
-    sql, params = providers_with_status().query.sql_with_params()
-    return connection.ops.compose_sql(sql, params)
+def _prepared(vendor: str) -> sql.Prepared:
+    """Compiled once per process: building this query (three subqueries and an EXISTS) cost
+    more Python than the database spends running it."""
+    return sql.prepare(providers_with_status())
 
 
-def providers_now() -> tuple[list[str], list[tuple]]:
-    """`providers_with_status()`'s columns and rows, as stored now."""
-    with connection.cursor() as cursor:
-        cursor.execute(compiled(connection.vendor))
-        return [column.name for column in cursor.description], cursor.fetchall()
+def providers_now() -> list[dict[str, Any]]:
+    """`providers_with_status()`'s rows, as stored now."""
+    return sql.rows(_prepared(connection.vendor))
 
 
-def provider(columns: list[str], row: tuple) -> Provider:
+def provider(row: dict[str, Any]) -> Provider:
     """A row of `providers_now()` as the Provider `providers_with_status()` gives."""
-    values = dict(zip(columns, row, strict=True))
-    for field in Provider._meta.concrete_fields:
-        if hasattr(field, "from_db_value"):  # JSON, stored as text
-            values[field.attname] = field.from_db_value(values[field.attname], None, connection)
+    values = dict(row)
     found = Provider.from_db(connection.alias, FIELDS, [values.pop(name) for name in FIELDS])
     for name, value in values.items():  # the annotations
         setattr(found, name, value)
