@@ -261,10 +261,11 @@ GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="").strip()
 GPUBROKER_OPS_TOKEN_FAILURE_LIMIT = env.int("GPUBROKER_OPS_TOKEN_FAILURE_LIMIT", default=10)
 GPUBROKER_OPS_TOKEN_FAILURE_WINDOW = env.int("GPUBROKER_OPS_TOKEN_FAILURE_WINDOW", default=900)
 HTTP_USER_AGENT = env("HTTP_USER_AGENT", default="GPUBroker/0.1 (+https://github.com/gpubroker)")
-# Marketplace (PostgreSQL): a choice of providers/regions/tasks/GPU models covering at most this
-# many offers is paged by finding its offers first and sorting them (cost grows with the
-# choice); a broader one by walking the sort order's index (docs/performance.md).
-MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=20_000)
+# Marketplace (PostgreSQL): a choice of providers/regions/tasks/GPU models is paged by merging
+# each facet key's first offers when that reads at most this many index entries (and fewer
+# than walking the sort order's index would be expected to); else by the walk
+# (marketplace.search.page_ids, docs/performance.md).
+MARKETPLACE_NARROW_CHOICE = env.int("MARKETPLACE_NARROW_CHOICE", default=50_000)
 # A price sheet older than this many days is called old on its cards and stale on the health
 # page (providers/price_sheets/).
 PRICE_SHEET_MAX_AGE_DAYS = env.int("PRICE_SHEET_MAX_AGE_DAYS", default=90)

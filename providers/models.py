@@ -450,6 +450,14 @@ def sort_index(name: str, *keys: str | F | models.OrderBy) -> PostgresIndex:
     return PostgresIndex(*keys, name=name, include=COVERED, condition=Q(available=True))
 
 
+def keyed_index(name: str, *keys: str | F | models.OrderBy) -> PostgresIndex:
+    """A sort order's index per facet key over the available offers, covering what the page
+    filters on (marketplace.search.merged_ids)."""
+    return PostgresIndex(
+        "facet_key", *keys, name=name, include=COVERED[1:], condition=Q(available=True)
+    )
+
+
 class OfferQuerySet(models.QuerySet):
     def available(self) -> OfferQuerySet:
         return self.filter(available=True)
@@ -602,6 +610,18 @@ class Offer(models.Model):
                 "id",
                 name="offer_facet_key",
                 include=["vram_gb", "context_length", *PRICE_COLUMNS, "available"],
+            ),
+            # A page of a few facet keys in another order than price, merged from each key's
+            # first offers (marketplace.search.merged_ids): one index range per key instead
+            # of walking the whole order past every other key's offers.
+            keyed_index("offer_key_newest", F("first_seen").desc(nulls_last=True), F("id").desc()),
+            *(
+                keyed_index(f"offer_key_{name}", F(column).desc(nulls_last=True), "id")
+                for name, column in (
+                    ("context", "context_length"),
+                    ("throughput", "throughput_tps"),
+                    ("gscore", "gscore_value"),
+                )
             ),
             # Search: icontains is UPPER(name) LIKE UPPER('%q%'), so trigrams of UPPER(name).
             PostgresGinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="offer_name_trgm"),
