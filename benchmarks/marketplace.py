@@ -40,12 +40,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
 # Production-like: no per-query debug bookkeeping while timing.
 os.environ.setdefault("DEBUG", "False")
 os.environ.setdefault("SECRET_KEY", "benchmark-only")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "False")  # the test client speaks plain HTTP
+# As deployed: the cache (cards, roll-ups) and the breakers' state in Redis: REDIS_URL, else
+# BENCH_REDIS_URL (default db 11 on localhost), under a key prefix of its own.
+os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"))
+os.environ.setdefault("CACHE_KEY_PREFIX", "bench-marketplace")
 os.environ.setdefault("GPUBROKER_ENCRYPTION_KEYS", "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=")
 
 OFFERS = int(os.environ.get("BENCH_OFFERS", "100000"))
-RUNS = int(os.environ.get("BENCH_RUNS", "100"))
+RUNS = int(os.environ.get("BENCH_RUNS", "50"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 GPU_SHARE = 0.6  # GPU marketplaces list far more machines than LLM providers list models
-TARGETS = {"fragment_p95_ms": 50, "page_p95_ms": 80, "ingest_s": 10, "queries": 6}
 PAYLOADS = ROOT / "tests" / "payloads"
 
 
@@ -68,6 +73,7 @@ def setup() -> None:
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
     logging.getLogger("providers.gpus").setLevel(logging.ERROR)  # Vast's unnamed GPUs, per poll
+    logging.getLogger("providers.llm_models").setLevel(logging.ERROR)  # the synthetic -ftN names
 
 
 # --- synthetic catalogs, shaped after the recorded payloads -----------------------------------
@@ -163,17 +169,17 @@ def gpu_catalogs(n: int, rng: random.Random) -> dict[str, object]:
     return out
 
 
-def catalogs(rng: random.Random) -> dict:
-    """provider → Catalog: GPU offers to the GPU providers, LLM offers shared out among the
-    LLM providers."""
+def catalogs(rng: random.Random, n: int) -> dict:
+    """provider → Catalog of `n` offers in all: GPU offers to the GPU providers, LLM offers
+    shared out among the LLM providers."""
     from providers.adapters.base import Catalog
     from providers.models import Kind, Provider
 
     providers = list(Provider.objects.order_by("slug"))
     llm = [p for p in providers if p.kind == Kind.LLM]
-    gpu = gpu_catalogs(int(OFFERS * GPU_SHARE), rng)
+    gpu = gpu_catalogs(int(n * GPU_SHARE), rng)
     out = {p: gpu.get(p.slug, Catalog()) for p in providers}
-    n_llm = OFFERS - sum(len(c.offers) for c in out.values())
+    n_llm = n - sum(len(c.offers) for c in out.values())
     for i, offer in enumerate(llm_offers(n_llm, rng, serving_providers())):
         out[llm[i % len(llm)]].offers.append(offer)
     return out
@@ -191,21 +197,25 @@ def move_prices(catalog, rng: random.Random, share: float = 0.05) -> None:
 
 
 # --- loading ----------------------------------------------------------------------------------
+# Above this many offers the catalogs that go through the real ingest are copied in the
+# database (`replicate`): a million offers through the ingest would take most of an hour.
+INGESTED = 100_000
+
+
 def load() -> dict:
     from django.db import connection
-    from django.utils import timezone
 
-    from providers.models import Offer, OfferFacet, OfferPriceBand, PollRun, PriceChange, Provider
+    from providers.models import Offer, OfferFacet, OfferPriceBand, PriceChange
     from providers.pipeline import ingest
     from providers.registry import load_registry
 
     load_registry()
     with connection.cursor() as cursor:
         tables = [m._meta.db_table for m in (PriceChange, OfferFacet, OfferPriceBand, Offer)]
-        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     rng = random.Random(5)
     built = time.perf_counter()
-    by_provider = catalogs(rng)
+    by_provider = catalogs(rng, min(OFFERS, INGESTED))
     built = time.perf_counter() - built
     started = time.perf_counter()
     for provider, catalog in by_provider.items():
@@ -218,20 +228,98 @@ def load() -> dict:
             move_prices(catalog, rng)
             ingest(provider, catalog)
         repoll.append(time.perf_counter() - started)
+    loaded = {"build_s": built, "ingest_s": ingest_s, "repoll_s": repoll}
+    return loaded | grow()
+
+
+def grow() -> dict:
+    """After the ingest: the copies past INGESTED offers, a year of poll runs, statistics."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from providers.models import LlmModel, Offer, PollRun, PriceChange, Provider
+
+    copied = replicate(OFFERS) if OFFERS > INGESTED else None
     Provider.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now())
     runs = poll_history()
     with connection.cursor() as cursor:
-        for model in (Offer, PriceChange, PollRun):
+        # What autovacuum does between polls; the ingest also wrote the LLM models.
+        for model in (Offer, PriceChange, PollRun, LlmModel):
             cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
     return {
         "offers": Offer.objects.count(),
+        "ingested": min(OFFERS, INGESTED),
+        "copied_s": copied,
         "price_changes": PriceChange.objects.count(),
-        "providers": len(by_provider),
-        "build_s": built,
-        "ingest_s": ingest_s,
-        "repoll_s": repoll,
+        "providers": Provider.objects.count(),
         "poll_runs": runs,
     }
+
+
+# A copy's prices: its original's times a factor in 0.85–1.15 fixed by the original's id and
+# the copy's number, so a copy's price history moves by the same factor as its price.
+FACTOR = "(0.85 + 0.3 * mod({id} * 7919 + {k} * 104729, 1000) / 1000.0)"
+
+
+def replicate(target: int) -> float:
+    """Grow the ingested offers to `target` inside PostgreSQL: copy k of an offer is the same
+    provider, GPU or model, region and task (so the spread over providers, GPU models, regions
+    and tasks is the real ingest's), upstream id suffixed `~k`, prices (and their history)
+    moved by a factor in 0.85–1.15, G-Score value by its inverse, first seen up to 30 days
+    earlier. Offer's indexes are dropped for the copy and built again after it, and the
+    roll-ups and the G-Score scale recomputed as the ingest would. Returns the seconds."""
+    from django.db import connection
+
+    from providers.models import Offer, OfferFacet, OfferPriceBand, PriceChange, Provider
+    from providers.pipeline import refresh_gscore_reference
+
+    started = time.perf_counter()
+    table, changes = Offer._meta.db_table, PriceChange._meta.db_table
+    fields = [f for f in Offer._meta.concrete_fields if not f.primary_key and not f.generated]
+    prices = {f.column for f in fields if f.column.startswith("usd_per_")}
+    factor = FACTOR.format(id="o.id", k="k")
+
+    def copied(column: str) -> str:
+        if column in prices:
+            return f"round(o.{column} * {factor}, 6)"
+        return {
+            "upstream_id": "o.upstream_id || '~' || k",
+            "gscore_value": f"o.gscore_value / {factor}",
+            "first_seen": "o.first_seen - mod(o.id * 31 + k * 17, 720) * interval '1 hour'",
+        }.get(column, f"o.{column}")
+
+    columns = [f.column for f in fields]
+    with connection.cursor() as cursor:
+        for index in Offer._meta.indexes:  # IF EXISTS: after a copy that stopped midway
+            cursor.execute(f'DROP INDEX IF EXISTS "{index.name}"')
+        cursor.execute(f"SELECT count(*), max(id) FROM {table}")
+        seed, last = cursor.fetchone()
+        cursor.execute(
+            f"""INSERT INTO {table} ({", ".join(columns)})
+            SELECT {", ".join(map(copied, columns))}
+            FROM generate_series(1, %s) k, {table} o WHERE o.id <= %s
+            ORDER BY k, o.id LIMIT %s""",
+            [-(-(target - seed) // seed), last, target - seed],
+        )
+        cursor.execute(f"ANALYZE {table}")
+        cursor.execute(  # each copy found by the unique constraint's index
+            f"""INSERT INTO {changes} (offer_id, field, old, new, at)
+            SELECT n.id, c.field, round(c.old * {factor}, 6), round(c.new * {factor}, 6), c.at
+            FROM {changes} c JOIN {table} o ON o.id = c.offer_id,
+                generate_series(1, %s) k,
+                {table} n
+            WHERE n.provider_id = o.provider_id AND n.upstream_id = o.upstream_id || '~' || k
+                AND n.region = o.region""",
+            [-(-(target - seed) // seed)],
+        )
+    with connection.schema_editor() as editor:
+        for index in Offer._meta.indexes:
+            editor.add_index(Offer, index)
+    for provider in Provider.objects.all():
+        OfferFacet.refresh(provider)
+        OfferPriceBand.refresh(provider)
+    refresh_gscore_reference()
+    return time.perf_counter() - started
 
 
 def poll_history() -> int:
@@ -248,9 +336,9 @@ def poll_history() -> int:
         cursor.execute(
             f"""INSERT INTO {table} (provider_id, started_at, finished_at, outcome, http_calls,
                 error_class, error_message, offers_seen, offers_added, offers_changed,
-                offers_gone, items_skipped)
+                offers_gone, items_skipped, task_id)
             SELECT p.id, at, at, CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'ok' END, 1,
-                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0
+                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0, ''
             FROM {Provider._meta.db_table} p,
                 generate_series(CASE WHEN p.slug = 'render' THEN 90 * 86400 / p.poll_interval
                     ELSE 1 END, 365 * 86400 / p.poll_interval) AS n,
@@ -263,17 +351,21 @@ def poll_history() -> int:
 def combinations() -> list[tuple[str, str]]:
     return [
         ("no filters (price order)", ""),
+        ("no filters, newest first", "sort=newest"),
         ("search 'llama'", "q=llama"),
         (
             "LLM text, context ≥128k, by throughput",
             "kind=llm&task=text-generation&min_context=131072&sort=throughput",
         ),
+        ("GPU B200 (a narrow choice)", "gpu=B200"),
         (
             "GPU H100, ≥80 GB, ≤ $3/GPU-h, Vast + io.net",
             "kind=gpu&gpu=H100+SXM+80GB&gpu=H100+PCIe+80GB&min_vram=80&max_price=3"
             "&provider=vastai&provider=ionet",
         ),
+        ("GPU H100 SXM, by G-Score (broad)", "gpu=H100+SXM+80GB&sort=gscore"),
         ("GPU by G-Score, ≤ $2/GPU-h, page 2", "kind=gpu&max_price=2&sort=gscore&page=2"),
+        ("GPU by G-Score, page 40", "kind=gpu&sort=gscore&page=40"),
         (
             "LLM provider + 2 regions, newest, page 3",
             "provider=deepinfra&region=us&region=eu&sort=newest&page=3",
@@ -281,22 +373,59 @@ def combinations() -> list[tuple[str, str]]:
     ]
 
 
-def timed(client, url: str, htmx: bool) -> float:
+def timed(client, url: str, htmx: bool) -> tuple[float, float]:
+    """Wall and CPU (this thread's) milliseconds of one request."""
     headers = {"HX-Request": "true"} if htmx else {}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     response = client.get(url, headers=headers)
     elapsed = (time.perf_counter() - started) * 1000
+    cpu = (time.thread_time() - cpu) * 1000
     assert response.status_code == 200, (url, response.status_code)
-    return elapsed
+    return elapsed, cpu
 
 
-def queries(client, url: str, htmx: bool) -> int:
+def statements(client, url: str, htmx: bool) -> list[str]:
+    """The SQL a request sends, as sent (values bound in the text, as psycopg sends them)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
         client.get(url, headers={"HX-Request": "true"} if htmx else {})
-    return len(captured)
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def bare_sql(sql: list[str]) -> float:
+    """Milliseconds to send a request's statements on the same connection with psycopg alone
+    and fetch every row: the database's share of the request, without Django."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        started = time.perf_counter()
+        for statement in sql:
+            cursor.execute(statement.encode())
+            if cursor.description is not None:
+                cursor.fetchall()
+        return (time.perf_counter() - started) * 1000
+
+
+def cold(client, url: str) -> tuple[float, int]:
+    """CPU milliseconds and queries of a fragment with nothing kept: in this process (the
+    snapshot, the cards) nor in the cache (this benchmark's keys), as after a poll."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from marketplace import cards, snapshot
+
+    snapshot._last = None
+    cards._LOCAL.clear()
+    redis = cache._cache.get_client(write=True)
+    for key in redis.scan_iter(match=f"{os.environ['CACHE_KEY_PREFIX']}:*marketplace:*"):
+        redis.delete(key)
+    with CaptureQueriesContext(connection) as captured:
+        _, thread = timed(client, url, True)
+    return thread, len(captured)
 
 
 def matches(client, url: str) -> str:
@@ -308,94 +437,200 @@ def p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def measure_row(client, url: str) -> dict:
+    """One round of one row: page, fragment and bare SQL, RUNS each, interleaved so that a
+    burst of load from elsewhere on the machine falls on all three alike."""
+    for htmx in (False, True, True):
+        timed(client, url, htmx)
+    sql = statements(client, url, True)
+    page, page_cpu, fragment, cpu, bare = [], [], [], [], []
+    for _ in range(RUNS):
+        wall, thread = timed(client, url, False)
+        page.append(wall)
+        page_cpu.append(thread)
+        wall, thread = timed(client, url, True)
+        fragment.append(wall)
+        cpu.append(thread)
+        bare.append(bare_sql(sql))
+    colds = [cold(client, url) for _ in range(3)]
+    return {
+        "cold_cpu": statistics.median(c for c, _ in colds),
+        "cold_queries": max(q for _, q in colds),
+        "page_cpu_p50": p(page_cpu, 50),
+        "page_p95": p(page, 95),
+        "fragment_p50": p(fragment, 50),
+        "fragment_p95": p(fragment, 95),
+        "sql_p95": p(bare, 95),
+        "cpu_p50": p(cpu, 50),
+        "cpu_p95": p(cpu, 95),
+        "queries": len(sql),
+        "page_queries": len(statements(client, url, False)),
+    }
+
+
 def measure() -> list[dict]:
     from django.test import Client
 
     client = Client(HTTP_HOST="localhost")
+    rounds = [[measure_row(client, url(q)) for _, q in combinations()] for _ in range(REPEATS)]
     rows = []
-    for label, query in combinations():
-        url = f"/?{query}" if query else "/"
-        for htmx in (False, True):
-            for _ in range(5):
-                timed(client, url, htmx)
-        page = [timed(client, url, False) for _ in range(RUNS)]
-        fragment = [timed(client, url, True) for _ in range(RUNS)]
-        rows.append(
-            {
-                "label": label,
-                "matches": matches(client, url),
-                "page_p50": p(page, 50),
-                "page_p95": p(page, 95),
-                "fragment_p50": p(fragment, 50),
-                "fragment_p95": p(fragment, 95),
-                "page_queries": queries(client, url, False),
-                "fragment_queries": queries(client, url, True),
-            }
-        )
+    for i, (label, query) in enumerate(combinations()):
+        mine = [r[i] for r in rounds]
+        row = {"label": label, "url": url(query), "matches": matches(client, url(query))}
+        for name in mine[0]:
+            row[name] = [m[name] for m in mine]
+        row["ratio"] = [m["fragment_p95"] / m["sql_p95"] for m in mine]
+        row["page_over"] = [m["page_p95"] - m["fragment_p95"] for m in mine]
+        rows.append(row)
     return rows
 
 
+def url(query: str) -> str:
+    return f"/?{query}" if query else "/"
+
+
+# --- reporting --------------------------------------------------------------------------------
+def spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    """min / median / max over the repeats."""
+    return "/".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
 def report(loaded: dict, rows: list[dict]) -> bool:
+    n = loaded["offers"]
+    if loaded.get("reused"):
+        print(f"\n{n:,} offers loaded by an earlier run (BENCH_REUSE=1).")
+    else:
+        print_load(loaded)
+    print(f"{machine()}; {REPEATS} rounds of {RUNS} requests per row; figures are")
+    print("min/median/max over the rounds; ratio = fragment p95 / bare SQL p95 of the request.\n")
     print(
-        f"\nLoaded {loaded['offers']:,} offers from {loaded['providers']} providers through "
-        f"providers.pipeline.ingest in {loaded['ingest_s']:.2f} s "
-        f"(catalogs built in {loaded['build_s']:.2f} s, not counted); two re-polls moving 5% "
-        f"of prices: {', '.join(f'{s:.2f} s' for s in loaded['repoll_s'])}; "
-        f"{loaded['price_changes']:,} price changes stored; {loaded['poll_runs']:,} poll runs "
-        "(a year's) behind the status lines.\n"
+        "| filters | matches | fragment p95 ms | SQL p95 ms | ratio | page p95 ms "
+        "| CPU/fragment p50 ms | CPU/page p50 ms | queries | cold: CPU ms, queries |"
     )
-    head = (
-        f"| {'filters':<44} | {'matches':>7} | page p50 | page p95 | frag p50 | frag p95 "
-        f"| queries page/frag |"
-    )
-    print(head)
-    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['label']:<44} | {r['matches']:>7} | {r['page_p50']:5.1f} ms | "
-            f"{r['page_p95']:5.1f} ms | {r['fragment_p50']:5.1f} ms | {r['fragment_p95']:5.1f} ms "
-            f"| {r['page_queries']:>8} / {r['fragment_queries']:<6} |"
+            f"| {r['label']} | {r['matches']} | {spread(r['fragment_p95'])} | "
+            f"{spread(r['sql_p95'], '{:.2f}')} | {spread(r['ratio'], '{:.1f}×')} | "
+            f"{spread(r['page_p95'])} | {spread(r['cpu_p50'])} | {spread(r['page_cpu_p50'])} | "
+            f"{max(r['queries'])} | {statistics.median(r['cold_cpu']):.1f}, "
+            f"{max(r['cold_queries'])} |"
         )
-    worst_page = max(r["page_p95"] for r in rows)
-    worst_fragment = max(r["fragment_p95"] for r in rows)
-    most_queries = max(max(r["page_queries"], r["fragment_queries"]) for r in rows)
-    checks = [
-        (
-            f"fragment p95 < {TARGETS['fragment_p95_ms']} ms",
-            worst_fragment,
-            "ms",
-            worst_fragment < TARGETS["fragment_p95_ms"],
-        ),
-        (
-            f"full page p95 < {TARGETS['page_p95_ms']} ms",
-            worst_page,
-            "ms",
-            worst_page < TARGETS["page_p95_ms"],
-        ),
-        (
-            f"ingest of {loaded['offers']:,} < {TARGETS['ingest_s']} s",
-            loaded["ingest_s"],
-            "s",
-            loaded["ingest_s"] < TARGETS["ingest_s"],
-        ),
-        (
-            f"at most {TARGETS['queries']} SQL queries a request, however many offers match",
-            most_queries,
-            "queries",
-            most_queries <= TARGETS["queries"],
-        ),
-    ]
+    checks = targets(n, rows)
     print()
-    for name, value, unit, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {name}: worst {value:.1f} {unit}")
+    for name, value, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {value}")
+    save(n, rows)
     return all(ok for *_, ok in checks)
+
+
+def print_load(loaded: dict) -> None:
+    n = loaded["offers"]
+    how = f"{loaded['ingested']:,} through providers.pipeline.ingest in {loaded['ingest_s']:.2f} s"
+    if loaded["copied_s"] is not None:
+        how += f", copied in PostgreSQL to {n:,} in {loaded['copied_s']:.1f} s"
+    print(
+        f"\n{n:,} offers from {loaded['providers']} providers: {how} (catalogs built in "
+        f"{loaded['build_s']:.2f} s, not counted); two re-polls moving 5% of prices: "
+        f"{', '.join(f'{s:.2f} s' for s in loaded['repoll_s'])}; {loaded['price_changes']:,} "
+        f"price changes; {loaded['poll_runs']:,} poll runs (a year's) behind the status lines."
+    )
+
+
+def targets(n: int, rows: list[dict]) -> list[tuple[str, str, bool]]:
+    """Each row's targets, judged on the median over the rounds."""
+    limit = 20 if n <= 100_000 else 30
+    checks = []
+    for r in rows:
+        med = {
+            k: statistics.median(r[k]) for k in ("fragment_p95", "ratio", "page_over", "cpu_p50")
+        }
+        checks += [
+            (
+                f"{r['label']}: fragment p95 ≤ 2× its bare SQL",
+                f"{spread(r['ratio'], '{:.1f}×')}",
+                med["ratio"] <= 2,
+            ),
+            (
+                f"{r['label']}: fragment p95 ≤ {limit} ms",
+                f"{spread(r['fragment_p95'])} ms",
+                med["fragment_p95"] <= limit,
+            ),
+            (
+                f"{r['label']}: full page ≤ fragment + 5 ms",
+                f"+{spread(r['page_over'])} ms",
+                med["page_over"] <= 5,
+            ),
+            (
+                f"{r['label']}: Python CPU per fragment ≤ 10 ms",
+                f"{spread(r['cpu_p50'])} ms",
+                med["cpu_p50"] <= 10,
+            ),
+        ]
+    most = max(max(r["queries"] + r["page_queries"] + r["cold_queries"]) for r in rows)
+    checks.append(("at most 6 SQL queries a request, whatever matches", str(most), most <= 6))
+    return checks + growth(n, rows)
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"{os.cpu_count()} cores ({model}), load average {os.getloadavg()[0]:.1f}"
+
+
+RESULTS = ROOT / "var" / "bench-marketplace"
+
+
+def save(n: int, rows: list[dict]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{n}.json").write_text(json.dumps(rows, indent=1))
+
+
+def growth(n: int, rows: list[dict]) -> list[tuple[str, str, bool]]:
+    """Each row's fragment p95 here against the last run at 10,000 offers on this machine
+    (var/bench-marketplace/10000.json), when there is one and this run is larger."""
+    baseline = RESULTS / "10000.json"
+    if n <= 10_000 or not baseline.exists():
+        return []
+    before = {
+        r["label"]: statistics.median(r["fragment_p95"]) for r in json.loads(baseline.read_text())
+    }
+    checks = []
+    for r in rows:
+        if r["label"] in before:
+            ratio = statistics.median(r["fragment_p95"]) / before[r["label"]]
+            checks.append(
+                (f"{r['label']}: p95 at {n:,} ≤ 1.5× at 10,000", f"{ratio:.2f}×", ratio <= 1.5)
+            )
+    return checks
 
 
 def main() -> int:
     setup()
-    loaded = load()
+    from providers.models import Offer
+
+    stored = Offer.objects.count() if os.environ.get("BENCH_REUSE") else None
+    if stored == OFFERS:
+        loaded = reused()
+    elif stored == INGESTED < OFFERS:  # an earlier run's ingest, stopped before the copies
+        loaded = grow() | {"reused": True}
+    else:
+        loaded = load()
     rows = measure()
     return 0 if report(loaded, rows) else 1
+
+
+def reused() -> dict:
+    """BENCH_REUSE=1: measure the offers an earlier run loaded."""
+    from providers.models import Offer
+
+    return {"offers": Offer.objects.count(), "reused": True}
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""What one request cost and how it went: its usage record, the key's spend, what the serving
-offer was seen to do, and the broker's counters (exported on /metrics)."""
+"""What one request cost and how it went: its usage record, the key's spend and the broker's
+counters (exported on /metrics)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, transaction
-from django.utils import timezone
+from django.db import connections, transaction
 
-from broker.models import ApiKey, CostSource, Observation, Outcome, Usage, relaxed_commit
+from broker.models import ApiKey, CostSource, Outcome, Usage, relaxed_commit
 from broker.routing import Candidate, Plan
 from resilience.store import store
 
 logger = logging.getLogger(__name__)
 COUNTERS = "broker:totals"
-SMOOTHING = 0.2  # weight of the newest sample in the observed moving averages
 
 
 @dataclass
@@ -84,12 +82,12 @@ def finish(call: Call) -> None:
 
 
 def write(calls: list[Call]) -> None:
-    """Record ended requests: their Usage rows, the keys' spend, the offers' observations
-    (one UPDATE per key and per offer, however many requests), then the counters."""
+    """Record ended requests: their Usage rows (in one INSERT), the keys' spend (one UPDATE per
+    key, however many requests), then the counters. What each offer was seen to do is rolled
+    up from the rows, off the request path (broker.usage.roll_up)."""
     with transaction.atomic():
         relaxed_commit()
         settle(calls)
-        observe(calls)
         Usage.objects.bulk_create([usage_row(call) for call in calls])
     count(calls)
 
@@ -132,76 +130,6 @@ def settle(calls: list[Call]) -> None:
         estimate = sum((call.plan.estimate for call in held if call.plan), Decimal(0))
         key = same_key[-1].key
         key.settle(estimate, cost, reserved=bool(held), requests=len(held))
-
-
-def observe(calls: list[Call]) -> None:
-    """Feed what happened back into the offers' observed latency, throughput and failures
-    (the `latency` and `throughput` strategies rank by them): one UPDATE per offer, the
-    moving averages computed in it, so concurrent writers do not lose each other's samples."""
-    seen: dict[int, Seen] = {}
-    for call in calls:
-        for attempt in call.attempts:
-            if attempt["error"] in FAILURES:
-                offer = seen.setdefault(int(attempt["offer"]), Seen())
-                offer.requests += 1
-                offer.failures += 1
-        if not call.served or call.ttfb is None or call.outcome != Outcome.OK:
-            continue
-        offer = seen.setdefault(call.served.offer_id, Seen())
-        offer.requests += 1
-        offer.latency_ms.append(call.ttfb * 1000)
-        completion = tokens(call.usage or {})[1]
-        generating = call.total - call.ttfb if call.stream else call.total
-        if completion and generating > 0:
-            offer.throughput_tps.append(completion / generating)
-    for offer_id, offer in sorted(seen.items()):  # one lock order for every writer
-        offer.write(offer_id)
-
-
-@dataclass
-class Seen:
-    """What one batch saw of one offer."""
-
-    requests: int = 0
-    failures: int = 0
-    latency_ms: list[float] = field(default_factory=list)
-    throughput_tps: list[float] = field(default_factory=list)
-
-    def write(self, offer_id: int) -> None:
-        """One UPDATE of the offer's Observation (created the first time). Raw SQL: the
-        ORM took longer to build it than the database to run it."""
-        params = [self.requests, self.failures]
-        params += [*smooth(self.latency_ms), *smooth(self.throughput_tps), timezone.now()]
-        table = connection.ops.quote_name(Observation._meta.db_table)
-        sql = (
-            f"UPDATE {table} SET requests = requests + %s, failures = failures + %s,"
-            " latency_ms = COALESCE(latency_ms * %s + %s, %s),"
-            " throughput_tps = COALESCE(throughput_tps * %s + %s, %s), updated_at = %s"
-            " WHERE offer_id = %s"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, offer_id])
-            if not cursor.rowcount:
-                Observation.objects.get_or_create(offer_id=offer_id)
-                cursor.execute(sql, [*params, offer_id])
-
-
-def smooth(samples: list[float]) -> tuple[float, float, float | None]:
-    """An exponential moving average over `samples` in order, as the SQL above applies it
-    (`COALESCE(old * keep + added, fresh)`): the same as one update per sample; `fresh`, the
-    average from the first sample on, where there was none yet. No samples: unchanged."""
-    if not samples:
-        return 1.0, 0.0, None
-    keep = 1 - SMOOTHING
-    added = sum(SMOOTHING * keep ** (len(samples) - 1 - i) * x for i, x in enumerate(samples))
-    first, rest = samples[0], samples[1:]
-    fresh = first * keep ** len(rest) + sum(
-        SMOOTHING * keep ** (len(rest) - 1 - i) * x for i, x in enumerate(rest)
-    )
-    return keep ** len(samples), added, fresh
-
-
-FAILURES = frozenset({"server_error", "timeout", "connection", "rate_limited"})
 
 
 def count(calls: list[Call]) -> None:

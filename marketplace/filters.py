@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.utils.safestring import SafeString, mark_safe
 
 from marketplace.search import PAGE_SIZE, SORTS, CatalogRow, Criteria
 from providers.models import Kind, Provider
@@ -253,6 +254,18 @@ class OfferFilter(forms.Form):
             for item in value if isinstance(value, list) else [value]:
                 pairs.append((name, _plain(item)))
         return urlencode(pairs)
+
+
+def count_swaps(facets: list[Facet]) -> SafeString:
+    """Every option's count as an out-of-band swap, for a fragment to update the filters'.
+    Written without escaping: an id is hex digits (`dom_id`), a count digits and commas."""
+    return mark_safe(
+        "".join(
+            f'<span class="n" id="{option.dom_id}" hx-swap-oob="true">{option.count:,}</span>'
+            for facet in facets
+            for option in facet.options
+        )
+    )
 
 
 class Page:

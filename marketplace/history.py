@@ -23,11 +23,18 @@ WIDTH, HEIGHT, PAD = 120, 28, 3
 @dataclass
 class Sparkline:
     label: str
-    points: str  # SVG polyline points, in a WIDTH × HEIGHT box
     changes: int
     low: Decimal
     high: Decimal
     since: datetime
+    # The step line as (seconds after `since`, height in the box) pairs, the last step's
+    # time None: it runs until `now`, where the line is drawn to.
+    steps: list[tuple[float | None, float]]
+    now: datetime
+
+    @property
+    def points(self) -> str:
+        return points(self.since, self.steps, self.now)
 
     @property
     def caption(self) -> str:
@@ -39,6 +46,21 @@ class Sparkline:
             f"{self.label}: {self.changes} change{'s' * (self.changes != 1)} since "
             f"{self.since:%Y-%m-%d}, between {usd(self.low)} and {usd(self.high)}"
         )
+
+
+def points(since: datetime, steps: list[tuple[float | None, float]], now: datetime) -> str:
+    """A sparkline's SVG polyline points in a WIDTH × HEIGHT box, `since` to `now` across it."""
+    elapsed = (now - since).total_seconds()
+    span = elapsed or 1.0
+
+    def x(after: float | None) -> float:
+        after = elapsed if after is None else after
+        return PAD + (WIDTH - 2 * PAD) * min(max(after / span, 0), 1)
+
+    drawn = [(x(0), steps[0][1])]
+    for after, height in steps[1:]:
+        drawn += [(x(after), drawn[-1][1]), (x(after), height)]
+    return " ".join(f"{px:.1f},{py:.1f}" for px, py in drawn)
 
 
 def headline_field(offer: Offer) -> str | None:
@@ -88,24 +110,21 @@ def sparkline(
     steps = [(start, opening), *((c.at, c.new) for c in mine if c.new is not None), (now, current)]
     values = [v for _, v in steps]
     low, high = min(values), max(values)
-    span = (now - start).total_seconds() or 1.0
-
-    def x(at: datetime) -> float:
-        return PAD + (WIDTH - 2 * PAD) * min(max((at - start).total_seconds() / span, 0), 1)
 
     def y(value: Decimal) -> float:
         if high == low:
             return HEIGHT / 2
         return PAD + (HEIGHT - 2 * PAD) * float((high - value) / (high - low))
 
-    points = [(x(start), y(opening))]
-    for at, value in steps[1:]:
-        points += [(x(at), points[-1][1]), (x(at), y(value))]
+    heights = [(0.0, y(opening))]
+    heights += [((at - start).total_seconds(), y(value)) for at, value in steps[1:-1]]
+    heights.append((None, y(current)))
     return Sparkline(
         label=FIELD_LABELS[field],
-        points=" ".join(f"{px:.1f},{py:.1f}" for px, py in points),
         changes=len(mine),
         low=low,
         high=high,
         since=start,
+        steps=heights,
+        now=now,
     )

@@ -14,15 +14,15 @@ facet values into the keys it covers, so the offers query filters on one indexed
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
+    CharField,
     Count,
     ExpressionWrapper,
     F,
@@ -33,10 +33,12 @@ from django.db.models import (
     Sum,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import NullIf
 from django.db.models.lookups import In
 
-from providers.models import UNIT_PRICE, Offer, OfferFacet, OfferPriceBand, Provider
+from marketplace import sql
+from providers.models import UNIT_PRICE, Offer, OfferFacet, OfferPriceBand
 
 PAGE_SIZE = 24
 # The Offer columns the facets group and filter by, in the order they make up `facet_key`.
@@ -62,14 +64,13 @@ class Sort:
     label: str
     expression: Any
     descending: bool
-    zero: Any = 0  # adds nothing to the expression's values (see `order`)
+    # Whether an index orders each facet key's available offers by it (Offer.Meta.indexes),
+    # so a page of a few facet keys is merged from each key's first offers (`merged_ids`).
+    keyed: bool = True
 
-    def order(self, *, indexed: bool = True) -> OrderBy:
-        """The order, unknown values last. `indexed=False` writes the same order as an
-        expression (value + zero) that no index matches, so PostgreSQL cannot walk a sort
-        order's index for it and finds the matching rows first instead."""
-        expression = self.expression if indexed else self.expression + Value(self.zero)
-        return OrderBy(expression, descending=self.descending, nulls_last=True)
+    def order(self) -> OrderBy:
+        """The order, unknown values last."""
+        return OrderBy(self.expression, descending=self.descending, nulls_last=True)
 
 
 SORTS = {
@@ -78,8 +79,10 @@ SORTS = {
     # By the stored value, the order of the score shown (providers.gscore).
     "gscore": Sort("G-Score, highest first", F("gscore_value"), descending=True),
     "context": Sort("Context length, longest first", F("context_length"), descending=True),
-    "newest": Sort("Newest first", F("first_seen"), descending=True, zero=timedelta(0)),
-    "output": Sort("Output price, lowest first", F("usd_per_1m_output"), descending=False),
+    "newest": Sort("Newest first", F("first_seen"), descending=True),
+    "output": Sort(
+        "Output price, lowest first", F("usd_per_1m_output"), descending=False, keyed=False
+    ),
     # USD per GPU-hour over one GPU's memory: what a GB of VRAM costs an hour. Offers with
     # no price or no VRAM stated sort last (NULL), never as free.
     "vram_price": Sort(
@@ -88,6 +91,7 @@ SORTS = {
             F("usd_per_gpu_hour") / NullIf(F("vram_gb"), Value(0.0)), output_field=FloatField()
         ),
         descending=False,
+        keyed=False,
     ),
 }
 
@@ -108,10 +112,12 @@ class CatalogRow(NamedTuple):
 
 
 class Choice(NamedTuple):
-    """The facet keys of the combinations passing every facet filter, and their offers."""
+    """The facet keys of the combinations passing every facet filter, and their offers
+    (in all, and per key)."""
 
     keys: set[str]
     offers: int
+    per_key: Counter
 
 
 @dataclass(frozen=True)
@@ -165,12 +171,17 @@ class Criteria:
             q &= Q(verified=True)
         return q
 
+    def shape(self) -> str:
+        """What these criteria ask, as text: equal for equal criteria."""
+        selected = {column: sorted(map(str, chosen)) for column, chosen in self.selected.items()}
+        return repr((selected, replace(self, selected={})))
+
     def available(self, qs: QuerySet) -> QuerySet:
         return qs if self.unavailable else qs.filter(available=True)
 
-    def ordering(self, *, indexed: bool = True) -> tuple[OrderBy, str]:
+    def ordering(self) -> tuple[OrderBy, str]:
         """The chosen order, then id (newest: newest id first on ties)."""
-        return SORTS[self.sort].order(indexed=indexed), "-id" if self.sort == "newest" else "id"
+        return SORTS[self.sort].order(), "-id" if self.sort == "newest" else "id"
 
 
 def catalog_rows() -> list[CatalogRow]:
@@ -199,7 +210,10 @@ def choice(criteria: Criteria, catalog: list[CatalogRow]) -> Choice | None:
         for row in in_view(criteria, catalog)
         if all(getattr(row, column) in chosen for column, chosen in active)
     ]
-    return Choice({row.key for row in rows}, sum(row.offers for row in rows))
+    per_key = Counter()
+    for row in rows:
+        per_key[row.key] += row.offers
+    return Choice(set(per_key), sum(per_key.values()), per_key)
 
 
 def refined(criteria: Criteria) -> QuerySet[Offer]:
@@ -207,37 +221,97 @@ def refined(criteria: Criteria) -> QuerySet[Offer]:
     return criteria.available(qs)
 
 
-def offers(criteria: Criteria, chosen: Choice | None, *, indexed: bool = True) -> QuerySet[Offer]:
+def offers(criteria: Criteria, chosen: Choice | None) -> QuerySet[Offer]:
     """Every matching offer in the chosen order."""
     qs = refined(criteria)
     if chosen is not None:
         qs = qs.filter(AnyOf(F("facet_key"), sorted(chosen.keys)))
-    return qs.order_by(*criteria.ordering(indexed=indexed))
+    return qs.order_by(*criteria.ordering())
 
 
 def page_of_offers(
-    criteria: Criteria, catalog: list[CatalogRow], offset: int, providers: list[Provider]
-) -> list[Offer]:
-    """The PAGE_SIZE matching offers from `offset`, in one query: their ids first, then those
-    rows, each given its provider from `providers` (loaded already, with their status).
+    criteria: Criteria,
+    catalog: list[CatalogRow],
+    offset: int,
+    keep: Callable[[Any, Callable[[], Any]], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The PAGE_SIZE matching offers from `offset` as rows (every column but the
+    description, and on PostgreSQL `version`, a digest of the whole row), in one query:
+    their ids first (`page_ids`), then those rows.
 
-    On PostgreSQL the ids come one of two ways. A broad choice walks the sort order's
-    covering index (index-only), skipping non-matching entries, and stops after the page.
-    A narrow one (`MARKETPLACE_NARROW_CHOICE`) finds its offers through `offer_facet_key`
-    and sorts them: walking would skip every cheaper offer of other GPU models first
-    (~69,000 entries before the first H100 at 100,000 offers), which the planner,
-    counting on prices and models being unrelated, does not foresee.
+    `keep(key, build)`: where the query's SQL is kept while `catalog` is current
+    (`snapshot.Snapshot.keep`): compiling it cost more Python than running it, and its
+    rows are read as tuples, not model instances, for the same reason.
+    """
+
+    def compiled() -> sql.Prepared:
+        matching = Offer.objects.filter(pk__in=page_ids(criteria, catalog, offset))
+        matching = matching.defer("description")
+        if connection.vendor == "postgresql":
+            matching = matching.annotate(version=ROW_DIGEST)
+        return sql.prepare(matching.order_by(*criteria.ordering()))
+
+    return sql.rows(keep(("page", criteria.shape(), offset), compiled) if keep else compiled())
+
+
+def page_ids(criteria: Criteria, catalog: list[CatalogRow], offset: int) -> QuerySet | RawSQL:
+    """The ids of a page, found one of two ways on PostgreSQL.
+
+    Walking the sort order's covering index (index-only), skipping non-matching entries
+    until the page is full, costs about the page's end over the share of offers chosen,
+    if the choice and the order are unrelated; they often are not: walking the price order
+    for the H100s passes every cheaper offer of other GPU models first (~670,000 entries at
+    1,000,000 offers, 240 ms). Merging each chosen facet key's first offers (`merged_ids`)
+    costs what it reads, known beforehand from the catalog: per key, the page's end (or all
+    its offers, if fewer) and a descent. The merge is chosen when it reads at most
+    WALK_DOUBT times what the walk would if it were unrelated, and at most
+    `MARKETPLACE_NARROW_CHOICE` entries: for the H100s ~1,300 entries (1.3 ms at
+    1,000,000 offers); every GPU offer (190 keys) walks.
     """
     chosen = choice(criteria, catalog)
-    narrow = chosen is not None and chosen.offers <= settings.MARKETPLACE_NARROW_CHOICE
-    indexed = connection.vendor != "postgresql" or not narrow
-    ids = offers(criteria, chosen, indexed=indexed).values("pk")[offset : offset + PAGE_SIZE]
-    matching = Offer.objects.annotate(unit_price=UNIT_PRICE).filter(pk__in=ids)
-    page = list(matching.defer("description").order_by(*criteria.ordering()))
-    by_pk = {p.pk: p for p in providers}
-    for offer in page:
-        offer.provider = by_pk[offer.provider_id]
-    return page
+    if connection.vendor == "postgresql" and chosen is not None and chosen.offers:
+        end = offset + PAGE_SIZE
+        keyed = SORTS[criteria.sort].keyed
+        reads = sum(min(n, end) if keyed else n for n in chosen.per_key.values())
+        reads += DESCENT * len(chosen.per_key)
+        walk = end * sum(row.offers for row in in_view(criteria, catalog)) / chosen.offers
+        if reads <= min(settings.MARKETPLACE_NARROW_CHOICE, WALK_DOUBT * walk):
+            return merged_ids(criteria, chosen, offset)
+    return offers(criteria, chosen).values("pk")[offset : offset + PAGE_SIZE]
+
+
+# What one key's index descent costs the merge, in index entries read; and how much worse
+# than its estimate a walk is taken to be, since the estimate assumes choice and order
+# unrelated.
+DESCENT = 20
+WALK_DOUBT = 10
+
+
+def merged_ids(criteria: Criteria, chosen: Choice, offset: int) -> RawSQL:
+    """A page's ids from each chosen facet key's first `offset + PAGE_SIZE` offers (one
+    index range each: `offer_facet_key` for price, the (facet key, sort) indexes for the
+    other orders), merged in the order."""
+    sort = SORTS[criteria.sort]
+    first = (
+        refined(criteria)
+        .filter(facet_key=RawSQL("chosen.key", ()))
+        .annotate(sort_value=sort.expression)
+        .order_by(*criteria.ordering())
+        .values("pk", "sort_value")[: offset + PAGE_SIZE]
+    )
+    sql, params = first.query.sql_with_params()
+    way = "DESC" if sort.descending else "ASC"
+    id_way = "DESC" if criteria.sort == "newest" else "ASC"
+    merged = (
+        f"SELECT page.pk FROM unnest(%s::text[]) AS chosen(key) CROSS JOIN LATERAL ({sql}) page "
+        f"ORDER BY page.sort_value {way} NULLS LAST, page.pk {id_way} "
+        f"LIMIT {PAGE_SIZE} OFFSET {int(offset)}"
+    )
+    return RawSQL(merged, (sorted(chosen.keys), *params))
+
+
+# A digest of an offer's whole stored row, computed where the row is.
+ROW_DIGEST = RawSQL(f'md5("{Offer._meta.db_table}"::text)', (), output_field=CharField())
 
 
 def facet_counts(criteria: Criteria, catalog: list[CatalogRow]) -> tuple[dict[str, Counter], int]:

@@ -1,35 +1,47 @@
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import get_template
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from marketplace import catalog, compare, history, search, status
-from marketplace.filters import OfferFilter, Page
+from marketplace import cards, catalog, compare, history, search, snapshot, status
+from marketplace.filters import OfferFilter, Page, count_swaps
 from marketplace.search import PAGE_SIZE, SORTS
-from providers import gscore
+from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS
-from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceChange
+from providers.models import GpuModel, Kind, ModelAlias, Offer, PriceChange
 
 VIEWS = [("cards", "Cards"), ("table", "Table")]
+# The filter form alone: the same for every request of one query between two polls.
+FILTERS = "marketplace/index.html#filter-form"
 
 
 @vary_on_headers("HX-Request")
 def index(request: HttpRequest) -> TemplateResponse:
-    providers = list(status.providers_with_status())
-    catalog_rows = search.catalog_rows()
-    form = OfferFilter(
-        request.GET, providers=providers, catalog=catalog_rows, countries=search.countries()
+    stored = snapshot.snapshot()
+    providers, catalog_rows = stored.providers, stored.catalog
+    # Between two polls the same query has the same form and counts: kept with the snapshot.
+    query = request.GET.urlencode()
+    form = stored.keep(
+        ("form", query),
+        lambda: OfferFilter(
+            request.GET, providers=providers, catalog=catalog_rows, countries=stored.countries
+        ),
     )
-    counts, total = search.facet_counts(form.criteria, catalog_rows)
-    groups = None
+    counts, total = stored.keep(
+        ("counts", form.criteria.shape()), lambda: search.facet_counts(form.criteria, catalog_rows)
+    )
+    groups, offers, shown = None, [], []
     if form.grouping == "offer":
         page = Page(form, total)
-        offers = search.page_of_offers(form.criteria, catalog_rows, page.offset, providers)
-        offers = history.with_sparklines(offers)
+        rows = search.page_of_offers(form.criteria, catalog_rows, page.offset, stored.keep)
+        shown = cards.cards(rows, providers)
+        if form.values["view"] == "table":
+            offers = cards.instances(rows, providers)
     else:  # one card per model or GPU model, each opening onto its offers
         matching = search.offers(form.criteria, search.choice(form.criteria, catalog_rows))
         page_number = (form.values["page"] or 1) - 1
@@ -37,29 +49,34 @@ def index(request: HttpRequest) -> TemplateResponse:
         page = Page(form, count)
         if page.number - 1 != page_number:  # asked past the end: the last page
             groups, _ = compare.groups(matching, form.grouping, page.offset, PAGE_SIZE)
-        offers = []
     notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
+    facets = stored.keep(("facets", query), lambda: form.facets(counts))
     context = {
         "form": form,
-        "facets": form.facets(counts),
+        "facets": facets,
+        "count_swaps": fragment and stored.keep(("swaps", query), lambda: count_swaps(facets)),
         "total": total,
         "page": page,
         "groups": groups,
         "ungrouped": form.querystring(group="offer", page=None),
-        "offers": offers,
+        "offers": offers or shown,  # model instances in the table view
+        "cards": shown,
         "notices": notices,
         "live_stats_unavailable": not live,
         "fragment": fragment,
         "contradiction": form.contradiction(),
-        **table_context(form, page),
+        **stored.keep(("table", query, page.number), lambda: table_context(form, page)),
         "gscore_explanation": gscore.EXPLANATION,
     }
     if not fragment:
+        context["filter_form"] = stored.keep(
+            ("filters", query), lambda: get_template(FILTERS).render(context, request)
+        )
         return TemplateResponse(request, "marketplace/index.html", context)
     response = TemplateResponse(request, "marketplace/index.html#results", context)
-    query = form.querystring(page=page.number)
-    return push_url(response, f"{request.path}?{query}" if query else request.path)
+    pushed = form.querystring(page=page.number)
+    return push_url(response, f"{request.path}?{pushed}" if pushed else request.path)
 
 
 # The table's columns: (id, sort key or None, header). A sortable header links to its sort;
@@ -121,9 +138,14 @@ def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
 
 
 @vary_on_headers("HX-Request")
-def model_detail(request: HttpRequest, canonical: str) -> TemplateResponse:
-    """Every offer of one model side by side, cheapest healthy first, with price history."""
-    model = get_object_or_404(LlmModel, canonical=canonical.lower())
+def model_detail(request: HttpRequest, canonical: str) -> HttpResponse:
+    """Every offer of one model side by side, cheapest healthy first, with price history.
+    Any name the catalog resolves (an alias, a provider's own id) leads to the model's page."""
+    model = llm_models.resolve(canonical)
+    if model is None:
+        raise Http404("No model of that name.")
+    if model.canonical != canonical.lower():
+        return redirect("marketplace:model", model.canonical)
     offers = compare.ranked(model.offers.all(), catalog.providers())
     context = {
         "model": model,

@@ -1,0 +1,170 @@
+"""A page's offer cards, each one's HTML kept in the cache per version of the offer.
+
+Rendering 24 cards was most of a page's Python time (~630 template variable lookups). A card
+is the same HTML until the offer's row, its provider's name, documentation link, adapter or
+G-Score scale, or the template changes, or the day does (a price sheet's age, a deprecation
+date passing), so those make its key, and a page asks the cache for all its cards at once
+(one `get_many`), after the cards this process keeps itself. Only cards neither has are
+rendered, with their price history (one query for all of them).
+
+Two parts of a card move with the clock, not the offer, and are filled in on every request:
+how long ago its provider was last polled (with the stale badge), and the sparkline's
+points, drawn until now. The cached HTML holds a marker for each; a marker is made of NUL
+characters, which no text from the database can hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from datetime import datetime
+from functools import cache as once
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS
+from django.db.models import DEFERRED, Field
+from django.template.loader import get_template
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from marketplace import history
+from marketplace.snapshot import cached
+from providers import gscore
+from providers.models import Kind, Offer, Provider
+from resilience.store import UNREACHABLE
+
+TEMPLATE = "marketplace/index.html"
+FRESH = mark_safe("\x00fresh\x00")
+POINTS = mark_safe("\x00points\x00")
+CARD_SECONDS = 24 * 3600
+# Cards kept in this process too (about 3 KB each), so a page seen again costs no round trip.
+LOCAL_CARDS = 5000
+_LOCAL: dict[str, Card] = {}
+# What a card may show of an offer: every column but the long description.
+FIELDS = tuple(
+    f.attname for f in Offer._meta.concrete_fields if f.name != "description" and not f.generated
+)
+
+
+class Card(NamedTuple):
+    html: str  # with FRESH, and POINTS where it has a sparkline
+    provider_id: int
+    since: datetime | None  # the sparkline's start and steps, to draw it until now
+    steps: list | None
+
+
+class Drawn(history.Sparkline):
+    """A sparkline as the cached card holds it: its points a marker filled in per request."""
+
+    points = POINTS
+
+
+def cards(rows: list[dict], providers: list[Provider]) -> list[SafeString]:
+    """The HTML of each row's card (`search.page_of_offers`), in order."""
+    now = timezone.now()
+    by_pk = {p.pk: p for p in providers}
+    on_page = {row["provider_id"] for row in rows}
+    shared = {pk: _digest((_page_wide(now), _shown(by_pk[pk]))) for pk in on_page}
+    keys = {row["id"]: key(row, shared[row["provider_id"]], now) for row in rows}
+    found = {k: card for k in keys.values() if (card := _LOCAL.get(k)) is not None}
+    if len(found) < len(keys):
+        found |= _get_many([k for k in keys.values() if k not in found])
+    missing = [row for row in rows if keys[row["id"]] not in found]
+    if missing:
+        made = {keys[pk]: card for pk, card in render(instances(missing, providers), now)}
+        _set_many(made)
+        found |= made
+    if len(_LOCAL) + len(found) > LOCAL_CARDS:
+        _LOCAL.clear()
+    _LOCAL.update(found)
+    fresh = {pk: freshness(by_pk[pk]) for pk in on_page}
+    return [fill(found[keys[row["id"]]], fresh, now) for row in rows]
+
+
+def key(row: dict, shared: str, now: datetime) -> str:
+    """A card's key: the row's version (its digest), whether its deprecation date has passed
+    (Offer.retired), and `shared`, the digest of what it shows of elsewhere."""
+    version = row.get("version") or _digest([row[name] for name in FIELDS])  # off PostgreSQL
+    deprecated = row["deprecated_at"]
+    retired = deprecated is not None and deprecated <= now
+    return f"marketplace:card:{row['id']}:{version}:{shared}:{retired:d}"
+
+
+def _page_wide(now: datetime) -> tuple:
+    """What every card depends on: the template, the day (a price sheet's age in days)."""
+    return template_version(), timezone.localdate(now), settings.PRICE_SHEET_MAX_AGE_DAYS
+
+
+def _shown(provider: Provider) -> tuple:
+    """What a card shows of its provider, besides its freshness."""
+    return provider.name, provider.docs_url, provider.adapter_path, provider.gscore_reference
+
+
+def instances(rows: list[dict], providers: list[Provider]) -> list[Offer]:
+    """Offers from their rows, each given its provider (loaded already)."""
+    by_pk = {p.pk: p for p in providers}
+    offers = []
+    for row in rows:
+        values = [_loaded(field, row) for field in Offer._meta.concrete_fields]
+        offer = Offer.from_db(DEFAULT_DB_ALIAS, FIELDS, values)
+        offer.provider = by_pk[offer.provider_id]
+        offers.append(offer)
+    return offers
+
+
+def _loaded(field: Field, row: dict) -> Any:
+    return row[field.attname] if field.attname in FIELDS else DEFERRED
+
+
+def render(offers: list[Offer], now: datetime) -> list[tuple[int, Card]]:
+    """Each offer's card with its sparkline from one query, the clock's parts as markers."""
+    changes = history.recent_changes(offers)
+    made = []
+    for offer in offers:
+        line = history.sparkline(offer, changes[offer.pk], now)
+        offer.sparkline = line and Drawn(**vars(line))
+        partial = "gpu-card" if offer.kind == Kind.GPU else "llm-card"
+        context = {"offer": offer, "fresh": FRESH, "gscore_explanation": gscore.EXPLANATION}
+        html = get_template(f"{TEMPLATE}#{partial}").render(context)
+        since, steps = (line.since, line.steps) if line else (None, None)
+        made.append((offer.pk, Card(html, offer.provider_id, since, steps)))
+    return made
+
+
+def freshness(provider: Provider) -> str:
+    """How fresh a provider's prices are, as its cards say it."""
+    return get_template(f"{TEMPLATE}#freshness").render({"provider": provider})
+
+
+def fill(card: Card, fresh: dict[int, str], now: datetime) -> SafeString:
+    html = card.html.replace(FRESH, fresh[card.provider_id])
+    if card.steps is not None:
+        html = html.replace(POINTS, history.points(card.since, card.steps, now))
+    return mark_safe(html)
+
+
+@once
+def template_version() -> str:
+    """The cards' template, digested: a changed card template misses every cached card."""
+    return _digest(get_template(TEMPLATE).template.source)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
+
+
+def _get_many(keys: list[str]) -> dict[str, Card]:
+    if not cached():
+        return {}
+    try:
+        return cache.get_many(keys)
+    except UNREACHABLE:
+        return {}
+
+
+def _set_many(cards: dict[str, Card]) -> None:
+    if cached():
+        with contextlib.suppress(UNREACHABLE):
+            cache.set_many(cards, CARD_SECONDS)
