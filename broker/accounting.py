@@ -179,14 +179,19 @@ class Recorder:
             self.flush()
             connections.close_all()  # this thread's connection, back to the pool
 
-    def flush(self) -> None:
-        with self.writing:
+    def flush(self) -> bool:
+        """Write what is queued now; whether anything was written (here, or by the writer
+        this waited for)."""
+        waited = not self.writing.acquire(blocking=False)
+        if waited:
+            self.writing.acquire()
+        try:
             calls = []
             with contextlib.suppress(queue.Empty):
                 while True:
                     calls.append(self.calls.get_nowait())
             if not calls:
-                return
+                return waited
             try:
                 write(calls)
             except Exception:  # one bad record (its key deleted meanwhile…) spoils no other
@@ -195,6 +200,9 @@ class Recorder:
                         write([call])
                     except Exception:
                         logger.exception("could not record a request's usage")
+            return True
+        finally:
+            self.writing.release()
 
     def forked(self) -> None:
         self.__init__()

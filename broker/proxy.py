@@ -120,6 +120,10 @@ def prepare(call: Call, body: dict[str, Any]) -> None:
         raise no_provider(call)
     plan.estimate = plan.candidates[0].expected_cost or Decimal(0)
     call.reserved = call.key.reserve(plan.estimate)
+    if not call.reserved and accounting.RECORDER.flush():
+        # Requests that ended here still held their estimates until recorded: written now,
+        # what they did not spend is free again, so this one is not refused for their holds.
+        call.reserved = call.key.reserve(plan.estimate)
     if not call.reserved:
         call.key.refresh_from_db()
         raise over_budget(call.key)
