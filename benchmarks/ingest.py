@@ -14,9 +14,10 @@ Each repeat (BENCH_REPEATS, default 3), with every offer table emptied first:
    calls it (flags, model identity, G-Scores, COPY, roll-ups, G-Score reference);
 2. the baseline, right after, in the same database: the rows that poll stored, serialised
    beforehand, written by one `COPY … FROM STDIN` into a table made `LIKE providers_offer
-   INCLUDING ALL` (the same columns, defaults, generated column, checks and the same 16
-   indexes; no foreign keys), committed; and the same COPY into a table with the primary key
-   alone, to show what the indexes cost;
+   INCLUDING ALL` (the same columns, defaults, generated column, checks and the same
+   indexes; no foreign keys), committed; and, to show what they cost, the same COPY into a
+   table with the primary key alone and into one with the same indexes and the offer table's
+   three foreign keys (deferred to the commit, as Django declares them);
 3. a re-poll with 5% of the prices lowered by 10%, through `ingest` again.
 
 The figures compared are wall times (the pipeline's includes its queries and commit, the
@@ -47,6 +48,13 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 TARGETS = {"ratio": 1.2, "offers_per_s": 20_000}
 SAME_INDEXES = "bench_copy_same_indexes"
 PKEY_ONLY = "bench_copy_pkey_only"
+WITH_FKS = "bench_copy_with_fks"
+# The foreign keys providers_offer has, as Django declares them (checked at commit).
+FOREIGN_KEYS = {
+    "provider_id": "providers_provider",
+    "gpu_id": "providers_gpumodel",
+    "llm_model_id": "providers_llmmodel",
+}
 
 
 def offer_columns() -> list[str]:
@@ -62,8 +70,14 @@ def create_copy_tables() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {SAME_INDEXES}, {PKEY_ONLY}")
+        cursor.execute(f"DROP TABLE IF EXISTS {SAME_INDEXES}, {PKEY_ONLY}, {WITH_FKS}")
         cursor.execute(f"CREATE TABLE {SAME_INDEXES} (LIKE providers_offer INCLUDING ALL)")
+        cursor.execute(f"CREATE TABLE {WITH_FKS} (LIKE providers_offer INCLUDING ALL)")
+        for column, parent in FOREIGN_KEYS.items():
+            cursor.execute(
+                f"ALTER TABLE {WITH_FKS} ADD FOREIGN KEY ({column}) REFERENCES {parent} (id) "
+                "DEFERRABLE INITIALLY DEFERRED"
+            )
         cursor.execute(
             f"CREATE TABLE {PKEY_ONLY} (LIKE providers_offer INCLUDING DEFAULTS "
             "INCLUDING GENERATED INCLUDING IDENTITY INCLUDING CONSTRAINTS, PRIMARY KEY (id))"
@@ -143,6 +157,7 @@ def repeat(by_provider: dict, flags: list, rng: random.Random) -> dict:
     data = stored_rows()
     copy_s = timed_copy(SAME_INDEXES, data)
     pkey_s = timed_copy(PKEY_ONLY, data)
+    fks_s = timed_copy(WITH_FKS, data)
     for catalog in by_provider.values():
         bench.move_prices(catalog, rng)
     repoll_s, repoll_cpu, recounts = timed_ingest(by_provider, flags)
@@ -153,6 +168,7 @@ def repeat(by_provider: dict, flags: list, rng: random.Random) -> dict:
         "added": counts["added"],
         "copy_s": copy_s,
         "pkey_s": pkey_s,
+        "fks_s": fks_s,
         "ratio": first_s / copy_s,
         "rate": offers / first_s,
         "repoll_s": repoll_s,
@@ -175,8 +191,9 @@ def report(runs: list[dict]) -> bool:
     rows = [
         ("first poll through providers.pipeline.ingest, wall", column("ingest_s"), ".2f", "s"),
         ("  of which Python CPU (thread_time)", column("ingest_cpu"), ".2f", "s"),
-        ("COPY of the same rows, same 16 indexes", column("copy_s"), ".2f", "s"),
+        ("COPY of the same rows, same indexes", column("copy_s"), ".2f", "s"),
         ("COPY of the same rows, primary key alone", column("pkey_s"), ".2f", "s"),
+        ("COPY, same indexes and the 3 foreign keys", column("fks_s"), ".2f", "s"),
         ("re-poll, 5% of prices moved, wall", column("repoll_s"), ".2f", "s"),
         ("  of which Python CPU (thread_time)", column("repoll_cpu"), ".2f", "s"),
         ("pipeline / COPY (same indexes), per repeat", column("ratio"), ".2f", "×"),
