@@ -315,15 +315,17 @@ def _content(offer: OfferIn, worth: float | None) -> tuple:
 
 
 def _json_text(value: Any) -> str:
-    """jsonb's text form of a list of strings (remembered: offers share a handful of lists)."""
-    try:
-        key = tuple(value)
-        return _JSON_TEXTS[key]
-    except TypeError:  # not a list of strings: not remembered
+    """jsonb's text form of a JSON field. Lists of strings, what the fields hold, are
+    remembered: offers share a handful of them."""
+    if type(value) is not list or not all(type(item) is str for item in value):
         return json.dumps(value, ensure_ascii=False)
-    except KeyError:
+    key = tuple(value)
+    text = _JSON_TEXTS.get(key)
+    if text is None:
+        if len(_JSON_TEXTS) >= 10_000:  # a worker lives for many polls: stay small
+            _JSON_TEXTS.clear()
         text = _JSON_TEXTS[key] = json.dumps(value, ensure_ascii=False)
-        return text
+    return text
 
 
 _JSON_TEXTS: dict[tuple, str] = {}
