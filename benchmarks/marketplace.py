@@ -195,14 +195,22 @@ def load() -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from providers.models import Offer, OfferFacet, OfferPriceBand, PollRun, PriceChange, Provider
+    from providers.models import (
+        LlmModel,
+        Offer,
+        OfferFacet,
+        OfferPriceBand,
+        PollRun,
+        PriceChange,
+        Provider,
+    )
     from providers.pipeline import ingest
     from providers.registry import load_registry
 
     load_registry()
     with connection.cursor() as cursor:
         tables = [m._meta.db_table for m in (PriceChange, OfferFacet, OfferPriceBand, Offer)]
-        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     rng = random.Random(5)
     built = time.perf_counter()
     by_provider = catalogs(rng)
@@ -221,7 +229,8 @@ def load() -> dict:
     Provider.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now())
     runs = poll_history()
     with connection.cursor() as cursor:
-        for model in (Offer, PriceChange, PollRun):
+        # What autovacuum does between polls; the ingest also wrote the LLM models.
+        for model in (Offer, PriceChange, PollRun, LlmModel):
             cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
     return {
         "offers": Offer.objects.count(),
@@ -248,9 +257,9 @@ def poll_history() -> int:
         cursor.execute(
             f"""INSERT INTO {table} (provider_id, started_at, finished_at, outcome, http_calls,
                 error_class, error_message, offers_seen, offers_added, offers_changed,
-                offers_gone, items_skipped)
+                offers_gone, items_skipped, task_id)
             SELECT p.id, at, at, CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'ok' END, 1,
-                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0
+                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0, ''
             FROM {Provider._meta.db_table} p,
                 generate_series(CASE WHEN p.slug = 'render' THEN 90 * 86400 / p.poll_interval
                     ELSE 1 END, 365 * 86400 / p.poll_interval) AS n,

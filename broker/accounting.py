@@ -1,5 +1,5 @@
-"""What one request cost and how it went: its usage record, the key's spend, what the serving
-offer was seen to do, and the broker's counters (exported on /metrics)."""
+"""What one request cost and how it went: its usage record, the key's spend and the broker's
+counters (exported on /metrics)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, FloatField, Value
-from django.db.models.functions import Coalesce, Now
 
-from broker.models import ApiKey, CostSource, Observation, Outcome, Usage, relaxed_commit
+from broker.models import ApiKey, CostSource, Outcome, Usage, relaxed_commit
 from broker.routing import Candidate, Plan
 from resilience.store import store
 
 COUNTERS = "broker:totals"
-SMOOTHING = 0.2  # weight of the newest sample in the observed moving averages
 
 
 @dataclass
@@ -70,7 +67,8 @@ def tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 def finish(call: Call) -> Usage:
-    """Record the request: one Usage row, the spend, the observation, the counters."""
+    """Record the request: one Usage row, the spend, the counters. (What each offer was seen
+    to do is rolled up from the rows, off the request path: broker.usage.roll_up.)"""
     total = time.monotonic() - call.started
     cost, source = call.cost()
     prompt, completion = tokens(call.usage or {})
@@ -80,7 +78,6 @@ def finish(call: Call) -> Usage:
         relaxed_commit()
         if cost or call.reserved:
             call.key.settle(estimate, cost or Decimal(0), reserved=call.reserved)
-        observe(call, completion, total)
         usage = record(call, served, prompt, completion, cost, source, total)
     count(call, prompt, completion, cost)
     return usage
@@ -114,39 +111,6 @@ def record(
         status_code=call.status,
         error=call.error,
     )
-
-
-def observe(call: Call, completion: int | None, total: float) -> None:
-    """Feed what happened back into the offers' observed latency, throughput and failures
-    (the `latency` and `throughput` strategies rank by them): one UPDATE per offer, the
-    moving averages computed in it, so concurrent requests do not lose each other's samples."""
-    for attempt in call.attempts:
-        if attempt["error"] in FAILURES:
-            update(int(attempt["offer"]), requests=F("requests") + 1, failures=F("failures") + 1)
-    if not call.served or call.ttfb is None or call.outcome != Outcome.OK:
-        return
-    fields = {"requests": F("requests") + 1, "latency_ms": smooth("latency_ms", call.ttfb * 1000)}
-    generating = total - call.ttfb if call.stream else total
-    if completion and generating > 0:
-        fields["throughput_tps"] = smooth("throughput_tps", completion / generating)
-    update(call.served.offer_id, **fields)
-
-
-def update(offer_id: int, **fields) -> None:
-    if not Observation.objects.filter(offer_id=offer_id).update(**fields, updated_at=Now()):
-        Observation.objects.get_or_create(offer_id=offer_id)
-        Observation.objects.filter(offer_id=offer_id).update(**fields, updated_at=Now())
-
-
-def smooth(column: str, sample: float) -> Coalesce:
-    """Exponential moving average in SQL: the sample itself when there is none yet."""
-    return Coalesce(
-        F(column) * (1 - SMOOTHING) + Value(sample * SMOOTHING), Value(sample),
-        output_field=FloatField(),
-    )  # fmt: skip
-
-
-FAILURES = frozenset({"server_error", "timeout", "connection", "rate_limited"})
 
 
 def count(call: Call, prompt: int | None, completion: int | None, cost: Decimal | None) -> None:

@@ -5,7 +5,7 @@ import secrets
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from broker.models import KEY_PREFIX, ApiKey, Observation, Usage, hash_key
+from broker.models import KEY_PREFIX, ApiKey, Usage, hash_key
 
 
 @admin.register(ApiKey)
@@ -42,9 +42,3 @@ class UsageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
-
-
-@admin.register(Observation)
-class ObservationAdmin(admin.ModelAdmin):
-    list_display = ("offer", "requests", "failures", "latency_ms", "throughput_tps", "updated_at")
-    list_select_related = ("offer",)

@@ -1,5 +1,5 @@
-"""Broker keys, their monthly budgets, one usage record per request, and what each offer was
-seen to do (latency, throughput, success) when it served."""
+"""Broker keys, their monthly budgets and one usage record per request (what each offer was
+seen to do is rolled up from these into providers.Observation: broker/usage.py)."""
 
 from __future__ import annotations
 
@@ -222,18 +222,3 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key_id} {self.model} via {self.provider or '-'}: {self.outcome}"
-
-
-class Observation(models.Model):
-    """What an offer was seen to do when the broker called it: moving averages of time to
-    first byte and of output tokens per second, and its successes and failures."""
-
-    offer = models.OneToOneField(Offer, on_delete=models.CASCADE, related_name="observation")
-    requests = models.PositiveIntegerField(default=0)
-    failures = models.PositiveIntegerField(default=0)
-    latency_ms = models.FloatField(null=True, blank=True, help_text="Time to first byte.")
-    throughput_tps = models.FloatField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"{self.offer_id}: {self.latency_ms} ms, {self.throughput_tps} tok/s"

@@ -186,6 +186,9 @@ def upstream_payload(call: Call, body: dict[str, Any], model: str) -> dict[str, 
     payload["model"] = model  # the provider's own id, with its exact casing
     if call.stream:  # ask for the usage chunk, so every stream can be accounted for
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    elif "stream" in payload:  # answered whole (/api/v1/inference): never ask for a stream
+        payload["stream"] = False
+        payload.pop("stream_options", None)
     return payload
 
 

@@ -1,8 +1,10 @@
 """Which offers may serve a request, and in which order to try them.
 
-Candidates are the available offers of the requested model on enabled providers that have a
-key and an endpoint for the request, allowed for the broker key, whose breaker is not OPEN and
-whose success rate is not under the status rule's 50% (docs/resilience.md). Every offer left out
+A requested name is resolved by the catalog (providers.llm_models.resolve) to one canonical
+model; candidates are that model's available offers on enabled providers that have a usable
+key (configured, readable, not found rejected by the latest health check) and an endpoint for
+the request, allowed for the broker key, whose breaker is not OPEN and whose success rate is
+not under the status rule's 50% (docs/resilience.md). Every offer left out
 is kept with the reason, so a 503 can say why each was skipped. The order is the request's
 `provider` object (`order`, `only`, `ignore`, `sort`, `allow_fallbacks`, as OpenRouter's) over
 the strategy: the request's `sort`, else the key's default.
@@ -19,12 +21,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q, QuerySet
 
 from broker.memo import Memo
-from broker.models import ApiKey, Observation, Strategy
-from providers.models import Kind, Offer, Provider
+from broker.models import ApiKey, Strategy
+from providers import llm_models
+from providers.models import Kind, Observation, Offer, Provider
 from resilience import breaker, metrics
+from resilience.errors import UndecryptableKey
 from resilience.policy import ProviderPolicy
 from resilience.store import store
 
@@ -84,22 +87,23 @@ class Plan:
     estimate: Decimal = Decimal(0)  # the first candidate's expected cost, held of the budget
 
 
-def model_offers(name: str) -> QuerySet[Offer]:
-    """The offers of a requested model name: the one place a name becomes a model.
-
-    Today a model is its offers' `canonical_id` (the lowercase Hugging Face repo id at
-    DeepInfra and Hugging Face) or a provider's own id (Groq's names, `<repo>:<provider>` on
-    the Hugging Face router). When the catalog's canonical models and alias table land, this
-    is the function that resolves through them."""
-    return (
-        Offer.objects.filter(kind=Kind.LLM)
-        .filter(Q(canonical_id=name.lower()) | Q(upstream_id=name))
-        .select_related("provider__credential", "observation")
+def model_offers(name: str) -> tuple[str, list[Offer]]:
+    """A requested name's model (its canonical id) and that model's offers, with provider,
+    credential and observation: the catalog resolves the name (providers.llm_models.resolve:
+    canonical id, alias, or a provider's own id), and every provider's offer of the model is a
+    candidate, each called by its own upstream id. ("", []) when the catalog has no such model."""
+    model = llm_models.resolve(name)
+    if model is None:
+        return "", []
+    offers = model.offers.filter(kind=Kind.LLM).select_related(
+        "provider__credential", "observation"
     )
+    return model.canonical, list(offers)
 
 
-def servable(name: str, endpoint: str) -> list[Offer]:
-    return [o for o in model_offers(name) if serves(o, endpoint)]
+def servable(name: str, endpoint: str) -> tuple[str, list[Offer]]:
+    canonical, offers = model_offers(name)
+    return canonical, [o for o in offers if serves(o, endpoint)]
 
 
 def serves(offer: Offer, endpoint: str) -> bool:
@@ -111,11 +115,11 @@ def serves(offer: Offer, endpoint: str) -> bool:
 def plan(key: ApiKey, body: dict[str, Any], endpoint: str) -> Plan:
     name = body.get("model")
     if not isinstance(name, str) or not name:
-        raise RouteError(400, "`model` is required.", "invalid_request_error", "model")
-    offers = OFFERS.get((name, endpoint), lambda: servable(name, endpoint))
+        message = "`model` is required: a model's name (string)."
+        raise RouteError(400, message, "invalid_request_error", "model")
+    canonical, offers = OFFERS.get((name, endpoint), lambda: servable(name, endpoint))
     if not offers:
-        raise RouteError(404, f"The model `{name}` does not exist.", "model_not_found", "model")
-    canonical = offers[0].canonical_id
+        raise RouteError(404, unknown_model(name, canonical, endpoint), "model_not_found", "model")
     if not key.allows_model(canonical):
         raise RouteError(403, f"This key may not use `{canonical}`.", "model_not_allowed", "model")
     prefs = provider_prefs(body)
@@ -124,6 +128,14 @@ def plan(key: ApiKey, body: dict[str, Any], endpoint: str) -> Plan:
     ranked = rank(candidates, strategy, prefs.get("order") or [], body, canonical)
     allow = prefs.get("allow_fallbacks", True) is not False
     return Plan(canonical, endpoint, strategy, ranked if allow else ranked[:1], skipped, allow)
+
+
+def unknown_model(name: str, canonical: str, endpoint: str) -> str:
+    if not canonical:
+        return f"The model `{name}` does not exist."
+    what = "an embeddings" if endpoint == EMBEDDINGS else "a chat"
+    known = f"`{name}`" if name.lower() == canonical else f"`{name}` (`{canonical}`)"
+    return f"The model {known} is not {what} model."
 
 
 def provider_prefs(body: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +167,7 @@ def screen(
     """Candidates, and every offer left out with why."""
     providers = {o.provider.slug: o.provider for o in offers}
     health = provider_health(list(providers))
-    keys: dict[str, str] = {}
+    keys: dict[str, tuple[str, str]] = {}
     candidates, skipped = [], []
     for offer in offers:
         provider = offer.provider
@@ -171,7 +183,7 @@ def screen(
                 upstream_id=offer.upstream_id,
                 policy=provider.policy(),
                 path=endpoint_path(provider, endpoint),
-                api_key=keys[provider.slug],
+                api_key=keys[provider.slug][0],
                 usd_per_1m_input=offer.usd_per_1m_input,
                 usd_per_1m_output=offer.usd_per_1m_output,
                 latency_ms=(observed and observed.latency_ms) or offer.latency_ms,
@@ -196,7 +208,7 @@ def why_not(
     endpoint: str,
     prefs: dict[str, Any],
     health: tuple[str, float | None],
-    keys: dict[str, str],
+    keys: dict[str, tuple[str, str]],
 ) -> str:
     slug = provider.slug
     if prefs.get("only") and slug not in prefs["only"]:
@@ -212,10 +224,24 @@ def why_not(
     if not endpoint_path(provider, endpoint):
         return f"provider has no OpenAI-compatible {endpoint} endpoint"
     if slug not in keys:
-        keys[slug] = provider.api_key()
-    if not keys[slug]:
-        return "no API key configured for the provider"
-    return health[0]
+        keys[slug] = usable_key(provider)
+    return keys[slug][1] or health[0]
+
+
+def usable_key(provider: Provider) -> tuple[str, str]:
+    """The broker's key for a provider, or ("", why none may be used): none configured, the
+    stored one unreadable, or the latest health check found it rejected (health/checks.py
+    writes that on the provider; `Provider.key_finding`)."""
+    try:
+        key = provider.api_key()
+    except UndecryptableKey as exc:
+        return "", exc.key_problem
+    if not key:
+        return "", "no API key configured for the provider"
+    finding = provider.key_finding
+    if finding:
+        return "", f"latest health check: {finding}"
+    return key, ""
 
 
 def endpoint_path(provider: Provider, endpoint: str) -> str:

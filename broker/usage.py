@@ -1,19 +1,25 @@
-"""The staff Usage page's figures: spend per day, per key, per model, per provider."""
+"""Figures from the usage records: the staff Usage page's (spend per day, per key, per model,
+per provider), and each offer's observed latency and throughput (`roll_up`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Q, Sum
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Avg, Case, Count, F, FloatField, Q, Sum, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from broker.models import Usage
+from broker.models import Outcome, Usage
+from providers.bars import scale
+from providers.models import Observation
 
 DAYS = 30
+ROLL_UP_SECONDS = 300  # how often beat rolls the usage records up into observations
 CHART_WIDTH, CHART_HEIGHT = 600, 120
 
 
@@ -71,10 +77,72 @@ def chart(recent, days: int) -> list[Day]:
         day = today - timedelta(days=days - 1 - i)
         row = rows.get(day, {})
         bars.append(Day(day, row.get("cost") or Decimal(0), row.get("requests", 0)))
-    top = max((b.cost for b in bars), default=Decimal(0)) or Decimal(1)
+    length = scale([b.cost for b in bars], CHART_HEIGHT - 10)  # the dearest day fills it
     width = CHART_WIDTH / days
     for i, bar in enumerate(bars):
         bar.x, bar.w = round(i * width, 1), round(width * 0.8, 1)
-        bar.h = round(float(bar.cost / top) * (CHART_HEIGHT - 10), 1)
+        bar.h = length(bar.cost)
         bar.y = round(CHART_HEIGHT - bar.h, 1)
     return bars
+
+
+def roll_up(now: datetime | None = None) -> int:
+    """Each offer's observed latency and throughput over the last BROKER_OBSERVED_HOURS,
+    from the usage records of the requests it served, written to providers.Observation (an
+    offer that served none in the window loses its row); returns how many offers have one.
+
+    One grouped query over the window's rows (Usage.at is indexed), run every
+    ROLL_UP_SECONDS by beat, off the request path. Only answers served at the first attempt
+    count: a fallback's time to first byte includes the attempts that failed. Latency is the
+    mean time to the first byte of streamed answers (a whole answer's first byte comes when it
+    is all generated); throughput is output tokens over generation time: after the first byte
+    of a stream, the whole request otherwise."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=settings.BROKER_OBSERVED_HOURS)
+    generating = Case(
+        When(stream=True, then=F("total_ms") - F("ttfb_ms")),
+        default=F("total_ms"),
+        output_field=FloatField(),
+    )
+    produced = Q(completion_tokens__gt=0)
+    rows = (
+        Usage.objects.filter(at__gte=since, at__lte=now, outcome=Outcome.OK, attempts=[])
+        .exclude(offer=None)
+        .exclude(ttfb_ms=None)
+        .values("offer_id")
+        .annotate(
+            requests=Count("id"),
+            streamed=Count("id", filter=Q(stream=True)),
+            latency=Avg("ttfb_ms", filter=Q(stream=True)),
+            tokens=Sum("completion_tokens", filter=produced),
+            generating=Sum(generating, filter=produced),
+        )
+        .order_by()
+    )
+    observed = [
+        Observation(
+            offer_id=row["offer_id"],
+            since=since,
+            until=now,
+            requests=row["requests"],
+            streamed=row["streamed"],
+            latency_ms=round(row["latency"], 1) if row["latency"] is not None else None,
+            throughput_tps=per_second(row["tokens"], row["generating"]),
+        )
+        for row in rows
+    ]
+    with transaction.atomic():
+        Observation.objects.bulk_create(
+            observed,
+            update_conflicts=True,
+            unique_fields=["offer"],
+            update_fields=[f.name for f in Observation._meta.concrete_fields if not f.primary_key],
+        )
+        Observation.objects.exclude(offer_id__in=[o.offer_id for o in observed]).delete()
+    return len(observed)
+
+
+def per_second(tokens: int | None, milliseconds: float | None) -> float | None:
+    if not tokens or not milliseconds or milliseconds <= 0:
+        return None
+    return round(tokens / (milliseconds / 1000), 1)

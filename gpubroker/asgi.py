@@ -29,7 +29,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
 os.environ.setdefault("DATABASE_POOL", "true")
 django_application = get_asgi_application()  # sets Django up; serves non-HTTP scopes
 
-API_PATHS = ("/v1/", "/api/v1/inference", "/api/v1/auth")
+from gpubroker.json_errors import OPENAI_PATHS as API_PATHS  # noqa: E402 (settings set up now)
 
 
 class APIHandler(ASGIHandler):

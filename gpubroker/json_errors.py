@@ -12,7 +12,9 @@ from resilience.store import UNREACHABLE
 
 logger = logging.getLogger(__name__)
 
-JSON_PATHS = ("/api/", "/metrics", "/readyz", "/healthz")
+# The broker's OpenAI-compatible API: errors in OpenAI's shape (broker.proxy.error_response).
+OPENAI_PATHS = ("/v1/", "/api/v1/inference", "/api/v1/auth")
+JSON_PATHS = ("/api/", "/metrics", "/readyz", "/healthz", *OPENAI_PATHS)
 
 
 def is_json_path(path: str) -> bool:

@@ -18,6 +18,13 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")
 
+
+def env_or(name: str, default: str) -> str:
+    """A variable's text, or `default` when it is unset or blank: `DATABASE_URL=` in a .env
+    or a compose file means "not set", not "a URL with nothing in it"."""
+    return env(name, default="").strip() or default
+
+
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -119,7 +126,9 @@ TEMPLATES = [
 
 # Embedded default: SQLite under var/ (WAL so web, worker and beat can share it).
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gpubroker.sqlite3'}")
+    "default": env.db_url_config(
+        env_or("DATABASE_URL", f"sqlite:///{VAR_DIR / 'gpubroker.sqlite3'}")
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
@@ -133,7 +142,14 @@ elif env.bool("DATABASE_POOL", default=False):
     # for CONN_MAX_AGE: Postgres runs out. A pool hands connections back at each request's end.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
-        "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", default=20)}
+        "pool": {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+            # Seconds a request waits for a connection (psycopg's default is 30): with
+            # Postgres gone, a JSON path answers its 503 in this time, not after the client
+            # has given up.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
+        }
     }
     # With a pool, Django hands psycopg's ConnectionPool.check_connection to the pool: a pooled
     # connection the server dropped is replaced before use, not a 500.
@@ -144,7 +160,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env("REDIS_URL", default="")
+REDIS_URL = env("REDIS_URL", default="").strip()
 # Seconds a Redis command (or connection) may take before Redis counts as unreachable: Redis
 # holds caches and live stats, so pages go on without it rather than wait (docs/faults.md).
 REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=1.0)
@@ -177,7 +193,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STATIC_ROOT = env_or("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 LOGIN_URL = "admin:login"
 
@@ -185,7 +201,7 @@ LOGIN_URL = "admin:login"
 # Without REDIS_URL the broker is kombu's filesystem transport under var/, so `make run`
 # needs nothing but Python.
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env_or("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
@@ -220,11 +236,11 @@ for _slug, _entry in PROVIDER_REGISTRY.items():
     # Stripped: a key pasted with its newline is the most common copy-paste slip.
     globals()[f"{_p}_API_KEY"] = env(f"{_p}_API_KEY", default="").strip()
     globals()[f"{_p}_ENABLED"] = env.bool(f"{_p}_ENABLED", default=True)
-    globals()[f"{_p}_BASE_URL"] = env(f"{_p}_BASE_URL", default=_entry["base_url"])
+    globals()[f"{_p}_BASE_URL"] = env_or(f"{_p}_BASE_URL", _entry["base_url"])
     globals()[f"{_p}_RATE_LIMIT"] = env.int(f"{_p}_RATE_LIMIT", default=_entry["rate_limit"])
     globals()[f"{_p}_TIMEOUT"] = env.float(f"{_p}_TIMEOUT", default=_entry["timeout"])
     for _name, _url in _entry.get("extra_urls", {}).items():
-        globals()[f"{_p}_{_name}"] = env(f"{_p}_{_name}", default=_url)
+        globals()[f"{_p}_{_name}"] = env_or(f"{_p}_{_name}", _url)
 
 # Fernet keys for stored credentials: comma-separated, newest first. The first encrypts,
 # all decrypt; `manage.py rotate_credentials` re-encrypts under the first.
@@ -237,6 +253,8 @@ PROVIDER_POLL_LOCK_SECONDS = env.int("PROVIDER_POLL_LOCK_SECONDS", default=600)
 # A poll's calls, retries and waits together end within this many seconds (a hanging
 # provider otherwise costs attempts × timeout + backoff).
 PROVIDER_POLL_DEADLINE = env.float("PROVIDER_POLL_DEADLINE", default=90)
+# The admin's "Test connection" makes one call inside the request, ended within this long.
+PROVIDER_TEST_CONNECTION_SECONDS = env.float("PROVIDER_TEST_CONNECTION_SECONDS", default=10)
 # Bearer token for ops automation on the JSON APIs (empty: staff session only).
 GPUBROKER_OPS_TOKEN = env("GPUBROKER_OPS_TOKEN", default="").strip()
 # Wrong bearer tokens from one IP address: after this many within the window, 429.
@@ -264,6 +282,9 @@ NINJA_NUM_PROXIES = env.int("NINJA_NUM_PROXIES", default=0)
 # Seconds a process may reuse a broker key it looked up and a model's offers it loaded (0: ask
 # the database on every request). A revoked key stops working within this time.
 BROKER_CACHE_SECONDS = env.float("BROKER_CACHE_SECONDS", default=5)
+# Hours of usage records each offer's observed latency and throughput cover (rolled up every
+# 5 minutes into providers.Observation: the model pages show them, `latency` routing reads them).
+BROKER_OBSERVED_HOURS = env.int("BROKER_OBSERVED_HOURS", default=24)
 
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL
@@ -289,6 +310,11 @@ PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=2)
 PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=32)
 PROVIDER_RETRY_JITTER = env.float("PROVIDER_RETRY_JITTER", default=1)
 PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=3)
+# The most a provider's answer may weigh (decoded), read as a stream and cut off there: a bigger
+# one fails the call with BadPayload and the last snapshot stays. The largest real catalog is
+# Vast.ai's /bundles/ at its limit of 3,000 offers, about 7 MB (≈2.4 KB an offer in the
+# recorded answers): 32 MiB leaves it four times the room.
+PROVIDER_MAX_RESPONSE_BYTES = env.int("PROVIDER_MAX_RESPONSE_BYTES", default=32 * 1024 * 1024)
 # Success rate, response times and status are computed over this many recent seconds.
 PROVIDER_METRICS_WINDOW = env.int("PROVIDER_METRICS_WINDOW", default=300)
 # On Redis, a process adds up its call metrics and writes them at most this many seconds later

@@ -11,7 +11,8 @@ from django.views import defaults
 from django.views.generic import RedirectView
 
 from broker.prometheus import BrokerCollector
-from gpubroker.json_errors import is_json_path, json_error
+from broker.proxy import error_response
+from gpubroker.json_errors import OPENAI_PATHS, is_json_path, json_error
 from health import api as health_api
 from health import prometheus
 from health import views as health_views
@@ -50,6 +51,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith(OPENAI_PATHS):  # what an OpenAI SDK reads
+        message = f"Unknown path: {request.method} {request.path}"
+        return error_response(404, message, "unknown_url")
     if is_json_path(request.path):
         return JsonResponse({"error": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)

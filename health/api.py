@@ -9,15 +9,13 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from kombu.exceptions import OperationalError
 
-from health import checks, status
+from health import status
 from health.auth import staff_or_token_required
-from health.tasks import check_provider
+from health.tasks import QUEUE_ERRORS, queue_check
 from providers.models import PollRun, Provider
 from providers.tasks import poll_provider
 from resilience import breaker, cache
-from resilience.store import UNREACHABLE
 
 
 def _reports() -> list[status.Report]:
@@ -64,7 +62,7 @@ def health_check(request: HttpRequest, slug: str) -> JsonResponse:
         return _unknown(slug)
     queued_at = timezone.now()
     try:
-        task = check_provider.apply_async((slug,), expires=checks.CHECK_EVERY_SECONDS)
+        task = queue_check(slug)
     except QUEUE_ERRORS as exc:
         body = {"error": f"Task queue unavailable ({type(exc).__name__}): nothing was checked."}
         return JsonResponse(body | {"retry": True, "dependency": "broker"}, status=503)
@@ -175,8 +173,7 @@ def sync_run(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(_run_json(run), status=202 if run.outcome == "running" else 200)
 
 
-MAX_WAIT = 25  # seconds: well inside gunicorn's 30 s worker timeout
-QUEUE_ERRORS = (OperationalError, *UNREACHABLE, ConnectionError, OSError)
+MAX_WAIT = 25  # seconds a request may hold its thread waiting (clients commonly give up at 30)
 
 
 def queue_poll(run: PollRun) -> None:

@@ -41,6 +41,7 @@ def run_check(provider: Provider) -> HealthCheck:
         error = exc
     finally:
         adapter.close()
+    provider.note_key_check(error)  # a key found missing or rejected: the broker skips it
     return HealthCheck.objects.create(
         provider=provider,
         ok=error is None,

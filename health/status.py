@@ -2,8 +2,8 @@
 
 The status rule (docs/resilience.md), first match wins:
 - UNKNOWN      the provider is disabled;
-- UNAVAILABLE  breaker OPEN, or the latest health check found no key or a rejected key,
-               or success rate < 50%;
+- UNAVAILABLE  breaker OPEN, or the latest health check that could tell found no key or a
+               rejected key (for the key still in effect), or success rate < 50%;
 - DEGRADED     breaker HALF_OPEN;
 - UNKNOWN      nothing was called in the metrics window;
 - DEGRADED     success rate < 90%;
@@ -22,9 +22,9 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from health.models import HealthCheck
+from providers.bars import scale
 from providers.models import PollRun, Provider
 from resilience import breaker, cache, limiter, metrics
-from resilience.errors import KEY_PROBLEMS
 from resilience.store import UNREACHABLE, store
 
 HEALTHY, DEGRADED, UNAVAILABLE, UNKNOWN = "HEALTHY", "DEGRADED", "UNAVAILABLE", "UNKNOWN"
@@ -40,7 +40,8 @@ def annotated(providers: QuerySet[Provider]) -> QuerySet[Provider]:
     finished_polls = PollRun.objects.filter(
         provider=OuterRef("pk"), outcome__in=[*PollRun.SUCCEEDED, *PollRun.FAILURES]
     ).order_by("-started_at")
-    return providers.annotate(
+    # The credential too: a key finding is checked against the key in effect (its fingerprint).
+    return providers.select_related("credential").annotate(
         last_poll_outcome=Subquery(finished_polls.values("outcome")[:1]),
         last_check_at=Subquery(checks.values("at")[:1]),
         last_check_class=Subquery(checks.values("status_class")[:1]),
@@ -171,7 +172,9 @@ def _iso(when: datetime | None) -> str | None:
 def status_of(report: Report) -> tuple[str, str]:
     minutes = settings.PROVIDER_METRICS_WINDOW // 60
     rate, state = report.window.success_rate, report.breaker["state"]
-    key_problem = KEY_PROBLEMS.get(getattr(report.provider, "last_check_class", None) or "")
+    # What the latest health check that could tell found wrong with the key in effect: the
+    # same finding the broker skips the provider for (Provider.key_finding).
+    key_problem = report.provider.key_finding
     if not report.provider.is_enabled:
         return UNKNOWN, "disabled"
     if not report.live:
@@ -293,13 +296,13 @@ def hourly_checks(providers: list[Provider], now: datetime | None = None) -> dic
 
 
 def _place(bars: list[Bar]) -> list[Bar]:
-    busiest = max((b.ok + b.failed for b in bars), default=0) or 1
+    length = scale([b.ok + b.failed for b in bars], BARS_HEIGHT)  # the busiest hour fills it
     bottom = BARS_TOP + BARS_HEIGHT
     for i, bar in enumerate(bars):
         bar.x = i * (BAR_WIDTH + BAR_GAP)
-        bar.ok_h = round(BARS_HEIGHT * bar.ok / busiest, 1)
+        bar.ok_h = length(bar.ok)
         # One failure among sixty checks still shows: at least a 2-unit sliver.
-        bar.failed_h = max(round(BARS_HEIGHT * bar.failed / busiest, 1), 2) if bar.failed else 0
+        bar.failed_h = max(length(bar.failed), 2) if bar.failed else 0
         bar.ok_y = round(bottom - bar.ok_h, 1)
         bar.failed_y = round(bar.ok_y - bar.failed_h, 1)
         near_now = i >= len(bars) - 3  # the axis says "now" there

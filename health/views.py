@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
@@ -8,6 +10,7 @@ from django.db import connection, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -17,6 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from health import checks, prometheus, status
 from health.auth import staff_or_token_required, staff_page
+from health.models import HealthCheck
+from health.tasks import QUEUE_ERRORS, queue_check
 from providers.adapters.base import price_sheets
 from providers.models import Offer, Provider
 from resilience import breaker, cache
@@ -62,12 +67,18 @@ def _data_quality() -> dict:
 
 
 def _detail(request: HttpRequest, slug: str) -> TemplateResponse:
-    """A provider's page; to HTMX, just its card (what the dashboard refreshes)."""
+    """A provider's page; to HTMX, just its card (what the dashboard refreshes). For staff,
+    `?check=<time>` follows a health check queued then by the card's button."""
     provider = get_object_or_404(_providers(), slug=slug)
     report = status.report(provider, history=True, offline_ok=True)
-    context = {"report": report, "ops": _is_staff(request)}
+    ops = _is_staff(request)
+    asked = ops and AskedCheck.read(provider, request.GET.get("check"))
+    context = {"report": report, "ops": ops, "asked": asked}
     if request.htmx:
-        return TemplateResponse(request, CARD, context)
+        response = TemplateResponse(request, CARD, context)
+        if asked and asked.check:  # the check is in: the summary line follows
+            trigger_client_event(response, "health-changed")
+        return response
     context["poll_runs"] = provider.poll_runs.all()[:20]
     context["checks"] = provider.health_checks.all()[:50]
     return TemplateResponse(request, "health/detail.html", context)
@@ -96,15 +107,52 @@ def public_detail(request: HttpRequest, slug: str) -> TemplateResponse:
     return _detail(request, slug)
 
 
-def _card(request: HttpRequest, slug: str) -> HttpResponse:
-    """Answer a button: the new card to HTMX, back to the dashboard without JavaScript."""
+def _card(request: HttpRequest, slug: str, asked: AskedCheck | None = None) -> HttpResponse:
+    """Answer a button: the new card to HTMX, back to the dashboard without JavaScript (to
+    the provider's page, which follows the check, after "Run health check")."""
     if not request.htmx:
+        if asked and not asked.refused:
+            return redirect(f"{reverse('health:detail', args=[slug])}?check={asked.token}")
         return redirect("health:index")
     report = status.report(
         get_object_or_404(_providers(), slug=slug), history=True, offline_ok=True
     )
-    response = TemplateResponse(request, CARD, {"report": report, "ops": True})
+    context = {"report": report, "ops": True, "asked": asked}
+    response = TemplateResponse(request, CARD, context)
     return trigger_client_event(response, "health-changed")  # the summary line follows
+
+
+@dataclass
+class AskedCheck:
+    """A health check queued by the card's button, followed by the card until it is in."""
+
+    since: datetime
+    check: HealthCheck | None = None
+    refused: str = ""  # why nothing was queued
+
+    LOST_AFTER = timedelta(seconds=checks.CHECK_EVERY_SECONDS + 30)  # it expires unrun
+
+    @classmethod
+    def read(cls, provider: Provider, token: str | None) -> AskedCheck | None:
+        """From the card's `?check=` (a Unix time); anything else is no check asked."""
+        try:
+            since = datetime.fromtimestamp(float(token or ""), tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
+        check = provider.health_checks.filter(at__gte=since).order_by("at").first()
+        return cls(since, check)
+
+    @property
+    def token(self) -> str:
+        return f"{self.since.timestamp():.6f}"
+
+    @property
+    def pending(self) -> bool:
+        return not (self.check or self.refused or self.lost)
+
+    @property
+    def lost(self) -> bool:
+        return self.check is None and timezone.now() - self.since > self.LOST_AFTER
 
 
 @require_POST
@@ -118,8 +166,18 @@ def reset_breaker(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @staff_page
 def check_now(request: HttpRequest, slug: str) -> HttpResponse:
-    checks.run_check(get_object_or_404(Provider, slug=slug))
-    return _card(request, slug)
+    """Queue the check for a worker (a provider call never runs inside a web request); the
+    card says "queued" and follows it until the result is in."""
+    provider = get_object_or_404(Provider, slug=slug)
+    asked = AskedCheck(timezone.now())
+    if not provider.is_enabled:
+        asked.refused = "the provider is disabled: no health check was queued"
+    else:
+        try:
+            queue_check(provider.slug)
+        except QUEUE_ERRORS as exc:
+            asked.refused = f"the task queue did not answer ({type(exc).__name__}): not checked"
+    return _card(request, slug, asked)
 
 
 @require_POST

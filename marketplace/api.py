@@ -9,13 +9,15 @@ max-age running to the next poll; each client IP gets API_RATE_LIMIT requests a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from django.db.models import Count, F
+from django.db import connection
+from django.db.models import Count, F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -230,24 +232,41 @@ ROW_FIELDS = [
 ]
 
 
-def _rows(offers, providers: list[Provider]) -> list[dict]:
+def _rows(ids: QuerySet[Offer], providers: list[Provider]) -> list[tuple[int, str]]:
+    """Each offer `ids` (a `values("id")` query) selects, as (id, its PriceRow as JSON), in
+    that query's order: written by PostgreSQL (catalog.json_rows); elsewhere (the embedded
+    SQLite) by the schema from Python dicts."""
+    if connection.vendor == "postgresql":
+        return catalog.json_rows(ids, providers)
+    return _rows_in_python(ids, providers)
+
+
+def _rows_in_python(ids: QuerySet[Offer], providers: list[Provider]) -> list[tuple[int, str]]:
+    pks = [row["id"] for row in ids]
     by_pk = {p.pk: p for p in providers}
     now = timezone.now()
-    values = offers.values(*ROW_FIELDS, model=F("llm_model__canonical"))
-    return [catalog.price_row(row, by_pk, now) for row in values]
+    found = Offer.objects.filter(pk__in=pks).values(*ROW_FIELDS, model=F("llm_model__canonical"))
+    rows = {row["id"]: catalog.price_row(row, by_pk, now) for row in found}
+    adapter = _adapter(PriceRow)
+    return [(pk, adapter.dump_json(adapter.validate_python(rows[pk])).decode()) for pk in pks]
+
+
+def _parsed(ids: QuerySet[Offer], providers: list[Provider]) -> list[dict]:
+    return [json.loads(text) for _, text in _rows(ids, providers)]
 
 
 def _conditional(
     request: HttpRequest, providers: list[Provider], build: Callable[[], Any], schema: Any = None
 ):
     """Answer 304 to a repeat, else build the answer (validated and serialised by its
-    schema, as ninja would); either way with the validators."""
+    schema, as ninja would, unless `build` made the response itself: the CSV stream, a
+    pricing page of JSON rows); either way with the validators."""
     found = catalog.validators(request.get_full_path(), providers)
     last_modified = int(found.last_modified.timestamp()) if found.last_modified else None
     response = get_conditional_response(request, etag=found.etag, last_modified=last_modified)
     if response is None:
         body = build()
-        if isinstance(body, HttpResponseBase):  # the CSV stream
+        if isinstance(body, HttpResponseBase):
             response = body
         else:
             adapter = _adapter(schema)
@@ -290,14 +309,18 @@ def pricing(
         return _conditional(request, providers, lambda: export.csv_response(offers))
     after = page.cursor or 0
 
-    def build() -> dict:
-        window = offers.filter(id__gt=after).order_by(*chosen.id_order())[: page.limit + 1]
-        rows = _rows(window, providers)
+    def build() -> HttpResponse:
+        window = offers.filter(id__gt=after).order_by(*chosen.id_order()).values("id")
+        rows = _rows(window[: page.limit + 1], providers)
         more = len(rows) > page.limit
         rows = rows[: page.limit]
-        return {"items": rows, "next_cursor": rows[-1]["id"] if more else None}
+        # The rows are JSON already (PricingPage's items): joined, not parsed again.
+        items = ",".join(text for _, text in rows)
+        cursor = rows[-1][0] if more else None
+        content = f'{{"items":[{items}],"next_cursor":{json.dumps(cursor)}}}'
+        return HttpResponse(content, content_type="application/json; charset=utf-8")
 
-    return _conditional(request, providers, build, PricingPage)
+    return _conditional(request, providers, build)
 
 
 @api.get(
@@ -325,7 +348,7 @@ def models(request: HttpRequest, filters: Query[CatalogFilters], page: Query[Pag
             F("unit_price").asc(nulls_last=True), "id"
         )
         by_model: dict[str, list[dict]] = {}
-        for row in _rows(chosen, providers):
+        for row in _parsed(chosen.values("id"), providers):
             by_model.setdefault(row["model"], []).append(row)
         items = [
             {
@@ -353,7 +376,7 @@ def offer(request: HttpRequest, offer_id: Annotated[int, Path(ge=1, le=MAX_ID)])
 
     def build() -> dict:
         found = Offer.objects.filter(pk=offer_id)
-        rows = _rows(found, providers)
+        rows = _parsed(found.values("id"), providers)
         if not rows:
             raise Http404("No offer with this id.")
         extra = found.values("price_note", "first_seen").get()

@@ -17,14 +17,18 @@ from providers.models import UNIT_PRICE, Kind, LlmModel, Offer, PriceChange, Pro
 
 
 def ranked(offers: QuerySet[Offer], providers: list[Provider]) -> list[Offer]:
-    """The offers with their provider (and its `health`), cheapest healthy first: on sale at
-    a healthy provider, then by price (unknown last)."""
+    """The offers with their provider (and its `health`) and what the broker observed them do
+    (`observed`: a providers.Observation, or None), cheapest healthy first: on sale at a
+    healthy provider, then by price (unknown last)."""
     by_pk = {p.pk: p for p in providers}
     now = timezone.now()
-    found = list(offers.annotate(unit_price=UNIT_PRICE).select_related("gpu", "llm_model"))
+    found = list(
+        offers.annotate(unit_price=UNIT_PRICE).select_related("gpu", "llm_model", "observation")
+    )
     for offer in found:
         offer.provider = by_pk[offer.provider_id]
         offer.health = catalog.health(offer.provider, now)
+        offer.observed = getattr(offer, "observation", None)  # None: never served, or not lately
     return sorted(
         found,
         key=lambda o: (

@@ -51,12 +51,17 @@ COLUMNS = {
 
 
 def csv_response(offers: QuerySet[Offer]) -> StreamingHttpResponse:
-    rows = offers.order_by("id").annotate(**{f"c_{k}": v for k, v in COLUMNS.items()})
-    rows = rows.values_list(*(f"c_{k}" for k in COLUMNS))
+    rows = csv_rows(offers)
     stream = _copy(*_sql(rows)) if connection.vendor == "postgresql" else _written(rows)
     response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="gpubroker-pricing.csv"'
     return response
+
+
+def csv_rows(offers: QuerySet[Offer]) -> QuerySet:
+    """The CSV's rows: one tuple of COLUMNS per offer, by id."""
+    rows = offers.order_by("id").annotate(**{f"c_{k}": v for k, v in COLUMNS.items()})
+    return rows.values_list(*(f"c_{k}" for k in COLUMNS))
 
 
 def _header() -> bytes:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.vary import vary_on_headers
@@ -10,9 +10,9 @@ from django_htmx.http import push_url
 from marketplace import catalog, compare, history, search, status
 from marketplace.filters import OfferFilter, Page
 from marketplace.search import PAGE_SIZE, SORTS
-from providers import gscore
+from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS
-from providers.models import GpuModel, Kind, LlmModel, ModelAlias, Offer, PriceChange
+from providers.models import GpuModel, Kind, ModelAlias, Offer, PriceChange
 
 VIEWS = [("cards", "Cards"), ("table", "Table")]
 
@@ -121,9 +121,14 @@ def offer_detail(request: HttpRequest, pk: int) -> TemplateResponse:
 
 
 @vary_on_headers("HX-Request")
-def model_detail(request: HttpRequest, canonical: str) -> TemplateResponse:
-    """Every offer of one model side by side, cheapest healthy first, with price history."""
-    model = get_object_or_404(LlmModel, canonical=canonical.lower())
+def model_detail(request: HttpRequest, canonical: str) -> HttpResponse:
+    """Every offer of one model side by side, cheapest healthy first, with price history.
+    Any name the catalog resolves (an alias, a provider's own id) leads to the model's page."""
+    model = llm_models.resolve(canonical)
+    if model is None:
+        raise Http404("No model of that name.")
+    if model.canonical != canonical.lower():
+        return redirect("marketplace:model", model.canonical)
     offers = compare.ranked(model.offers.all(), catalog.providers())
     context = {
         "model": model,

@@ -17,6 +17,7 @@ from providers.models import (
     Kind,
     LlmModel,
     ModelAlias,
+    Observation,
     Offer,
     PollRun,
     Provider,
@@ -78,12 +79,19 @@ class ProviderAdmin(admin.ModelAdmin):
         "base_url",
         "effective_base_url",
         "key_in_effect",
+        "key_finding",
+        "key_checked_at",
         "last_polled_at",
         "last_success_at",
         "polling_since",
     ]
     fields = ["name", "kind", "enabled", "poll_interval", "regions", "docs_url", *readonly_fields]
     actions = ["test_connection"]
+
+    @admin.display(description="latest health check found")
+    def key_finding(self, provider: Provider) -> str:
+        """What the broker reads to skip the provider (health/checks.py writes it)."""
+        return provider.key_finding or "nothing wrong with the key in effect"
 
     @admin.display(description="API key in effect")
     def key_in_effect(self, provider: Provider) -> str:
@@ -332,3 +340,17 @@ class ModelAliasAdmin(admin.ModelAdmin):
     list_display = ["name", "provider", "model", "source", "from_file"]
     list_filter = ["provider", "from_file"]
     search_fields = ["name", "model"]
+
+
+@admin.register(Observation)
+class ObservationAdmin(admin.ModelAdmin):
+    """Rolled up from the broker's usage records every few minutes; read-only."""
+
+    list_display = ["offer", "requests", "streamed", "latency_ms", "throughput_tps", "until"]
+    list_select_related = ["offer"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from providers.adapters.base import Catalog, OfferIn
-from providers.models import Identity, LlmModel, ModelAlias, Provider
+from providers.models import Identity, Kind, LlmModel, ModelAlias, Offer, Provider
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,31 @@ ALIASES_PATH = Path(__file__).resolve().parent / "model_aliases.json"
 # validate_repo_id). Anything else a repo-id provider lists is not taken for one.
 REPO_ID = re.compile(r"[\w.-]+/[\w.-]+", re.ASCII)
 CHUNK = 5000
+
+
+def resolve(name: str) -> LlmModel | None:
+    """The model a name means, as the catalog knows it: its canonical id (any casing), an
+    alias (a provider's own name such as Groq's `llama-3.3-70b-versatile`, any casing), or
+    the exact id a provider lists an offer under (the Hugging Face router's
+    `<repo>:<provider>`, a name no alias identifies yet). The one place a requested name
+    becomes a model: the broker's routing and the model pages both ask here. None: unknown."""
+    name = name.strip()
+    if not name:
+        return None
+    model = LlmModel.objects.filter(canonical=name.lower()).first()
+    if model is None:
+        alias = ModelAlias.objects.filter(name__iexact=name).order_by("pk").first()
+        if alias is not None:
+            model = LlmModel.objects.filter(canonical=alias.model.lower()).first()
+    if model is None:
+        offer = (
+            Offer.objects.filter(kind=Kind.LLM, upstream_id=name, llm_model__isnull=False)
+            .select_related("llm_model")
+            .order_by("pk")
+            .first()
+        )
+        model = offer.llm_model if offer else None
+    return model
 
 
 @transaction.atomic

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -18,7 +19,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from providers import crypto, gscore
 from providers.indexes import PostgresGinIndex, PostgresIndex
 from resilience import secrets
-from resilience.errors import ProviderError, UndecryptableKey
+from resilience.errors import KEY_PROBLEMS, OK, ProviderError, UndecryptableKey, outcome_of
 from resilience.policy import ProviderPolicy, call_policy
 
 if TYPE_CHECKING:
@@ -80,6 +81,13 @@ class Provider(models.Model):
     # provider's row. Kept with the providers, which every page that shows offers loads
     # anyway, so a score costs no query and a moved scale rewrites no offer.
     gscore_reference = models.FloatField(null=True, blank=True, editable=False)
+    # What the latest health check that could tell found wrong with the key (a code of
+    # resilience.errors.KEY_PROBLEMS; "" when the key worked), and the key it was about (its
+    # fingerprint), so a key put in since is not blamed for the old one. The broker skips a
+    # provider whose key in effect was found wanting (`key_finding`).
+    key_problem = models.CharField(max_length=40, blank=True, default="", editable=False)
+    key_problem_fingerprint = models.CharField(max_length=8, blank=True, default="", editable=False)
+    key_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ProviderQuerySet.as_manager()
 
@@ -162,11 +170,36 @@ class Provider(models.Model):
             return self._credential.fingerprint
         return secrets.fingerprint(self.setting("API_KEY").strip())
 
+    def note_key_check(self, error: BaseException | None) -> None:
+        """Keep what a health check learnt about the key: it worked (no error), or it was
+        missing, rejected or unreadable. Any other failure (a timeout, a 5xx) says nothing
+        about the key and leaves the finding as it was."""
+        code = outcome_of(error)
+        if code != OK and code not in KEY_PROBLEMS:
+            return
+        self.key_problem = "" if code == OK else code
+        self.key_problem_fingerprint = self.key_fingerprint if self.key_problem else ""
+        self.key_checked_at = timezone.now()
+        self.save(update_fields=["key_problem", "key_problem_fingerprint", "key_checked_at"])
+
+    @property
+    def key_finding(self) -> str:
+        """What the latest health check found wrong with the key in effect ("" when
+        nothing, or when the key has changed since)."""
+        if not self.key_problem or self.key_problem_fingerprint != self.key_fingerprint:
+            return ""
+        return KEY_PROBLEMS.get(self.key_problem, self.key_problem)
+
     def test_connection(self) -> ConnectionResult:
-        """Call the provider's authenticate() and say what happened in ops' words."""
+        """Call the provider's authenticate() and say what happened in ops' words. It answers
+        the admin's button inside the request, so it is one attempt (no retries) that ends
+        within PROVIDER_TEST_CONNECTION_SECONDS: a hanging provider costs seconds, not
+        attempts × timeout."""
         adapter = self.adapter()
+        deadline = time.monotonic() + settings.PROVIDER_TEST_CONNECTION_SECONDS
         try:
-            with call_policy(fresh=True):  # a test is a test: no cached answer
+            # A test is a test: no cached answer.
+            with call_policy(fresh=True, max_retries=0, deadline=deadline):
                 result = adapter.authenticate()
         except ProviderError as exc:
             return ConnectionResult(exc.label, str(exc))
@@ -581,6 +614,11 @@ class Offer(models.Model):
                 PostgresIndex(field, "id", name=f"offer_api_{name}", condition=Q(available=True))
                 for field, name in (("kind", "kind"), ("gpu_name", "gpu"), ("provider", "provider"))
             ),
+            # A model named by a provider's own id (providers.llm_models.resolve: the broker's
+            # requests, the model pages): LLM offers only, so a small index.
+            PostgresIndex(
+                fields=["upstream_id"], name="offer_llm_upstream_id", condition=Q(kind=Kind.LLM)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -630,6 +668,34 @@ class Offer(models.Model):
         if self.available and polled and polled > self.last_seen:
             return polled
         return self.last_seen
+
+
+class Observation(models.Model):
+    """What GPUBroker's broker saw an offer do when it served requests over a recent window:
+    rolled up from the broker's usage records (broker/usage.py, every few minutes), read by
+    the model page and by `latency` and `throughput` routing. Only requests served at the
+    first attempt count (a fallback's time to first byte includes the failed attempts)."""
+
+    offer = models.OneToOneField(
+        Offer, on_delete=models.CASCADE, related_name="observation", primary_key=True
+    )
+    since = models.DateTimeField(help_text="Start of the window the figures cover.")
+    until = models.DateTimeField(help_text="When they were rolled up (the window's end).")
+    requests = models.PositiveIntegerField(help_text="Requests it served in the window.")
+    streamed = models.PositiveIntegerField(help_text="Of those, streamed.")
+    latency_ms = models.FloatField(
+        null=True, blank=True, help_text="Mean time to the first byte of a streamed answer."
+    )
+    throughput_tps = models.FloatField(
+        null=True, blank=True, help_text="Output tokens per second of generation."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.offer_id}: {self.latency_ms} ms, {self.throughput_tps} tok/s"
+
+    @property
+    def window_hours(self) -> int:
+        return round((self.until - self.since).total_seconds() / 3600)
 
 
 class OfferFacet(models.Model):

@@ -21,7 +21,7 @@ import httpx
 from django.conf import settings
 
 from resilience import breaker, limiter, metrics
-from resilience.client import raise_for_status
+from resilience.client import ERROR_BODY_BYTES, keep_body, raise_for_status
 from resilience.errors import OK, ProviderError, RateLimitExceeded, Transient, outcome_of
 from resilience.policy import ProviderPolicy
 
@@ -90,8 +90,7 @@ async def open_stream(
         request = client().build_request(method, url, timeout=timeout, **kwargs)
         response = await _send(policy.slug, request, started)
         if response.status_code >= 400:
-            await response.aread()
-            await response.aclose()
+            await _read_error(response)
             raise_for_status(policy.slug, response)
     except ProviderError as exc:
         await asyncio.to_thread(
@@ -103,6 +102,19 @@ async def open_stream(
         raise
     _settle_later(policy.slug, seen, time.monotonic() - started)
     return response
+
+
+async def _read_error(response: httpx.Response) -> None:
+    """An error answer's start, for its message: a provider's 50 MB error page is not read."""
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) >= ERROR_BODY_BYTES:
+                break
+    finally:
+        await response.aclose()
+    keep_body(response, body[:ERROR_BODY_BYTES])
 
 
 async def _send(slug: str, request: httpx.Request, started: float) -> httpx.Response:

@@ -82,6 +82,54 @@ def raise_for_status(slug: str, response: httpx.Response) -> None:
     raise ProviderError(message, status=status)
 
 
+# An error answer is read for its message only (the first 200 characters are kept).
+ERROR_BODY_BYTES = 64 * 1024
+
+
+def read_body(slug: str, response: httpx.Response, cap: int) -> None:
+    """Read a streamed answer into `response.content`, never more than `cap` bytes of it
+    (decoded): refused at once when Content-Length says it is bigger, else cut off as soon as
+    it grows past `cap`, so a 50 MB answer costs `cap` bytes of memory, not 50 MB. A bigger
+    answer is a BadPayload (the caller keeps what it had); an error answer keeps its start."""
+    if response.status_code >= 400:
+        keep_body(response, _first_bytes(response, ERROR_BODY_BYTES))
+        return
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise _too_large(slug, response, cap, f"it declares {_mb(int(declared))}, not read")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > cap:
+            raise _too_large(slug, response, cap, f"cut off after reading {_mb(len(body))}")
+    keep_body(response, body)
+
+
+def _first_bytes(response: httpx.Response, size: int) -> bytearray:
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= size:
+            break
+    return body[:size]
+
+
+def keep_body(response: httpx.Response, body: bytes | bytearray) -> None:
+    # What httpx's own Response.read() stores: .content, .text and .json() read it from here.
+    response._content = bytes(body)
+
+
+def _too_large(slug: str, response: httpx.Response, cap: int, how: str) -> BadPayload:
+    return BadPayload(
+        f"{slug}: the answer from {response.request.url.path} is larger than "
+        f"PROVIDER_MAX_RESPONSE_BYTES ({_mb(cap)}): {how}"
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"
+
+
 class ProviderClient:
     """An httpx client bound to one provider, counting the calls it makes."""
 
@@ -112,7 +160,11 @@ class ProviderClient:
         self.calls += 1
         started = time.monotonic()
         try:
-            response = self._http.send(request)
+            response = self._http.send(request, stream=True)
+            try:
+                read_body(self.slug, response, settings.PROVIDER_MAX_RESPONSE_BYTES)
+            finally:
+                response.close()  # unread bytes are dropped with the connection
         except httpx.TimeoutException as exc:
             elapsed = time.monotonic() - started
             raise Transient(

@@ -130,12 +130,14 @@ def staff_client(client, django_user_model):
     return client
 
 
-@pytest.fixture(params=["redis", "database"])
+@pytest.fixture(params=["redis", pytest.param("database", marks=pytest.mark.django_db)])
 def backend(request, settings) -> str:
-    """Run the test once on Redis and once on the embedded default's database store."""
+    """Run the test once on Redis and once on the embedded default's database store.
+
+    The database run is marked at collection (not `getfixturevalue("db")` here): pytest-django
+    creates only the test databases that collected tests declare, so a run of one file whose
+    only database use came from inside this fixture found no test database."""
     if request.param == "database":
-        if "transactional_db" not in request.fixturenames:
-            request.getfixturevalue("db")
         settings.REDIS_URL = ""
     return request.param
 

@@ -290,9 +290,11 @@ def load_price_sheet(name: str) -> dict[str, Any]:
 
 
 def price_read_on(sheet: dict[str, Any], entry: dict[str, Any]) -> date | None:
-    """When an entry's price was read: its own `read_on` where it was re-read since, else
-    the sheet's."""
-    return date.fromisoformat(entry["read_on"]) if entry.get("read_on") else sheet["read_on_date"]
+    """The date of the copy an entry's price was read from: its own `read_on` where it has
+    one (null: no dated copy was found, so the date is unknown), else the sheet's."""
+    if "read_on" not in entry:
+        return sheet["read_on_date"]
+    return date.fromisoformat(entry["read_on"]) if entry["read_on"] else None
 
 
 def price_sheets(today: date, max_age_days: int) -> list[dict[str, Any]]:

@@ -4,12 +4,14 @@ Follows (read 2026-11-23 through stored copies of console.groq.com/docs/models a
 responses): `GET {GROQ_BASE_URL}/openai/v1/models` with `Authorization: Bearer <key>` returns
 `data[]` of `id`, `owned_by`, `active`, `context_window`, `max_completion_tokens`. There is no
 `/v1/pricing`; prices come from `providers/price_sheets/groq.json` (source URL and date inside)
-and a model missing from the sheet has an unknown price, never a guessed one. 429s carry
+and a model missing from the sheet has an unknown price, never a guessed one; the sheet also
+carries Groq's shutdown dates and replacements (console.groq.com/docs/deprecations). 429s carry
 `retry-after`; every response carries `x-ratelimit-*`. Chat: `POST /openai/v1/chat/completions`.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from providers.adapters.base import (
@@ -67,11 +69,19 @@ class GroqAdapter(OpenAIChatMixin, ProviderAdapter):
             offer.usd_per_1m_input = usd(price.get("input"))
             offer.usd_per_1m_output = usd(price.get("output"))
             offer.usd_per_1m_cached_input = usd(price.get("cached_input"))  # a prompt-cache hit
-            offer.price_source_url = sheet["source_url"]
+            offer.native_price = price.get("native_price", "")  # per audio hour: not converted
+            offer.price_source_url = price.get("source_url") or sheet["source_url"]
             offer.price_source_date = price_read_on(sheet, price)
+            offer.deprecated_at = _shutdown(price.get("deprecated"))
+            offer.replaced_by = price.get("replaced_by") or ""
         else:
             offer.price_note = "Not on Groq's published price sheet: price unknown."
         return offer
 
     def authenticate(self) -> AuthResult:
         return AuthResult(ok=True, detail=f"Key accepted; {len(self._models())} models listed.")
+
+
+def _shutdown(day: str | None) -> datetime | None:
+    """Groq's shutdown date (console.groq.com/docs/deprecations) as the start of that day, UTC."""
+    return datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC) if day else None

@@ -66,8 +66,9 @@ class IonetAdapter(ProviderAdapter):
             lambda item, vocabulary, catalog: self._offers(item, vocabulary, catalog, units),
         )
 
-    def price_units(self, items: list[Any]) -> dict[str, tuple[str, Decimal]]:
-        """Per supplier, whether `price` is per VM or per card, and the quote that showed it."""
+    def price_units(self, items: list[Any]) -> dict[str, tuple[str, Decimal, str]]:
+        """Per supplier, whether `price` is per VM or per card, the quote that showed it and the
+        VM quoted (one per supplier: its note must not pass for a quote of every VM)."""
         samples: dict[str, dict[str, Any]] = {}
         for item in items:
             if _quotable(item):
@@ -82,7 +83,7 @@ class IonetAdapter(ProviderAdapter):
             unit = _reading(Decimal(str(item["price"])), quoted, int(item["num_cards"]))
             logger.info("%s: %s price is per %s (quote %s)", self.slug, supplier, unit, quoted)
             if unit:
-                units[supplier] = (unit, quoted)
+                units[supplier] = (unit, quoted, f"{item['num_cards']}-GPU VM {item['id']}")
         return units
 
     def _offers(
@@ -90,10 +91,10 @@ class IonetAdapter(ProviderAdapter):
         item: dict[str, Any],
         vocabulary: GpuVocabulary,
         catalog: Catalog,
-        units: dict[str, tuple[str, Decimal]] | None = None,
+        units: dict[str, tuple[str, Decimal, str]] | None = None,
     ) -> list[OfferIn]:
         cards = int(item["num_cards"])
-        unit, quoted = (units or {}).get(item.get("supplier") or "", (None, None))
+        unit, quoted, sample = (units or {}).get(item.get("supplier") or "", (None, None, ""))
         per_vm = (
             usd(item.get("price")) if unit != PER_CARD else usd(Decimal(str(item["price"])) * cards)
         )
@@ -117,7 +118,7 @@ class IonetAdapter(ProviderAdapter):
             availability_count=0 if sold_out else None,
             usd_per_instance_hour=per_vm,
             usd_per_gpu_hour=per_gpu_hour(per_vm, cards),
-            price_note=_note(cards, unit, quoted),
+            price_note=_note(cards, unit, quoted, sample),
         )
         vocabulary.label(
             offer,
@@ -195,18 +196,18 @@ def _reading(price: Decimal, quoted: Decimal, cards: int) -> str | None:
     return None
 
 
-def _note(cards: int, unit: str | None, quoted: Decimal | None) -> str:
+def _note(cards: int, unit: str | None, quoted: Decimal | None, sample: str = "") -> str:
     if cards == 1:
         return "List price of the 1-GPU VM per hour; quotes add fees."
     if unit == PER_CARD:
         return (
-            f"Listed price is per GPU (io.net's quote for one {cards}-GPU VM-hour, "
-            f"${quoted}, showed it); the VM costs {cards}×. Quotes add fees."
+            f"Listed price is per GPU (io.net's quote of ${quoted} for one hour of the "
+            f"supplier's {sample} showed it); the VM costs {cards}×. Quotes add fees."
         )
     if unit == PER_VM:
         return (
             f"List price of the {cards}-GPU VM per hour ÷ {cards} (per VM, as io.net's quote "
-            f"of ${quoted} for one VM-hour showed). Quotes add fees."
+            f"of ${quoted} for one hour of the supplier's {sample} showed). Quotes add fees."
         )
     return (
         f"List price of the {cards}-GPU VM per hour ÷ {cards}, as io.net's docs read; no quote "

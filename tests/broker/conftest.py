@@ -20,7 +20,8 @@ from werkzeug import Request, Response
 
 from broker.models import ApiKey, Usage
 from gpubroker.asgi import application
-from providers.models import Offer, Provider
+from providers.llm_models import load_model_aliases
+from providers.models import LlmModel, Offer, Provider
 from tests.conftest import PAYLOADS, payload
 
 MODEL = "meta-llama/llama-3.3-70b-instruct"
@@ -74,8 +75,18 @@ def broker_url(transactional_db) -> str:
 
 
 def offer(provider: Provider, upstream_id: str, canonical: str, usd_in, usd_out, **fields) -> Offer:
+    """An LLM offer of the catalog's model `canonical` (created when new), as an ingest leaves
+    it (providers.llm_models.identify)."""
     now = timezone.now()
+    model, _ = LlmModel.objects.get_or_create(
+        canonical=canonical,
+        defaults={
+            "display_name": fields.pop("display_name", canonical),
+            "identity": "unknown" if ":" in canonical else "repo-id",  # `<slug>:<name>`
+        },
+    )
     return Offer.objects.create(
+        llm_model=model,
         provider=provider,
         upstream_id=upstream_id,
         canonical_id=canonical,
@@ -94,18 +105,20 @@ def offer(provider: Provider, upstream_id: str, canonical: str, usd_in, usd_out,
 def world(registry, httpserver: HTTPServer, settings) -> dict[str, Offer]:
     """One model at three providers, cheapest at Hugging Face (novita), then DeepInfra, then
     Groq, and an embedding model at DeepInfra; every provider's base URL on the loopback server
-    and a key of its own. Groq's offer carries the canonical id the catalog's alias table
-    gives `llama-3.3-70b-versatile`."""
+    and a key of its own. The catalog's alias table is loaded (providers/model_aliases.json),
+    so Groq's `llama-3.3-70b-versatile` is the model's offer there, as a poll makes it."""
     origin = httpserver.url_for("").rstrip("/")
     for slug, key in PROVIDER_KEYS.items():
         prefix = registry[slug].env_prefix
         setattr(settings, f"{prefix}_BASE_URL", origin)
         setattr(settings, f"{prefix}_API_KEY", key)
     settings.PROVIDER_MAX_RETRIES = 0
+    load_model_aliases()
     return {
         "huggingface": offer(
             registry["huggingface"], "meta-llama/Llama-3.3-70B-Instruct:novita", MODEL,
             "0.135", "0.40", serving_provider="novita",
+            display_name="meta-llama/Llama-3.3-70B-Instruct",
         ),
         "deepinfra": offer(
             registry["deepinfra"], "meta-llama/Llama-3.3-70B-Instruct", MODEL, "0.23", "0.40"

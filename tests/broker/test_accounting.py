@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import httpx
 import openai
 import pytest
+from werkzeug import Request, Response
 
 from broker.models import ApiKey, hash_key
-from tests.broker.conftest import MODEL, PROVIDER_KEYS, chat, recorded, serve_chat
+from tests.broker.conftest import CHAT_PATHS, MODEL, PROVIDER_KEYS, chat, recorded, serve_chat
+from tests.conftest import payload
 
 
 def key_of(raw: str) -> ApiKey:
@@ -104,3 +108,44 @@ def test_an_unknown_model_is_a_404_and_is_recorded(sdk, world):
     with pytest.raises(openai.NotFoundError):
         chat(sdk, model="nobody/nothing")
     assert [u.outcome for u in recorded()] == ["refused"]
+
+
+def test_concurrent_requests_overspend_a_budget_by_at_most_one_request(
+    broker_url, world, httpserver
+):
+    """Waves of six requests at once, each held 0.2 s by the provider, until the key is
+    refused: the spend ends within one request of the budget. Each request asks for at most
+    16 tokens, so its estimate (what it holds of the budget) bounds its cost."""
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.2)
+        return Response(json.dumps(payload("huggingface/chat_completion.json")),
+                        content_type="application/json")  # fmt: skip
+
+    httpserver.expect_request(CHAT_PATHS["huggingface"]).respond_with_handler(slow)
+    one_request = Decimal("0.00000549")  # 14 × $0.135/1M + 9 × $0.40/1M
+    budget = one_request * 5 + Decimal("0.000001")
+    key, raw = ApiKey.issue("capped", budget)
+    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
+
+    def one(_) -> int:
+        try:
+            return chat(client, max_tokens=16).http_response.status_code
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    answered = []
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(10):
+            wave = list(pool.map(one, range(6)))
+            assert set(wave) <= {200, 402}
+            answered += wave
+            if set(wave) == {402}:
+                break
+    assert set(wave) == {402}  # the key is spent
+    served = answered.count(200)
+    recorded(len(answered))  # every request's record and spend written
+    key.refresh_from_db()
+    assert key.spent_usd == served * one_request
+    assert budget - one_request < key.spent_usd <= budget + one_request
+    assert (key.in_flight, key.reserved_usd) == (0, 0)  # every hold released

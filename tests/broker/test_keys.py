@@ -76,3 +76,14 @@ def test_a_key_limited_to_other_models_or_providers_cannot_use_them(broker_url, 
     _, only_deepinfra = create_key("d", "--providers", "deepinfra")
     client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=only_deepinfra, max_retries=0)
     assert chat(client).headers["x-gpubroker-provider"] == "deepinfra"
+
+
+def test_a_key_limited_to_a_model_named_by_its_alias_may_use_it(broker_url, world, httpserver):
+    serve_chat(httpserver, "groq")
+    _, raw = create_key("g", "--models", "llama-3.3-70b-versatile")
+    assert ApiKey.objects.get().allowed_models == [MODEL]
+    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
+    raw_answer = chat(
+        client, model="llama-3.3-70b-versatile", extra_body={"provider": {"only": ["groq"]}}
+    )
+    assert raw_answer.headers["x-gpubroker-provider"] == "groq"

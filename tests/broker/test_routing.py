@@ -7,12 +7,16 @@ import time
 
 import openai
 import pytest
+from cryptography.fernet import Fernet
 from werkzeug import Request, Response
 
+from health import checks
+from providers.models import Credential, Provider
 from resilience import breaker
 from resilience.store import store
 from tests.broker.conftest import (
     CHAT_PATHS,
+    PROVIDER_KEYS,
     chat,
     recorded,
     recorded_stream,
@@ -145,3 +149,58 @@ def test_a_request_no_candidate_can_serve_says_why_each_was_skipped(
     assert "disabled by DEEPINFRA_ENABLED" in error["message"]
     assert len(error["metadata"]["skipped"]) == 3
     assert httpserver.log == []
+
+
+def test_a_key_the_health_check_found_rejected_is_skipped_with_the_reason(
+    sdk, world, httpserver, settings
+):
+    httpserver.expect_request("/openai/v1/models").respond_with_json(
+        {"error": {"message": "Invalid API Key"}}, status=401
+    )
+    assert checks.check("groq").status_class == "invalid_key"
+    serve_all(httpserver)
+    raw = chat(sdk, extra_body={"provider": {"order": ["groq"]}})
+    assert raw.headers["x-gpubroker-provider"] == "huggingface"
+    assert raw.headers["x-gpubroker-attempts"] == "1"  # skipped, not tried and failed
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(sdk, extra_body={"provider": {"only": ["groq"]}})
+    assert caught.value.status_code == 503
+    reason = f"groq (offer {world['groq'].pk}): latest health check: the API key was rejected"
+    assert reason in caught.value.body["message"]
+    assert sent_to(httpserver, "groq") == []
+    httpserver.clear()  # the provider takes the key again, and the next check says so
+    httpserver.expect_request("/openai/v1/models").respond_with_json({"data": []})
+    serve_all(httpserver)
+    assert checks.check("groq").ok
+    raw = chat(sdk, extra_body={"provider": {"only": ["groq"]}})
+    assert raw.headers["x-gpubroker-provider"] == "groq"
+
+
+def test_a_rejected_key_is_not_held_against_the_key_put_in_since(world, httpserver, settings):
+    httpserver.expect_request("/openai/v1/models").respond_with_json({}, status=401)
+    checks.check("groq")
+    groq = Provider.objects.get(slug="groq")
+    assert groq.key_finding == "the API key was rejected (401)"
+    settings.GROQ_API_KEY = "gsk_anotherkey000000000000009"
+    assert groq.key_finding == ""
+    httpserver.clear()
+    httpserver.expect_request("/openai/v1/models").respond_with_json({}, status=503)
+    checks.check("groq")  # a failure that says nothing about the key changes nothing
+    settings.GROQ_API_KEY = PROVIDER_KEYS["groq"]
+    assert Provider.objects.get(slug="groq").key_finding == "the API key was rejected (401)"
+
+
+def test_a_stored_key_that_cannot_be_decrypted_is_skipped_not_a_500(
+    sdk, world, httpserver, settings
+):
+    serve_all(httpserver)
+    settings.GPUBROKER_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    credential = Credential(provider=Provider.objects.get(slug="huggingface"))
+    credential.set_key("hf_storedkey0000000000000000004")
+    credential.save()
+    settings.GPUBROKER_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # rotated away
+    assert chat(sdk).headers["x-gpubroker-provider"] == "deepinfra"
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(sdk, extra_body={"provider": {"only": ["huggingface"]}})
+    assert caught.value.status_code == 503
+    assert "the stored API key cannot be decrypted" in caught.value.body["message"]

@@ -1,10 +1,12 @@
 """The real stack for fault tests: a Redis of the test's own on a spare loopback port, the
-web app under gunicorn and a Celery worker, all on the test database; each test breaks one
-thing. Every process is started here and stopped here, by its own pid."""
+web app under uvicorn (as production serves it) and a Celery worker, all on the test
+database; each test breaks one thing. Every process is started here and stopped here, by its
+own pid."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,6 +56,17 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def pool_children(pid: int) -> list[int]:
+    """A Celery prefork worker's pool processes (where tasks run)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def peak_rss(pid: int) -> int:
+    """The most memory the process has held at once (VmHWM), in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) * 1024
 
 
 class OwnRedis:
@@ -129,24 +142,38 @@ class Stack:
         return proc
 
     def web(self) -> str:
-        """gunicorn with one sync worker (so one database connection, reused)."""
+        """The web app as production serves it (Procfile, docker-compose.yml): uvicorn on
+        gpubroker.asgi, one worker process, pooled database connections."""
         port = spare_port()
         self._start(
             "web",
             [
-                str(BIN / "gunicorn"),
-                "gpubroker.wsgi",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-w",
+                str(BIN / "uvicorn"),
+                "gpubroker.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
                 "1",
-                "--timeout",
-                "30",
+                "--no-access-log",
             ],
         )
         self.web_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{self.web_url}/healthz").status_code == 200, 60, "web")
         return self.web_url
+
+    def login(self, username: str, password: str) -> httpx.Client:
+        """A browser's session: the admin login form, CSRF token and all."""
+        browser = httpx.Client(base_url=self.web_url, timeout=30)
+        form = browser.get("/admin/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        done = browser.post(
+            "/admin/login/?next=/admin/",
+            data={"csrfmiddlewaretoken": token, "username": username, "password": password},
+        )
+        assert done.status_code == 302, done.text[:500]
+        return browser
 
     def worker(self, concurrency: int = 1) -> subprocess.Popen:
         proc = self._start(
@@ -189,6 +216,15 @@ def own_redis(tmp_path, settings) -> Iterator[OwnRedis]:
     settings.REDIS_URL = server.url  # this process's shared store too
     yield server
     server.stop()
+
+
+@pytest.fixture
+def staff(django_user_model, settings) -> tuple[str, str]:
+    """A staff member's username and password, for `Stack.login()`."""
+    # The web process checks passwords with Django's default hasher, not the tests' fast one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    django_user_model.objects.create_user("ops", password="faults-pw", is_staff=True)
+    return "ops", "faults-pw"
 
 
 @pytest.fixture

@@ -3,13 +3,16 @@ without a 5xx (property-based, with hypothesis)."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from broker.models import ApiKey
 from providers.models import Kind
+from tests.faults.conftest import spare_port
 from tests.marketplace.conftest import gpu, llm, publish
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +133,43 @@ def test_no_json_post_is_a_server_error(staff_client, registry, path, slug, para
 def _segment(text: str) -> str:
     """Text as one URL path segment (what a client would send)."""
     return quote(text, safe="") or "x"
+
+
+# The broker's OpenAI-compatible endpoints: any JSON (or none) in the body, any bearer.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers(-(2**70), 2**70) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+CHAT_FIELDS = ["model", "messages", "stream", "max_tokens", "temperature", "n", "input", "tools"]
+BODIES = st.one_of(
+    st.dictionaries(st.sampled_from(CHAT_FIELDS), JSON_VALUES, max_size=6).map(json.dumps),
+    JSON_VALUES.map(json.dumps),
+    st.text(max_size=40),
+    st.just(""),
+)
+BROKER_POSTS = ["/v1/chat/completions", "/v1/embeddings", "/api/v1/inference", "/api/v1/auth"]
+UPSTREAM_FAILED = {502, 503, 504}  # the gateway's own words for a provider that failed
+
+
+@pytest.fixture
+def broker_key(market, settings) -> str:
+    # A body that happens to be a valid request is routed: to a closed loopback port.
+    settings.GROQ_BASE_URL = f"http://127.0.0.1:{spare_port()}"
+    return ApiKey.issue("hypothesis")[1]
+
+
+@FUZZ
+@given(path=st.sampled_from(BROKER_POSTS), body=BODIES, keyed=st.booleans())
+def test_no_broker_request_is_a_server_error(client, broker_key, path, body, keyed):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {broker_key}"} if keyed else {}
+    response = client.post(path, body, content_type="application/json", **headers)
+    assert response.status_code < 500 or response.status_code in UPSTREAM_FAILED, (path, body)
+    assert response["Content-Type"].startswith(("application/json", "text/event-stream"))
+
+
+@FUZZ
+@given(bearer=st.text(max_size=60))
+def test_no_bearer_on_the_broker_is_a_server_error(client, broker_key, bearer):
+    response = client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {bearer}")
+    assert response.status_code in (200, 401), bearer

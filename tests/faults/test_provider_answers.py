@@ -118,5 +118,6 @@ def test_a_50_mb_answer_that_is_no_catalog_keeps_the_last_snapshot(polled):
     )
     run = poll_provider("deepinfra")
     assert (run.outcome, run.error_class) == ("failed", "BadPayload")
+    assert "it declares 50.0 MB, not read" in run.error_message  # Content-Length: refused
     assert len(run.error_message) < 500  # the body is not repeated into the run
     assert snapshot() == before

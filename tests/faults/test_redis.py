@@ -19,7 +19,8 @@ def assert_degraded_gracefully(stack, within: float) -> None:
     assert "llama-3.1-8b" in page.text  # the offers, from Postgres
     assert time.monotonic() - started < within
 
-    for path in ("/api/v1/provider-health/health", "/api/v1/provider-health/metrics/summary"):
+    json_paths = ("/api/v1/provider-health/health", "/api/v1/provider-health/metrics/summary")
+    for path in (*json_paths, "/metrics"):
         response = stack.api(path)
         assert response.status_code == 503, path
         assert response.headers["content-type"] == "application/json"

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -18,7 +17,7 @@ from werkzeug import Response
 from providers.models import Offer, PollRun, Provider
 from providers.pipeline import poll_provider
 from tests.conftest import payload
-from tests.faults.conftest import wait_until
+from tests.faults.conftest import pool_children, wait_until
 
 pytestmark = pytest.mark.slow
 OFFERS = 10_000
@@ -33,10 +32,6 @@ def catalog(size: int) -> list[dict]:
         model["model_name"] = f"faults/model-{len(models)}"
         models.append(model)
     return models
-
-
-def pool_children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def test_a_worker_killed_mid_ingest_loses_nothing_and_the_poll_is_redone(

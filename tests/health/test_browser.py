@@ -59,8 +59,9 @@ def test_reset_on_an_open_breaker_shows_closed_without_a_reload(
 
 @pytest.mark.browser
 def test_the_summary_line_follows_a_button_without_a_reload(
-    live_server, registry, groq_server, settings, staff_cookie, monkeypatch
+    live_server, registry, groq_server, settings, staff_cookie, monkeypatch, eager_tasks
 ):
+    """The check runs at once here (no worker): the card the button answers has it."""
     settings.DEEPINFRA_BASE_URL = settings.GROQ_BASE_URL
     groq_server.expect_request("/v1/openai/models").respond_with_json({"data": []})
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -91,7 +92,76 @@ def test_without_javascript_a_button_returns_to_the_dashboard(open_breaker, staf
     assert response.status_code == 302 and response["Location"] == "/health/"
 
 
-def test_run_health_check_now_records_a_check(open_breaker, staff_client, groq_server):
+@pytest.fixture
+def queue():
+    """The broker's queue, emptied after the test (no worker runs here to take the tasks)."""
+    yield
+    app.control.purge()
+
+
+def card_check_url(card: str) -> str:
+    return re.search(r'hx-get="(/health/groq/\?check=[0-9.]+)"', card).group(1)
+
+
+def test_run_health_check_queues_it_and_the_card_says_so(
+    open_breaker, staff_client, groq_server, queue
+):
+    calls_before = len(groq_server.log)
+    response = staff_client.post("/health/groq/check", **HTMX)
+    card = response.content.decode()
+    assert response.status_code == 200
+    assert "Health check queued: the result appears here when a worker has run it." in card
+    assert 'hx-trigger="every 1s"' in card  # it follows the check closely
+    assert not HealthCheck.objects.exists()
+    assert len(groq_server.log) == calls_before  # no provider call inside the request
+    assert staff_client.get(card_check_url(card), **HTMX).content.decode().count("queued") == 1
+
+
+def test_the_card_shows_the_check_once_a_worker_has_run_it(open_breaker, staff_client, queue):
+    card = staff_client.post("/health/groq/check", **HTMX).content.decode()
+    HealthCheck.objects.create(
+        provider=open_breaker["groq"], ok=False, status_class="circuit_open", latency_ms=2
+    )
+    response = staff_client.get(card_check_url(card), **HTMX)
+    body = response.content.decode()
+    assert re.search(r"Health check run <time[^>]*>just now</time>: <strong>circuit_open", body)
+    assert "</strong> in 2 ms." in body
+    assert 'hx-trigger="every 5s"' in body  # back to the card's own pace
+    assert "health-changed" in response["HX-Trigger"]  # the summary line follows
+
+
+def test_a_queued_check_no_worker_ran_says_so(open_breaker, staff_client):
+    asked = (timezone.now() - timedelta(minutes=5)).timestamp()
+    body = staff_client.get(f"/health/groq/?check={asked}", **HTMX).content.decode()
+    assert "was not run: is a Celery worker running?" in body
+    assert 'hx-trigger="every 5s"' in body
+
+
+@pytest.mark.parametrize("token", ["nan", "inf", "-1e20", "1e400", "abc", ""])
+def test_a_hostile_check_parameter_is_no_check(open_breaker, staff_client, token):
+    for headers in (HTMX, {}):
+        response = staff_client.get(f"/health/groq/?check={token}", **headers)
+        assert response.status_code == 200 and "data-check" not in response.content.decode()
+
+
+def test_without_javascript_the_check_is_followed_on_the_providers_page(
+    open_breaker, staff_client, queue
+):
+    response = staff_client.post("/health/groq/check")
+    assert response.status_code == 302
+    assert re.fullmatch(r"/health/groq/\?check=[0-9.]+", response["Location"])
+    page = staff_client.get(response["Location"]).content.decode()
+    assert "<html" in page and "Health check queued" in page
+
+
+def test_a_disabled_provider_is_not_queued(open_breaker, staff_client, settings, queue):
+    settings.GROQ_ENABLED = False
+    body = staff_client.post("/health/groq/check", **HTMX).content.decode()
+    assert "the provider is disabled: no health check was queued" in body
+    assert "?check=" not in body
+
+
+def test_with_tasks_run_at_once_the_card_has_the_result(open_breaker, staff_client, eager_tasks):
     response = staff_client.post("/health/groq/check", **HTMX)
     check = HealthCheck.objects.get()
     assert check.status_class == "circuit_open"  # the open breaker refused it, honestly

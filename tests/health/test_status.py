@@ -8,12 +8,17 @@ from django.utils import timezone
 from health import status
 from health.models import HealthCheck
 from resilience import breaker, metrics
+from resilience.errors import KEY_PROBLEMS
 
 pytestmark = pytest.mark.django_db
 
 
 def report(provider, state="CLOSED", calls=0, ok=0, last_check=None) -> status.Report:
+    """The status of `provider` with this breaker state and window, its latest health check
+    having ended `last_check` (what a check records on the provider: Provider.note_key_check)."""
     provider.last_check_class = last_check
+    provider.key_problem = last_check if last_check in KEY_PROBLEMS else ""
+    provider.key_problem_fingerprint = provider.key_fingerprint
     r = status.Report(
         provider=provider,
         breaker=breaker.describe({"state": state}, {}),
@@ -44,6 +49,17 @@ def report(provider, state="CLOSED", calls=0, ok=0, last_check=None) -> status.R
 )
 def test_the_status_rule(registry, state, calls, ok, last_check, expected):
     assert report(registry["groq"], state, calls, ok, last_check).status == expected
+
+
+def test_a_key_found_rejected_is_not_held_against_the_key_put_in_since(registry, settings):
+    settings.GROQ_API_KEY = "gsk_rejected00000000000000001"
+    rejected = report(registry["groq"], calls=10, ok=10, last_check="invalid_key")
+    assert (rejected.status, rejected.reason) == (
+        "UNAVAILABLE",
+        "latest health check: the API key was rejected (401)",
+    )
+    settings.GROQ_API_KEY = "gsk_replacement0000000000002"
+    assert status.status_of(rejected)[0] == "HEALTHY"
 
 
 def test_a_disabled_provider_is_unknown_and_says_why(registry, settings):

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 
+import redis
+from django.core.cache import caches
 from django.test import Client
 
+from marketplace import api, catalog
+from marketplace.ratelimit import WINDOW
+from providers.models import Offer
 from tests.marketplace.conftest import llm, publish, usd
 
 
@@ -46,6 +53,7 @@ def test_pricing_is_flat_filtered_like_the_marketplace_and_paged_by_cursor(clien
         ("A100 PCIe 40GB", None),
     ]
     assert client.get("/api/v1/pricing?provider=nope").json()["items"] == []
+    assert client.get("/api/v1/models?provider=nope").json()["items"] == []
     empty = client.get("/api/v1/pricing?provider=nope&format=csv")
     assert b"".join(empty.streaming_content).decode().count("\n") == 1  # the header alone
     text = client.get("/api/v1/pricing?task=embedding&provider=deepinfra").json()["items"]
@@ -168,3 +176,43 @@ def test_the_schema_and_docs_are_generated_and_served_without_a_cdn(client, db):
     } <= set(schema["paths"])
     docs = client.get("/api/v1/docs").content.decode()
     assert "swagger" in docs.lower() and "cdn" not in docs.lower()
+
+
+def test_postgres_writes_each_row_as_the_schema_would(world):
+    """A pricing page's rows are JSON written by PostgreSQL; each holds what pydantic writes
+    from the same offer (the embedded SQLite's path), field for field and in order."""
+    publish(  # one price change; the other DeepInfra offers gone (unavailable)
+        world["deepinfra"],
+        llm("meta-llama/Llama-3.3-70B-Instruct", region="us", usd_per_1m_input=usd("0.20")),
+        llm("BAAI/bge-m3", region="us", task="embedding", throughput_tps=math.nan),
+    )
+    providers = catalog.providers()
+    ids = Offer.objects.order_by("-id").values("id")
+    from_sql = catalog.json_rows(ids, providers)
+    from_python = api._rows_in_python(ids, providers)
+    assert [pk for pk, _ in from_sql] == [pk for pk, _ in from_python] == [r["id"] for r in ids]
+    statuses = set()
+    for (_, sql), (_, python) in zip(from_sql, from_python, strict=True):
+        written, expected = json.loads(sql), json.loads(python)
+        assert list(written) == list(api.PriceRow.model_fields) == list(expected)
+        assert api.PriceRow.model_validate(written) == api.PriceRow.model_validate(expected)
+        statuses.add(written["status"])
+    assert statuses == {"available", "unavailable"}
+    bge = next(json.loads(row) for _, row in from_sql if '"BAAI/bge-m3"' in row)
+    assert bge["throughput_tps"] is None  # NaN is no number in JSON
+
+
+def test_a_pricing_page_is_two_queries_whatever_its_length(
+    client, world, django_assert_num_queries
+):
+    for url in ("/api/v1/pricing?limit=1", "/api/v1/pricing?limit=500&unavailable=true"):
+        with django_assert_num_queries(2):  # the providers, the page
+            assert client.get(url).status_code == 200
+
+
+def test_a_client_count_expires_with_its_window(client, world, settings):
+    assert client.get("/api/v1/gpus").status_code == 200
+    cache = caches["default"]
+    pattern = cache.make_and_validate_key("api-rate:127.0.0.1:*")
+    (key,) = redis.Redis.from_url(settings.REDIS_URL).keys(pattern)
+    assert 0 < redis.Redis.from_url(settings.REDIS_URL).ttl(key) <= WINDOW + 1

@@ -8,6 +8,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
+from providers.adapters.base import load_price_sheet
 from providers.models import Offer, Provider
 from providers.pipeline import poll_provider
 from tests.conftest import payload
@@ -102,10 +103,9 @@ def test_a_price_from_a_price_sheet_shows_the_sheet_and_its_date(client, registr
     )
     assert poll_provider("groq").outcome == "ok"
     html = card(client.get("/"), "llama-3.1-8b-instant")
-    assert (
-        'Price: <a href="https://groq.com/pricing" rel="noopener">price sheet</a>, '
-        "read 2026-07-03" in html
-    )
+    # The dated copy the price was read from (providers/price_sheets/groq.json), and its date.
+    copy = load_price_sheet("groq")["models"]["llama-3.1-8b-instant"]["source_url"]
+    assert f'Price: <a href="{copy}" rel="noopener">price sheet</a>, read 2026-07-02' in html
     assert "<strong>$0.05</strong> in" in html
 
 

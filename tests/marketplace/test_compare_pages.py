@@ -81,3 +81,9 @@ def test_a_gpu_page_draws_the_spread_per_provider_and_gscore_against_price(
 
 def test_an_unknown_gpu_name_404s(client, world):
     assert client.get("/gpus/Quantum 9000/").status_code == 404
+
+
+def test_an_alias_or_a_providers_own_id_leads_to_the_models_page(client, recorded_world):
+    response = client.get("/models/llama-3.3-70b-versatile/")  # Groq's name for it
+    assert response.status_code == 302
+    assert response["Location"] == "/models/meta-llama/llama-3.3-70b-instruct/"

@@ -31,6 +31,18 @@ def test_groqs_alias_joins_the_model_the_router_serves(recorded_world):
     assert providers_of("meta-llama/llama-3.3-70b-instruct") == {"huggingface", "groq"}
 
 
+def test_groqs_sourced_aliases_name_the_weights_and_unsourced_names_stay_apart(recorded_world):
+    identified = {
+        o.upstream_id: o.llm_model.canonical
+        for o in Offer.objects.filter(provider__slug="groq").select_related("llm_model")
+    }
+    assert identified["openai/gpt-oss-20b"] == "openai/gpt-oss-20b"
+    assert identified["qwen/qwen3-32b"] == "qwen/qwen3-32b"
+    assert identified["moonshotai/kimi-k2-instruct-0905"] == "moonshotai/kimi-k2-instruct-0905"
+    # No Groq or Hugging Face page found says which weights these serve.
+    assert identified["whisper-large-v3-turbo"] == "groq:whisper-large-v3-turbo"
+
+
 def test_every_alias_shipped_cites_its_source(registry):
     aliases = ModelAlias.objects.all()
     assert aliases and all(a.source.startswith("https://") and a.from_file for a in aliases)
@@ -44,10 +56,10 @@ def test_an_unknown_name_stays_its_own_model_and_is_counted(recorded_world, capl
     # Not guessed into the router's Llama 3.1 8B, which stays a model of its own.
     assert "groq" not in providers_of("meta-llama/llama-3.1-8b-instruct")
     run = PollRun.objects.filter(provider__slug="groq").first()
-    assert run.models_unknown == 5  # eight Groq models, three identified by an alias
+    assert run.models_unknown == 2  # eight Groq models, six identified by an alias
     with caplog.at_level(logging.WARNING, logger="providers.llm_models"):
         poll_provider("groq")
-    assert "groq: 5 offers name a model no alias identifies" in caplog.text
+    assert "groq: 2 offers name a model no alias identifies" in caplog.text
     assert "'llama-3.1-8b-instant' ×1" in caplog.text
 
 
@@ -77,7 +89,7 @@ def test_an_alias_added_in_admin_survives_a_reload_and_moves_the_offers(
     poll_provider("groq")
     assert "groq" in providers_of("meta-llama/llama-3.1-8b-instruct")
     run = PollRun.objects.filter(provider__slug="groq").first()
-    assert run.models_unknown == 4
+    assert run.models_unknown == 1  # whisper-large-v3-turbo is left
 
 
 def test_admin_lists_models_with_their_offer_counts(recorded_world, admin_client):

@@ -75,13 +75,27 @@ def test_an_embedding_card_shows_the_input_price_only(registry, client, world):
 def test_a_sheet_price_says_how_old_the_sheet_is_and_the_health_page_lists_it(
     groq_polled, client, staff_client
 ):
-    age = (timezone.localdate() - date(2026, 6, 23)).days
-    assert age > 90  # the sheet was read on 2026-06-23; these tests run after that
+    # qwen3-32b's price comes from a copy dated 2026-07-02, Kimi's (the oldest) from 2026-06-10.
+    age = (timezone.localdate() - date(2026, 7, 2)).days
+    assert age > 90  # these tests run after 2026-09-30
     html = card(client.get("/"), "qwen/qwen3-32b")
-    assert f"price sheet is {age} days old" in html
+    assert "read 2026-07-02" in html and f"price sheet is {age} days old" in html
+    oldest = (timezone.localdate() - date(2026, 6, 10)).days
     health = staff_client.get("/health/").content.decode()
-    assert f"oldest price read 2026-06-23, {age} days ago" in health
+    assert f"oldest price read 2026-06-10, {oldest} days ago" in health
     assert '<span class="badge stale">stale</span>' in health
+
+
+def test_a_model_groq_retires_says_so_and_links_its_replacement(groq_polled, client):
+    llama = groq_polled["llama-3.3-70b-versatile"]
+    html = client.get(f"/offers/{llama.pk}/").content.decode()
+    assert "Deprecated by the provider since 2026-08-16; replaced by <a href=" in html
+    assert "?q=openai/gpt-oss-120b&amp;unavailable=1" in html
+
+
+def test_a_price_without_a_dated_copy_says_its_date_is_unknown(groq_polled, client):
+    html = card(client.get("/"), "whisper-large-v3-turbo")
+    assert "$0.04 per hour of audio" in html and "read on an unknown date" in html
 
 
 def test_impossible_prices_are_skipped_and_counted_as_bad_items(registry):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
+from werkzeug import Response
 
 from providers import crypto
 from providers.models import Credential
@@ -120,6 +122,30 @@ def test_the_test_connection_action_reports_the_mapped_result(registry, serve, a
         follow=True,
     )
     assert "Test connection to Groq: invalid key." in response.content.decode()
+
+
+def test_test_connection_to_a_hanging_provider_answers_within_its_bound(
+    registry, serve, admin_client, settings
+):
+    settings.PROVIDER_TEST_CONNECTION_SECONDS = 1
+    settings.PROVIDER_MAX_RETRIES = 3  # not for a button: one attempt
+    groq = registry["groq"]
+    server = serve(groq)
+    store_key(groq)
+    server.expect_request("/openai/v1/models").respond_with_handler(
+        lambda request: time.sleep(3) or Response("{}")
+    )
+    started = time.monotonic()
+    response = admin_client.post(
+        "/admin/providers/provider/",
+        {"action": "test_connection", "_selected_action": [groq.pk]},
+        follow=True,
+    )
+    assert time.monotonic() - started < 3
+    assert "Test connection to Groq: unreachable. groq: timed out after 1." in (
+        response.content.decode()
+    )
+    assert len(server.log) <= 1
 
 
 def test_the_provider_admin_says_where_the_key_comes_from(registry, admin_client, settings):

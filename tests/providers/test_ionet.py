@@ -90,7 +90,13 @@ def test_a_quote_settles_that_the_listed_price_is_per_vm(ionet):
     h100x8 = offers["8H100.80S.176V__FI"]  # external supplier: quoted 27.875342 for a VM-hour
     assert h100x8.usd_per_instance_hour == Decimal("27.875342")
     assert h100x8.usd_per_gpu_hour == Decimal("3.484418")
-    assert "per VM, as io.net's quote of $27.875342 for one VM-hour showed" in h100x8.price_note
+    assert (
+        "per VM, as io.net's quote of $27.875342 for one hour of the supplier's 8-GPU VM "
+        "8H100.80S.176V__FI showed" in h100x8.price_note
+    )
+    # The internal supplier's quote was for its 2-GPU VM: its 8-GPU VM's note says so.
+    note = offers["12__8"].price_note
+    assert "quote of $0.6 for one hour of the supplier's 2-GPU VM 12__2" in note
     quoted = {request.args["hardware_id"] for request, _ in server.log[1:]}
     assert quoted == {"12", "8H100.80S.176V"}  # one multi-GPU VM per supplier
 

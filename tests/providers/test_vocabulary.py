@@ -148,3 +148,27 @@ def test_it_names_a_source_for_every_catalog_gpu():
     for entry in json.loads(CATALOG_PATH.read_text()):
         assert entry["source"].startswith("https://"), entry["canonical"]
         assert entry["memory_gb"] and entry["note"], entry["canonical"]
+
+
+FIGURES = {"memory_gb", "memory_bandwidth_gbps", "bf16_dense_tflops", "fp16_dense_tflops"}
+
+
+def test_every_spec_figure_is_marked_verified_with_its_source_or_unverified():
+    for entry in json.loads(CATALOG_PATH.read_text()):
+        verified, unverified = entry["verified"], set(entry["unverified"])
+        assert set(verified) | unverified == FIGURES, entry["canonical"]
+        assert not set(verified) & unverified, entry["canonical"]
+        assert all(source.strip() for source in verified.values()), entry["canonical"]
+        assert entry["verified_on"] == "2026-12-02", entry["canonical"]
+
+
+def test_geforce_ampere_tensor_rates_follow_the_published_sparse_figure():
+    """NVIDIA gives the RTX 3090 Ti 320 tensor TFLOPS (sparse, FP16 accumulate): 160 dense, and
+    GeForce runs FP32 accumulate (the bf16 field) at half that. The 3090 sits on the same cores."""
+    entries = {e["canonical"]: e for e in json.loads(CATALOG_PATH.read_text())}
+    ti = entries["RTX 3090 Ti"]
+    assert (ti["fp16_dense_tflops"], ti["bf16_dense_tflops"]) == (160.0, 80.0)
+    for name in ("RTX 3090", "RTX 3080", "RTX 4090", "RTX 4080", "RTX 4080 Super", "RTX 5090"):
+        assert entries[name]["bf16_dense_tflops"] * 2 == pytest.approx(
+            entries[name]["fp16_dense_tflops"], abs=0.2
+        ), name

@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import BaseCommand, CommandError
 
 from broker.models import ApiKey
+from providers import llm_models
 
 
 def usd(text: str) -> Decimal:
@@ -17,20 +18,29 @@ def usd(text: str) -> Decimal:
     return value
 
 
+def canonical(name: str) -> str:
+    """The canonical id of a model named any way a request may name it (an alias, a
+    provider's own id); a name the catalog does not know yet is kept, case-folded."""
+    model = llm_models.resolve(name)
+    return model.canonical if model else name.lower()
+
+
 class Command(BaseCommand):
     help = "Create a broker API key (gpb_…); the key is printed once, as the last line."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name")
         parser.add_argument("--budget-usd", type=usd, default=None, help="Monthly budget.")
-        parser.add_argument("--models", nargs="*", default=[], help="Allowed canonical models.")
+        parser.add_argument(
+            "--models", nargs="*", default=[], help="Allowed models (any name the catalog knows)."
+        )
         parser.add_argument("--providers", nargs="*", default=[], help="Allowed provider slugs.")
 
     def handle(self, *args, name: str, budget_usd: Decimal | None, **options) -> None:
         key, raw = ApiKey.issue(
             name,
             budget_usd,
-            allowed_models=[m.lower() for m in options["models"]],
+            allowed_models=[canonical(m) for m in options["models"]],
             allowed_providers=options["providers"],
         )
         budget = f"${budget_usd} a month" if budget_usd is not None else "no budget limit"

@@ -12,7 +12,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0013_api_paging_indexes'),
+        ('providers', '0014_observation_key_findings'),
     ]
 
     operations = [
