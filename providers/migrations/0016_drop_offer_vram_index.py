@@ -12,7 +12,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0014_observation_key_findings'),
+        ('providers', '0015_offer_facet_key_sort_indexes'),
     ]
 
     operations = [
