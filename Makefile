@@ -78,3 +78,15 @@ bench-marketplace: install
 .PHONY: bench-catalog
 bench-catalog: install
 	$(BIN)/python benchmarks/catalog_api.py
+
+# Ingest at 100,000 offers: providers.pipeline.ingest against a COPY of the same rows (PASS/FAIL).
+# Own database: BENCH_DATABASE_URL (default gpubroker_bench_ingest on 127.0.0.1); BENCH_REPEATS.
+.PHONY: bench-ingest
+bench-ingest: install
+	$(BIN)/python benchmarks/ingest.py
+
+# The marketplace's HTMX fragments under load: uvicorn with 2 workers, concurrency 1, 8, 32.
+# Own database: BENCH_DATABASE_URL (default gpubroker_bench_load); BENCH_REUSE=1 keeps its offers.
+.PHONY: bench-load
+bench-load: install
+	$(BIN)/python benchmarks/load.py

@@ -1,12 +1,17 @@
 """The ASGI entry point (uvicorn). The broker's API paths skip the middleware stack and the
-request signals' thread hops.
+request signals' thread hops; the site's pages run their middleware in one thread.
 
 Django runs each sync middleware of an async request in a worker thread (two hops per
 middleware); sessions, CSRF, messages and clickjacking headers mean nothing to an API called
 with a bearer key, and on a loaded machine those hops were most of the broker's added time.
 So `/v1/…`, `/api/v1/inference` and `/api/v1/auth` go to a Django handler with no middleware
-(same URLconf, same views, exceptions still turned into responses); every other path gets the
-full stack.
+(same URLconf, same views, exceptions still turned into responses).
+
+Every other path is a sync view (the broker's async views are all under those paths), so its
+request is handled as under WSGI: the whole middleware chain and the view in one hop to a
+thread of the request's own, instead of a hop in and out of each of the dozen middleware. For
+the marketplace's HTMX fragment that was 5–7 ms less CPU per request (of ~85) on the loaded
+development machine (benchmarks/load.py, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -15,18 +20,19 @@ import asyncio
 import contextlib
 import os
 
+from asgiref.sync import sync_to_async
 from django.core import signals
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
-from django.http import HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
 # Served by uvicorn: pooled database connections (see DATABASE_POOL in settings).
 os.environ.setdefault("DATABASE_POOL", "true")
-django_application = get_asgi_application()
+django_application = get_asgi_application()  # sets Django up; serves non-HTTP scopes
 
 from gpubroker.json_errors import OPENAI_PATHS as API_PATHS  # noqa: E402 (settings set up now)
 
@@ -88,11 +94,26 @@ class APIHandler(ASGIHandler):
         body_file.close()
 
 
+class SiteHandler(ASGIHandler):
+    """Django's ASGI handler with the middleware chain built sync and run, with the view, in
+    one thread hop (the request's own thread-sensitive context, as Django gives each ASGI
+    request, so one request waiting on the database does not hold up another)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+
+
 api_application = APIHandler()
+site_application = SiteHandler()
 
 
 async def application(scope, receive, send) -> None:
-    if scope["type"] == "http" and scope["path"].startswith(API_PATHS):
+    if scope["type"] != "http":
+        await django_application(scope, receive, send)
+    elif scope["path"].startswith(API_PATHS):
         await api_application(scope, receive, send)
     else:
-        await django_application(scope, receive, send)
+        await site_application(scope, receive, send)

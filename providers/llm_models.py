@@ -17,7 +17,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from providers.adapters.base import Catalog, OfferIn
 from providers.models import Identity, Kind, LlmModel, ModelAlias, Offer, Provider
@@ -117,25 +118,51 @@ def _model_ids(found: dict[str, tuple[str, str]], offers: list[OfferIn]) -> dict
     missing = [c for c in found if c not in ids]
     if missing:
         task, context = _summaries(offers)
-        LlmModel.objects.bulk_create(
-            [
-                LlmModel(
-                    canonical=canonical,
-                    display_name=found[canonical][0],
-                    identity=found[canonical][1],
-                    task=task.get(canonical, ""),
-                    context_length=context.get(canonical),
-                )
-                for canonical in missing
-            ],
-            batch_size=CHUNK,
-            ignore_conflicts=True,
-        )
-        ids |= _existing(missing)
+        models = [
+            LlmModel(
+                canonical=canonical,
+                display_name=found[canonical][0],
+                identity=found[canonical][1],
+                task=task.get(canonical, ""),
+                context_length=context.get(canonical),
+            )
+            for canonical in missing
+        ]
+        if connection.vendor == "postgresql":
+            ids |= _insert(models)
+        else:
+            LlmModel.objects.bulk_create(models, batch_size=CHUNK, ignore_conflicts=True)
+        ids |= _existing([c for c in missing if c not in ids])
     return ids
 
 
+def _insert(models: list[LlmModel]) -> dict[str, int]:
+    """Insert models in one statement, a column an array (bulk_create spent ~0.2 ms a model
+    preparing 40,000 of them at a first poll of the benchmark's catalogs); those a concurrent
+    poll inserted first are skipped (ON CONFLICT DO NOTHING) and left for the caller to read."""
+    columns = ["canonical", "display_name", "identity", "task", "context_length"]
+    arrays = [[getattr(m, name) for m in models] for name in columns]
+    table = LlmModel._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}, first_seen) "
+            f"SELECT *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+            f"%s::integer[]) ON CONFLICT (canonical) DO NOTHING RETURNING canonical, id",
+            [timezone.now(), *arrays],
+        )
+        return dict(cursor.fetchall())
+
+
 def _existing(canonicals: list[str]) -> dict[str, int]:
+    """On PostgreSQL one query with the names as one array parameter (`= ANY(%s)`): an IN list
+    of 40,000 placeholders took seconds to build and send."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT canonical, id FROM {LlmModel._meta.db_table} WHERE canonical = ANY(%s)",
+                [canonicals],
+            )
+            return dict(cursor.fetchall())
     ids = {}
     for start in range(0, len(canonicals), CHUNK):
         chunk = canonicals[start : start + CHUNK]

@@ -592,8 +592,10 @@ class Offer(models.Model):
             sort_index("offer_context", F("context_length").desc(nulls_last=True), "id"),
             sort_index("offer_throughput", F("throughput_tps").desc(nulls_last=True), "id"),
             sort_index("offer_gscore", F("gscore_value").desc(nulls_last=True), "id"),
-            # For the facet counts under a VRAM minimum; no order uses it.
-            sort_index("offer_vram", "vram_gb", "id"),
+            # No index on vram_gb: a VRAM minimum is decided per facet combination from the
+            # roll-up, and the offers of mixed combinations are found through offer_facet_key
+            # (which carries vram_gb); `offer_vram` was read by no request of the marketplace or
+            # the API at 100,000 offers (pg_stat_user_indexes), and cost every ingest.
             # The facet counts under a price ceiling alone, from an index a quarter the width of
             # the sort orders' (without it the planner chose a scan of the table once polls had
             # bloated those).

@@ -6,19 +6,22 @@ A failed or malformed response never touches stored offers: the last good snapsh
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import time
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import F, Subquery
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import F, Q, Subquery
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
@@ -48,6 +51,17 @@ CONTENT_FIELDS = [
     for f in WRITTEN_FIELDS
     if f.name not in {"provider", "first_seen", "last_seen", "last_price_change"}
 ]
+# An offer's content as a tuple, the G-Score value last: every field but that one is read off
+# the adapter's OfferIn in one call (not a dict built per offer: at 100,000 offers, building
+# and comparing dicts was most of a re-poll's Python time).
+OFFER_FIELDS = [name for name in CONTENT_FIELDS if name != "gscore_value"]
+COMPARED = [*OFFER_FIELDS, "gscore_value"]
+read_offer = attrgetter(*OFFER_FIELDS)
+JSON_FIELDS = {f.attname for f in WRITTEN_FIELDS if isinstance(f, models.JSONField)}
+JSON_AT = [i for i, name in enumerate(OFFER_FIELDS) if name in JSON_FIELDS]
+PRICE_FIELDS_AT = [(COMPARED.index(name), name) for name in PRICE_FIELDS]
+KEY_AT = (COMPARED.index("upstream_id"), COMPARED.index("region"))
+AVAILABLE_AT = COMPARED.index("available")
 
 
 def poll_provider(slug: str, run_id: int | None = None, task_id: str = "") -> PollRun:
@@ -186,12 +200,13 @@ def flag_unusual(provider: Provider, offers: list[OfferIn]) -> None:
     """Flag each price more than PRICE_UNUSUAL_FACTOR× below or above the median for the same
     GPU (or model) over this poll and every other provider's available offers. The offer is
     kept and shown, with the flag: the number may be true, but a user should check it."""
-    mine: dict[tuple[str, str], list[OfferIn]] = defaultdict(list)
+    mine: dict[tuple[str, str], list[tuple[OfferIn, Decimal]]] = defaultdict(list)
     for offer in offers:
         key = _peer_key(offer)
-        if key and _unit_price(offer) is not None:
-            mine[key].append(offer)
-    prices = {key: [_unit_price(o) for o in group] for key, group in mine.items()}
+        price = _unit_price(offer) if key else None
+        if price is not None:
+            mine[key].append((offer, price))
+    prices = {key: [price for _, price in group] for key, group in mine.items()}
     for key, price in _peer_prices(provider, mine):
         prices[key].append(price)
     factor = settings.PRICE_UNUSUAL_FACTOR
@@ -199,8 +214,7 @@ def flag_unusual(provider: Provider, offers: list[OfferIn]) -> None:
         if len(prices[key]) < MIN_PEERS:
             continue
         median = statistics.median(prices[key])
-        for offer in group:
-            price = _unit_price(offer)
+        for offer, price in group:
             if price * factor < median:
                 offer.price_flags = [*offer.price_flags, "unusual-low"]
             elif price > median * factor:
@@ -216,7 +230,7 @@ def _peer_prices(provider: Provider, mine: dict) -> list[tuple[tuple[str, str], 
             continue
         kind = Kind.GPU if column == "gpu_name" else Kind.LLM
         rows = (
-            Offer.objects.filter(kind=kind, available=True, **{f"{column}__in": names})
+            Offer.objects.filter(_one_of(column, names), kind=kind, available=True)
             .exclude(provider=provider)
             .annotate(price=price)
             .filter(price__isnull=False)
@@ -224,6 +238,15 @@ def _peer_prices(provider: Provider, mine: dict) -> list[tuple[tuple[str, str], 
         )
         found += [((column, name), value) for name, value in rows]
     return found
+
+
+def _one_of(column: str, values: list) -> Q | RawSQL:
+    """`column IN values`; on PostgreSQL as `= ANY(%s)`, one array parameter: an IN list of a
+    poll's 13,000 model names took longer to build and send than the query took to run."""
+    if connection.vendor != "postgresql":
+        return Q(**{f"{column}__in": values})
+    sql = f"{connection.ops.quote_name(Offer._meta.get_field(column).column)} = ANY(%s)"
+    return RawSQL(sql, [values], output_field=models.BooleanField())
 
 
 def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) -> dict[str, int]:
@@ -235,41 +258,35 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     if provider.kind == Kind.LLM:
         llm_models.identify(provider, incoming.values(), catalog)
     worth = score(incoming)  # written with the offer, compared like its other fields
-    existing = {
-        (row["upstream_id"], row["region"]): row
-        for row in Offer.objects.filter(provider=provider).values("id", *CONTENT_FIELDS)
-    }
-    new: dict[tuple[str, str], dict] = {}
-    updated: dict[tuple[str, str], Offer] = {}
+    existing = _stored(provider)
+    new: list[tuple[OfferIn, tuple]] = []
+    updated: list[Changed] = []
     changes: list[PriceChange] = []
     for key, offer in incoming.items():
-        row = offer.as_row() | {"gscore_value": worth[key]}
+        content = _content(offer, worth[key])
         old = existing.get(key)
         if old is None:
-            new[key] = row
+            new.append((offer, content))
             continue
-        if all(_same(old[name], row[name]) for name in CONTENT_FIELDS if name in row):
+        offer_id, stored = old
+        if stored == content:
             continue
         moved = [
-            PriceChange(offer_id=old["id"], field=name, old=old[name], new=row[name], at=now)
-            for name in PRICE_FIELDS
-            if not _same(old[name], row[name])
+            PriceChange(offer_id=offer_id, field=name, old=stored[at], new=content[at], at=now)
+            for at, name in PRICE_FIELDS_AT
+            if not _same(stored[at], content[at])
         ]
         changes.extend(moved)
-        updated[key] = Offer(
-            provider=provider,
-            first_seen=now,
-            last_seen=now,
-            **row,
-            last_price_change=now if moved else None,
-        )
+        updated.append(Changed(offer_id, offer, content, now if moved else None))
 
     gone_ids = [
-        old["id"] for key, old in existing.items() if key not in incoming and old["available"]
+        offer_id
+        for key, (offer_id, stored) in existing.items()
+        if key not in incoming and stored[AVAILABLE_AT]
     ]
     with transaction.atomic():
-        _create(provider, list(new.values()), now)
-        _update(list(updated.values()))
+        _create(provider, new, now)
+        _update(provider, updated, now)
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
         _mark_gone(provider, gone_ids)
         if new or updated or gone_ids:  # else the roll-ups already count these offers
@@ -284,6 +301,53 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         refresh_gscore_reference()
     counts = {"seen": len(incoming), "added": len(new), "changed": len(updated)}
     return counts | {"gone": len(gone_ids)}
+
+
+def _content(offer: OfferIn, worth: float | None) -> tuple:
+    """What is compared with the stored offer (`_stored`), in COMPARED order: JSON as text,
+    as PostgreSQL prints jsonb, so that equal lists compare equal without parsing the stored
+    ones, and as COPY writes it."""
+    values = list(read_offer(offer))
+    for at in JSON_AT:
+        values[at] = _json_text(values[at])
+    values.append(worth)
+    return tuple(values)
+
+
+def _json_text(value: Any) -> str:
+    """jsonb's text form of a JSON field. Lists of strings, what the fields hold, are
+    remembered: offers share a handful of them."""
+    if type(value) is not list or not all(type(item) is str for item in value):
+        return json.dumps(value, ensure_ascii=False)
+    key = tuple(value)
+    text = _JSON_TEXTS.get(key)
+    if text is None:
+        if len(_JSON_TEXTS) >= 10_000:  # a worker lives for many polls: stay small
+            _JSON_TEXTS.clear()
+        text = _JSON_TEXTS[key] = json.dumps(value, ensure_ascii=False)
+    return text
+
+
+_JSON_TEXTS: dict[tuple, str] = {}
+
+
+def _fields(offer: OfferIn, worth: float | None) -> dict[str, Any]:
+    return dict(zip(OFFER_FIELDS, read_offer(offer), strict=True)) | {"gscore_value": worth}
+
+
+def _stored(provider: Provider) -> dict[tuple[str, str], tuple[int, tuple]]:
+    """The provider's stored offers by (upstream id, region): id and content as `_content`
+    builds it. JSON columns are read as text: parsing 300,000 JSON values was a quarter of a
+    100,000-offer re-poll."""
+    columns = [
+        Cast(name, models.TextField()) if name in JSON_FIELDS else F(name) for name in COMPARED
+    ]
+    rows = Offer.objects.filter(provider=provider).values_list("id", *columns).order_by()
+    stored = {}
+    upstream_at, region_at = KEY_AT
+    for offer_id, *content in rows.iterator(chunk_size=BATCH_SIZE * 5):
+        stored[content[upstream_at], content[region_at]] = (offer_id, tuple(content))
+    return stored
 
 
 def score(offers: dict[tuple[str, str], OfferIn]) -> dict[tuple[str, str], float | None]:
@@ -308,8 +372,19 @@ def score(offers: dict[tuple[str, str], OfferIn]) -> dict[tuple[str, str], float
 def refresh_gscore_reference() -> float | None:
     """Recompute the G-Score reference from the values of the offers on sale and keep it on
     every provider (two queries; no offer is written). Returns it."""
-    on_sale = Offer.objects.filter(available=True, gscore_value__isnull=False)
-    reference = gscore.scale(list(on_sale.values_list("gscore_value", flat=True)))
+    if connection.vendor == "postgresql":
+        # gscore.scale's nearest-rank percentile where the values are (the ceiling of
+        # fraction × count, in the same float arithmetic), not 60,000 of them sent over.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT percentile_disc(%s) WITHIN GROUP (ORDER BY gscore_value) "
+                f"FROM {Offer._meta.db_table} WHERE available AND gscore_value IS NOT NULL",
+                [gscore.REFERENCE_PERCENTILE],
+            )
+            reference = cursor.fetchone()[0]
+    else:
+        on_sale = Offer.objects.filter(available=True, gscore_value__isnull=False)
+        reference = gscore.scale(list(on_sale.values_list("gscore_value", flat=True)))
     Provider.objects.exclude(gscore_reference=reference).update(gscore_reference=reference)
     return reference
 
@@ -339,36 +414,91 @@ def _same(old, new) -> bool:
     return old == new
 
 
-def _create(provider: Provider, rows: list[dict], now: datetime) -> None:
-    """Insert new offers. On PostgreSQL through COPY: bulk_create's per-field preparation
-    (~0.1 ms an offer) made a 100,000-offer first poll take ~15 s; COPY takes ~3 s."""
-    fields = WRITTEN_FIELDS
-    plain = not rows or set(rows[0]) <= {f.attname for f in fields}  # no model instances
-    if connection.vendor != "postgresql" or not plain:
-        offers = [Offer(provider=provider, first_seen=now, last_seen=now, **row) for row in rows]
+def _create(provider: Provider, new: list[tuple[OfferIn, tuple]], now: datetime) -> None:
+    """Insert new offers. On PostgreSQL through COPY, each row the content tuple `_content`
+    built (psycopg's C code formats it): bulk_create's per-field preparation (~0.1 ms an
+    offer) made a 100,000-offer first poll take ~15 s."""
+    if connection.vendor != "postgresql":
+        offers = [
+            Offer(provider=provider, first_seen=now, last_seen=now, **_fields(offer, content[-1]))
+            for offer, content in new
+        ]
         Offer.objects.bulk_create(offers, batch_size=BATCH_SIZE)
         return
-    base = {f.attname: f.get_default() for f in fields}
-    base |= {"provider_id": provider.pk, "first_seen": now, "last_seen": now}
-    json_fields = [f.attname for f in fields if isinstance(f, models.JSONField)]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    names = ["provider_id", "first_seen", "last_seen", *COMPARED]
+    columns = ", ".join(connection.ops.quote_name(Offer._meta.get_field(n).column) for n in names)
     sql = f"COPY {Offer._meta.db_table} ({columns}) FROM STDIN"
+    head = (provider.pk, now, now)
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            values = base | row
-            for name in json_fields:
-                values[name] = Jsonb(values[name])
-            copy.write_row([values[f.attname] for f in fields])
+        for _, content in new:
+            copy.write_row(head + content)
 
 
-def _update(offers: list[Offer]) -> None:
+class Changed(NamedTuple):
+    """A stored offer whose content changed: its id, the offer as polled, its new content
+    (`_content`), and the time its price moved (None: only other fields did)."""
+
+    id: int
+    offer: OfferIn
+    content: tuple
+    price_moved: datetime | None
+
+
+def _update(provider: Provider, changed: list[Changed], now: datetime) -> None:
     """Overwrite changed offers in bulk; first_seen is kept, last_price_change only moves
-    for offers whose price moved."""
+    for offers whose price moved. On PostgreSQL the new contents are copied into a temporary
+    table and written by one UPDATE … FROM it: an INSERT … ON CONFLICT of model instances
+    (bulk_create) spent ~3 ms an offer building instances and 50 placeholders each."""
+    if not changed:
+        return
+    if connection.vendor != "postgresql" or len(changed) < STAGED_FROM:
+        _update_instances(provider, changed, now)
+        return
+    names = ["id", *COMPARED, "last_seen", "last_price_change"]
+    columns = [connection.ops.quote_name(Offer._meta.get_field(n).column) for n in names]
+    table = Offer._meta.db_table
+    written = [c for c, name in zip(columns, names, strict=True) if name not in UNCHANGED]
+    assignments = ", ".join(f"{c} = changed.{c}" for c in written)
+    moved = connection.ops.quote_name("last_price_change")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE offer_changes ON COMMIT DROP AS "
+            f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY offer_changes ({', '.join(columns)}) FROM STDIN") as copy:
+            for each in changed:
+                copy.write_row((each.id, *each.content, now, each.price_moved))
+        cursor.execute(
+            f"UPDATE {table} SET {assignments}, "
+            f"{moved} = COALESCE(changed.{moved}, {table}.{moved}) "
+            f"FROM offer_changes changed WHERE {table}.id = changed.id"
+        )
+        cursor.execute("DROP TABLE offer_changes")  # now: a test's transaction outlives this
+
+
+# Fewer changed offers than this are written by one INSERT … ON CONFLICT (one statement
+# instead of the temporary table's three; their preparation is no matter at this size).
+STAGED_FROM = 500
+# Columns an update leaves as they are: the key, and what is written apart.
+UNCHANGED = {"id", "upstream_id", "region", "last_price_change"}
+
+
+def _update_instances(provider: Provider, changed: list[Changed], now: datetime) -> None:
+    """bulk_create's INSERT … ON CONFLICT DO UPDATE: a few offers, or no COPY (SQLite)."""
     update_fields = [f for f in CONTENT_FIELDS if f not in ("upstream_id", "region")]
     update_fields.append("last_seen")
-    with_price = [o for o in offers if o.last_price_change]
-    without_price = [o for o in offers if not o.last_price_change]
-    for group, extra in ((with_price, ["last_price_change"]), (without_price, [])):
+    for price_moved, extra in ((True, ["last_price_change"]), (False, [])):
+        group = [
+            Offer(
+                provider=provider,
+                first_seen=now,
+                last_seen=now,
+                **_fields(each.offer, each.content[-1]),
+                last_price_change=each.price_moved,
+            )
+            for each in changed
+            if bool(each.price_moved) == price_moved
+        ]
         Offer.objects.bulk_create(
             group,
             batch_size=BATCH_SIZE,

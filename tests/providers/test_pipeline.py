@@ -166,10 +166,15 @@ def test_a_poll_of_5000_offers_makes_a_bounded_number_of_queries(
     # identity (the provider's aliases, the models already known)
     with django_assert_max_num_queries(15):
         ingest(provider, catalog("0.10"))
+    first_seen = Offer.objects.values_list("first_seen", flat=True).first()
     with django_assert_max_num_queries(19):
         counts = ingest(provider, catalog("0.20"))
     assert counts["changed"] == 5000
     assert PriceChange.objects.count() == 5000
+    # written through the temporary table: every row has the new price, its first sighting kept
+    rows = Offer.objects.values_list("usd_per_1m_input", "first_seen", "last_price_change")
+    assert {(price, seen) for price, seen, _ in rows} == {(Decimal("0.2"), first_seen)}
+    assert all(moved and moved > first_seen for *_, moved in rows)
 
 
 def test_sync_providers_prints_each_outcome_and_a_summary(deepinfra, capsys, settings):

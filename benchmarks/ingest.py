@@ -1,0 +1,246 @@
+"""Ingest at 100,000 offers: the real pipeline against a bare COPY of the same rows.
+
+    make bench-ingest          # or: .venv/bin/python benchmarks/ingest.py
+
+Uses its own database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/
+gpubroker_bench_ingest), created and migrated here. The offers are the ones
+benchmarks/marketplace.py builds (BENCH_OFFERS, default 100,000: GPU offers parsed by the GPU
+providers' real adapters from payloads grown from the recorded ones, LLM offers shaped after
+the recorded ones), built once and not timed.
+
+Each repeat (BENCH_REPEATS, default 3), with every offer table emptied first:
+
+1. the first poll: every provider's catalog through `providers.pipeline.ingest`, as a poll
+   calls it (flags, model identity, G-Scores, COPY, roll-ups, G-Score reference);
+2. the baseline, right after, in the same database: the rows that poll stored, serialised
+   beforehand, written by one `COPY … FROM STDIN` into a table made `LIKE providers_offer
+   INCLUDING ALL` (the same columns, defaults, generated column, checks and the same
+   indexes; no foreign keys), committed; and, to show what they cost, the same COPY into a
+   table with the primary key alone and into one with the same indexes and the offer table's
+   three foreign keys (deferred to the commit, as Django declares them);
+3. a re-poll with 5% of the prices lowered by 10%, through `ingest` again.
+
+The figures compared are wall times (the pipeline's includes its queries and commit, the
+COPY's its commit), paired per repeat; Python CPU time (thread_time) of the pipeline is shown
+beside them. PASS when the median pipeline/COPY ratio is at most 1.2 and the median rate at
+least 20,000 offers/s.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpubroker_bench_ingest"
+)
+
+from benchmarks import marketplace as bench  # noqa: E402  (after the environment is set)
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+TARGETS = {"ratio": 1.2, "offers_per_s": 20_000}
+SAME_INDEXES = "bench_copy_same_indexes"
+PKEY_ONLY = "bench_copy_pkey_only"
+WITH_FKS = "bench_copy_with_fks"
+# The foreign keys providers_offer has, as Django declares them (checked at commit).
+FOREIGN_KEYS = {
+    "provider_id": "providers_provider",
+    "gpu_id": "providers_gpumodel",
+    "llm_model_id": "providers_llmmodel",
+}
+
+
+def offer_columns() -> list[str]:
+    """The columns a poll writes (providers.pipeline.WRITTEN_FIELDS), quoted."""
+    from django.db import connection
+
+    from providers.pipeline import WRITTEN_FIELDS
+
+    return [connection.ops.quote_name(f.column) for f in WRITTEN_FIELDS]
+
+
+def create_copy_tables() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {SAME_INDEXES}, {PKEY_ONLY}, {WITH_FKS}")
+        cursor.execute(f"CREATE TABLE {SAME_INDEXES} (LIKE providers_offer INCLUDING ALL)")
+        cursor.execute(f"CREATE TABLE {WITH_FKS} (LIKE providers_offer INCLUDING ALL)")
+        for column, parent in FOREIGN_KEYS.items():
+            cursor.execute(
+                f"ALTER TABLE {WITH_FKS} ADD FOREIGN KEY ({column}) REFERENCES {parent} (id) "
+                "DEFERRABLE INITIALLY DEFERRED"
+            )
+        cursor.execute(
+            f"CREATE TABLE {PKEY_ONLY} (LIKE providers_offer INCLUDING DEFAULTS "
+            "INCLUDING GENERATED INCLUDING IDENTITY INCLUDING CONSTRAINTS, PRIMARY KEY (id))"
+        )
+        cursor.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename IN (%s, %s) GROUP BY tablename "
+            "ORDER BY tablename",
+            ["providers_offer", SAME_INDEXES],
+        )
+        counts = [n for (n,) in cursor.fetchall()]
+    assert len(set(counts)) == 1, f"index counts differ: {counts}"
+
+
+def empty() -> None:
+    """No offers, price history, roll-ups or models: every repeat's first poll is a first."""
+    from django.db import connection
+
+    from providers.models import LlmModel, Offer, OfferFacet, OfferPriceBand, PriceChange
+
+    tables = [m._meta.db_table for m in (PriceChange, OfferFacet, OfferPriceBand, Offer)]
+    tables.append(LlmModel._meta.db_table)
+    with connection.cursor() as cursor:
+        # CASCADE: the broker's usage rows point at offers and models (none in this database).
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        cursor.execute("CHECKPOINT")  # the previous repeat's writes are not flushed in this one
+
+
+def stored_rows() -> bytes:
+    """The offers the pipeline stored, in COPY's text format, in the pipeline's column order."""
+    from django.db import connection
+
+    buffer = io.BytesIO()
+    query = f"COPY (SELECT {', '.join(offer_columns())} FROM providers_offer ORDER BY id) TO STDOUT"
+    with connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    return buffer.getvalue()
+
+
+def timed_copy(table: str, data: bytes) -> float:
+    """Seconds to COPY `data` into an emptied `table` and commit."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {table}")
+        cursor.execute("CHECKPOINT")
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql = f"COPY {table} ({', '.join(offer_columns())}) FROM STDIN"
+        with cursor.cursor.copy(sql) as copy:
+            view = memoryview(data)
+            for start in range(0, len(view), 1 << 20):
+                copy.write(view[start : start + (1 << 20)])
+    return time.perf_counter() - started
+
+
+def timed_ingest(by_provider: dict, flags: list) -> tuple[float, float, dict[str, int]]:
+    """Wall and Python CPU seconds of one poll of every provider, and the summed counts."""
+    from providers.pipeline import ingest
+
+    for offer, original in flags:  # as parsed: ingest adds its own flags each poll
+        offer.price_flags = original
+    totals: dict[str, int] = {}
+    started, cpu = time.perf_counter(), time.thread_time()
+    for provider, catalog in by_provider.items():
+        for name, n in ingest(provider, catalog).items():
+            totals[name] = totals.get(name, 0) + n
+    return time.perf_counter() - started, time.thread_time() - cpu, totals
+
+
+def repeat(by_provider: dict, flags: list, rng: random.Random) -> dict:
+    from providers.models import Offer
+
+    empty()
+    first_s, first_cpu, counts = timed_ingest(by_provider, flags)
+    offers = Offer.objects.count()
+    data = stored_rows()
+    copy_s = timed_copy(SAME_INDEXES, data)
+    pkey_s = timed_copy(PKEY_ONLY, data)
+    fks_s = timed_copy(WITH_FKS, data)
+    for catalog in by_provider.values():
+        bench.move_prices(catalog, rng)
+    repoll_s, repoll_cpu, recounts = timed_ingest(by_provider, flags)
+    return {
+        "offers": offers,
+        "ingest_s": first_s,
+        "ingest_cpu": first_cpu,
+        "added": counts["added"],
+        "copy_s": copy_s,
+        "pkey_s": pkey_s,
+        "fks_s": fks_s,
+        "ratio": first_s / copy_s,
+        "rate": offers / first_s,
+        "repoll_s": repoll_s,
+        "repoll_cpu": repoll_cpu,
+        "repoll_changed": recounts["changed"],
+    }
+
+
+def spread(values: list[float], fmt: str) -> str:
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"min {low:{fmt}}, median {mid:{fmt}}, max {high:{fmt}}"
+
+
+def report(runs: list[dict]) -> bool:
+    def column(name: str) -> list[float]:
+        return [run[name] for run in runs]
+
+    offers = runs[0]["offers"]
+    print(f"\n{offers:,} offers, {len(runs)} repeats (min / median / max):\n")
+    rows = [
+        ("first poll through providers.pipeline.ingest, wall", column("ingest_s"), ".2f", "s"),
+        ("  of which Python CPU (thread_time)", column("ingest_cpu"), ".2f", "s"),
+        ("COPY of the same rows, same indexes", column("copy_s"), ".2f", "s"),
+        ("COPY of the same rows, primary key alone", column("pkey_s"), ".2f", "s"),
+        ("COPY, same indexes and the 3 foreign keys", column("fks_s"), ".2f", "s"),
+        ("re-poll, 5% of prices moved, wall", column("repoll_s"), ".2f", "s"),
+        ("  of which Python CPU (thread_time)", column("repoll_cpu"), ".2f", "s"),
+        ("pipeline / COPY (same indexes), per repeat", column("ratio"), ".2f", "×"),
+        ("pipeline offers/s", column("rate"), ",.0f", "/s"),
+    ]
+    for label, values, fmt, unit in rows:
+        print(f"  {label:<48} {spread(values, fmt)} {unit}")
+    changed = statistics.median(column("repoll_changed"))
+    print(f"  (the re-poll rewrote a median of {changed:,.0f} changed offers)")
+    ratio = statistics.median(column("ratio"))
+    rate = statistics.median(column("rate"))
+    checks = [
+        (f"ingest ≤ {TARGETS['ratio']}× COPY: median {ratio:.2f}×", ratio <= TARGETS["ratio"]),
+        (
+            f"ingest ≥ {TARGETS['offers_per_s']:,} offers/s: median {rate:,.0f}/s",
+            rate >= TARGETS["offers_per_s"],
+        ),
+    ]
+    print()
+    for name, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    return all(ok for _, ok in checks)
+
+
+def main() -> int:
+    bench.setup()
+    from providers.registry import load_registry
+
+    load_registry()
+    create_copy_tables()
+    empty()
+    rng = random.Random(5)
+    started = time.perf_counter()
+    by_provider = bench.catalogs(rng)
+    flags = [(o, o.price_flags) for c in by_provider.values() for o in c.offers]
+    print(f"Catalogs of {len(flags):,} offers built in {time.perf_counter() - started:.1f} s")
+    runs = []
+    for n in range(REPEATS):
+        runs.append(repeat(by_provider, flags, rng))
+        run = runs[-1]
+        print(
+            f"repeat {n + 1}: ingest {run['ingest_s']:.2f} s, COPY {run['copy_s']:.2f} s "
+            f"({run['ratio']:.2f}×), re-poll {run['repoll_s']:.2f} s",
+            flush=True,
+        )
+    return 0 if report(runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
