@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
@@ -101,13 +102,19 @@ def authenticate(request: HttpRequest) -> ApiKey:
     return key
 
 
-def over_budget(key: ApiKey) -> RouteError:
-    return RouteError(
-        402,
-        f"Monthly budget of ${key.monthly_budget_usd} spent for this key "
-        f"(${key.spent_this_month():.6f} so far).",
-        "insufficient_quota",
-    )
+def over_budget(key: ApiKey, hold: Decimal | None = None) -> RouteError:
+    spent = key.spent_this_month()
+    if hold is None or spent >= key.monthly_budget_usd:
+        message = (
+            f"Monthly budget of ${key.monthly_budget_usd} spent for this key (${spent:.6f} so far)."
+        )
+    else:
+        message = (
+            f"This request could cost up to ${hold:.6f}: more than this key's monthly budget of "
+            f"${key.monthly_budget_usd} has left beside ${spent:.6f} spent and what requests in "
+            "flight hold. Retry when they end, or ask for fewer `max_tokens`."
+        )
+    return RouteError(402, message, "insufficient_quota")
 
 
 def prepare(call: Call, body: dict[str, Any]) -> None:
@@ -118,7 +125,12 @@ def prepare(call: Call, body: dict[str, Any]) -> None:
     call.model = plan.model
     if not plan.candidates:
         raise no_provider(call)
-    plan.estimate = plan.candidates[0].expected_cost or Decimal(0)
+    budgeted = call.key.monthly_budget_usd is not None and call.endpoint == CHAT
+    if budgeted and routing.requested_output(body) is None:
+        # An answer's length is only bounded when the request says so: a key with a budget
+        # gets one (BROKER_BUDGET_MAX_TOKENS), so what it holds is what it can spend.
+        plan.output_cap = settings.BROKER_BUDGET_MAX_TOKENS
+    plan.estimate = routing.most_cost(plan, body, plan.output_cap)
     call.reserved = call.key.reserve(plan.estimate)
     if not call.reserved and accounting.RECORDER.flush():
         # Requests that ended here still held their estimates until recorded: written now,
@@ -126,7 +138,7 @@ def prepare(call: Call, body: dict[str, Any]) -> None:
         call.reserved = call.key.reserve(plan.estimate)
     if not call.reserved:
         call.key.refresh_from_db()
-        raise over_budget(call.key)
+        raise over_budget(call.key, plan.estimate)
 
 
 def no_provider(call: Call) -> RouteError:
@@ -192,6 +204,8 @@ def refusal(call: Call | None, exc: RouteError) -> JsonResponse:
 def upstream_payload(call: Call, body: dict[str, Any], model: str) -> dict[str, Any]:
     payload = {k: v for k, v in body.items() if k != "provider"}
     payload["model"] = model  # the provider's own id, with its exact casing
+    if call.plan.output_cap:
+        payload["max_tokens"] = call.plan.output_cap
     if call.stream:  # ask for the usage chunk, so every stream can be accounted for
         payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     elif "stream" in payload:  # answered whole (/api/v1/inference): never ask for a stream
@@ -249,6 +263,8 @@ def served_headers(call: Call, cost: Decimal | None = None) -> dict[str, str]:
         "x-gpubroker-offer": str(call.served.offer_id),
         "x-gpubroker-attempts": str(len(call.attempts) + 1),
     }
+    if call.plan.output_cap:  # the broker bounded the answer for the key's budget
+        headers["x-gpubroker-max-tokens"] = str(call.plan.output_cap)
     if cost is not None:
         headers["x-gpubroker-cost-usd"] = usd_text(cost)
     return headers

@@ -85,7 +85,8 @@ class Plan:
     candidates: list[Candidate]
     skipped: list[dict[str, str]]
     allow_fallbacks: bool = True
-    estimate: Decimal = Decimal(0)  # the first candidate's expected cost, held of the budget
+    estimate: Decimal = Decimal(0)  # the most the request can cost: held of the key's budget
+    output_cap: int | None = None  # max_tokens the broker sets upstream (a budget, none asked)
 
 
 def model_offers(name: str) -> tuple[str, list[Offer]]:
@@ -324,12 +325,36 @@ def next_turn(model: str) -> int:
     return cache.incr(name) - 1
 
 
+def most_tokens(body: dict[str, Any], output_cap: int | None) -> tuple[int, int]:
+    """The most tokens a request can cost: every token carries at least one byte, so the
+    prompt's UTF-8 bytes bound its tokens; the output is bounded by the request's own
+    `max_tokens` or by `output_cap`, the one the broker sets upstream (embeddings: none)."""
+    prompt = body.get("messages") or body.get("input") or ""
+    text = prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False)
+    if body.get("input") is not None and not body.get("messages"):
+        return len(text.encode()), 0
+    return len(text.encode()), requested_output(body) or output_cap or 0
+
+
+def requested_output(body: dict[str, Any]) -> int | None:
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def most_cost(plan: Plan, body: dict[str, Any], output_cap: int | None) -> Decimal:
+    """The most this request can cost at whichever candidate serves it (fallback included):
+    what a key with a budget holds before the call. Unpriced offers count as free (their
+    cost is recorded as unknown)."""
+    prompt, output = most_tokens(body, output_cap)
+    costs = [c.cost(prompt, output) for c in plan.candidates]
+    return max((cost for cost in costs if cost is not None), default=Decimal(0))
+
+
 def expected_tokens(body: dict[str, Any]) -> tuple[int, int]:
     """Rough prompt tokens (4 characters a token) and the output the request allows."""
     prompt = body.get("messages") or body.get("input") or ""
     chars = len(prompt) if isinstance(prompt, str) else len(json.dumps(prompt))
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    output = limit if isinstance(limit, int) and limit > 0 else DEFAULT_OUTPUT_TOKENS
+    output = requested_output(body) or DEFAULT_OUTPUT_TOKENS
     if body.get("input") is not None and not body.get("messages"):
         output = 0  # embeddings produce no tokens
     return max(1, chars // 4), output

@@ -289,6 +289,9 @@ BROKER_RECORD_SECONDS = env.float("BROKER_RECORD_SECONDS", default=0.1)
 # Hours of usage records each offer's observed latency and throughput cover (rolled up every
 # 5 minutes into providers.Observation: the model pages show them, `latency` routing reads them).
 BROKER_OBSERVED_HOURS = env.int("BROKER_OBSERVED_HOURS", default=24)
+# A key with a monthly budget, asking no max_tokens, gets this many upstream: the most a
+# request can cost is then known, and held of the budget before the call.
+BROKER_BUDGET_MAX_TOKENS = env.int("BROKER_BUDGET_MAX_TOKENS", default=4096)
 
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL

@@ -16,7 +16,15 @@ import pytest
 from werkzeug import Request, Response
 
 from broker.models import ApiKey, hash_key
-from tests.broker.conftest import CHAT_PATHS, MODEL, PROVIDER_KEYS, chat, recorded, serve_chat
+from tests.broker.conftest import (
+    CHAT_PATHS,
+    MODEL,
+    PROVIDER_KEYS,
+    chat,
+    recorded,
+    sent_to,
+    serve_chat,
+)
 from tests.conftest import payload
 
 
@@ -164,3 +172,70 @@ def test_requests_recorded_together_each_count(broker_url, world, httpserver, se
     assert [u.cost_usd for u in rows] == [Decimal("0.00000268")] * 4
     key.refresh_from_db()
     assert (key.spent_usd, key.in_flight, key.reserved_usd) == (Decimal("0.00001072"), 0, 0)
+
+
+def test_a_budgeted_key_asking_no_max_tokens_gets_a_bounded_answer(
+    broker_url, world, httpserver, settings
+):
+    """Without max_tokens an answer's cost has no bound, and requests in flight could each
+    spend past what they held: a key with a budget gets BROKER_BUDGET_MAX_TOKENS upstream
+    (said in a header), a key without one is sent the request as it came."""
+    settings.BROKER_BUDGET_MAX_TOKENS = 300
+    serve_chat(httpserver, "huggingface")
+    _, capped = ApiKey.issue("capped", Decimal("1"))
+    _, free = ApiKey.issue("free")
+    for raw in (capped, free):
+        with openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0) as client:
+            answer = chat(client)
+    bounded, unbounded = sent_to(httpserver, "huggingface")
+    assert bounded["max_tokens"] == 300 and "max_tokens" not in unbounded
+    assert "x-gpubroker-max-tokens" not in answer.headers  # the free key's answer
+    with openai.OpenAI(base_url=f"{broker_url}/v1", api_key=capped, max_retries=0) as client:
+        assert chat(client).headers["x-gpubroker-max-tokens"] == "300"
+        asked = chat(client, max_tokens=20)
+    assert "x-gpubroker-max-tokens" not in asked.headers
+    assert sent_to(httpserver, "huggingface")[-1]["max_tokens"] == 20
+
+
+def test_a_request_holds_the_most_it_can_cost_at_any_candidate(broker_url, world, httpserver):
+    """While a request is in flight its key holds its worst case: the prompt's bytes (a token
+    is at least one byte) and its max_tokens at the dearest candidate, so a fallback to a
+    dearer provider cannot spend past the hold either; the hold is released when it ends."""
+    held = []
+
+    def slow(request: Request) -> Response:
+        held.append(ApiKey.objects.get(name="capped").reserved_usd)
+        return Response(json.dumps(payload("huggingface/chat_completion.json")),
+                        content_type="application/json")  # fmt: skip
+
+    httpserver.expect_request(CHAT_PATHS["huggingface"]).respond_with_handler(slow)
+    key, raw = ApiKey.issue("capped", Decimal("1"))
+    messages = [{"role": "user", "content": "Hello"}]
+    with openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0) as client:
+        chat(
+            client,
+            messages=messages,
+            max_tokens=100,
+            extra_body={"provider": {"only": ["huggingface"]}},
+        )
+    prompt_bytes = len(json.dumps(messages, ensure_ascii=False).encode())
+    assert held == [(prompt_bytes * Decimal("0.135") + 100 * Decimal("0.40")) / 1_000_000]
+    recorded(1)
+    key.refresh_from_db()
+    assert (key.in_flight, key.reserved_usd) == (0, 0)
+
+
+def test_a_request_that_cannot_fit_beside_requests_in_flight_says_so(broker_url, world, httpserver):
+    """A 402 refused for what others hold is not "budget spent": it says what the request
+    could cost and how to get in (retry, or fewer max_tokens)."""
+    serve_chat(httpserver, "huggingface")
+    key, raw = ApiKey.issue("capped", Decimal("0.001"))
+    key.reserve(Decimal("0.0009"))  # another request in flight holds most of it
+    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
+    with client, pytest.raises(openai.APIStatusError) as caught:
+        chat(client, max_tokens=4000)
+    assert caught.value.status_code == 402
+    # 4,000 tokens at the dearest candidate's $0.79/1M output, and the prompt's bytes
+    assert "could cost up to $0.00318" in caught.value.body["message"]
+    assert "fewer `max_tokens`" in caught.value.body["message"]
+    assert len(httpserver.log) == 0
