@@ -5,7 +5,7 @@
 
 Uses its own database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/
 gpubroker_bench_load), filled with 100,000 offers (BENCH_OFFERS) the way
-benchmarks/marketplace.py fills its own: through `providers.pipeline.ingest`, a re-poll moving
+benchmarks/marketplace.py fills its own: through `providers.pipeline.ingest`, two re-polls moving
 5% of prices (price history for the cards), a year of poll runs, VACUUM ANALYZE. With
 BENCH_REUSE=1 a database that already holds the offers is used as it is.
 
@@ -68,56 +68,12 @@ MIX = [
 
 # --- the database -----------------------------------------------------------------------------
 def fill() -> int:
-    """100,000 offers as benchmarks/marketplace.py loads them; the count stored."""
-    from django.db import connection
-    from django.utils import timezone
+    """100,000 offers loaded as benchmarks/marketplace.py loads them; the count stored."""
+    from providers.models import Offer
 
-    from benchmarks.ingest import empty
-    from providers.models import Offer, PollRun, PriceChange, Provider
-    from providers.pipeline import ingest
-    from providers.registry import load_registry
-
-    load_registry()
     if os.environ.get("BENCH_REUSE") and Offer.objects.count() >= bench.OFFERS * 0.9:
         return Offer.objects.count()
-    empty()
-    rng = random.Random(5)
-    by_provider = bench.catalogs(rng)
-    for repoll in (False, True):
-        for provider, catalog in by_provider.items():
-            if repoll:
-                bench.move_prices(catalog, rng)
-            ingest(provider, catalog)
-    Provider.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now())
-    poll_history()
-    with connection.cursor() as cursor:
-        for model in (Offer, PriceChange, PollRun):
-            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
-    return Offer.objects.count()
-
-
-def poll_history() -> int:
-    """A year of poll runs, as benchmarks/marketplace.py adds them (every page asks each
-    provider's latest run); Render's stop 90 days ago."""
-    from django.db import connection
-
-    from providers.models import PollRun, Provider
-
-    table = PollRun._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {table}")
-        cursor.execute(
-            f"""INSERT INTO {table} (provider_id, started_at, finished_at, outcome, http_calls,
-                error_class, error_message, offers_seen, offers_added, offers_changed,
-                offers_gone, items_skipped, models_unknown, task_id)
-            SELECT p.id, at, at, CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'ok' END, 1,
-                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0, 0, ''
-            FROM {Provider._meta.db_table} p,
-                generate_series(CASE WHEN p.slug = 'render' THEN 90 * 86400 / p.poll_interval
-                    ELSE 1 END, 365 * 86400 / p.poll_interval) AS n,
-                LATERAL (SELECT now() - n * p.poll_interval * interval '1 second' AS at) t"""
-        )
-        return cursor.rowcount
+    return bench.load()["offers"]
 
 
 # --- the server -------------------------------------------------------------------------------
