@@ -19,10 +19,13 @@ from __future__ import annotations
 import os
 
 from asgiref.sync import sync_to_async
+from django.core import signals
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
 # Served by uvicorn: pooled database connections (see DATABASE_POOL in settings).
@@ -51,6 +54,34 @@ class SiteHandler(ASGIHandler):
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+
+    async def handle(self, scope, receive, send) -> None:
+        """As Django's, with the request's signals, the chain, the view and the response's
+        close in that one hop (Django makes three: `request_started`, the response, its close;
+        and it listens for a disconnect a sync view cannot act on). A streamed response is
+        closed after it is sent, as Django does."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
+        try:
+            await self.send_response(response, send)
+        finally:
+            if response.streaming:
+                await sync_to_async(response.close, thread_sensitive=True)()
+            body_file.close()
+
+    def respond(self, scope, body_file) -> HttpResponseBase:
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+        if not response.streaming:  # its content is bytes now: close it (request_finished)
+            response.close()
+        return response
 
 
 api_application = APIHandler()
