@@ -5,7 +5,7 @@
 
 Uses its own database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/
 gpubroker_bench_load), filled with 100,000 offers (BENCH_OFFERS) the way
-benchmarks/marketplace.py fills its own: through `providers.pipeline.ingest`, a re-poll moving
+benchmarks/marketplace.py fills its own: through `providers.pipeline.ingest`, two re-polls moving
 5% of prices (price history for the cards), a year of poll runs, VACUUM ANALYZE. With
 BENCH_REUSE=1 a database that already holds the offers is used as it is.
 
@@ -63,61 +63,30 @@ MIX = [
     ("/?provider=deepinfra&region=us&region=eu&sort=newest&page=3", 1),
     ("/?sort=newest", 1),
     ("/?kind=gpu&max_price=2&sort=gscore&page=2", 1),
+    (None, 2),  # a price limit of the visitor's own: mostly a URL not asked for before
 ]
+
+
+# Every URL asked for so far (all levels, warm-ups included). A URL's first visit misses every
+# per-query cache (the form, counts, page SQL, groups kept until the next poll); its first
+# visit to the other worker does too, so the per-query hit rate is below 1 − first visits.
+SEEN: set[str] = set()
+
+
+def fresh(rng: random.Random) -> str:
+    """A GPU filter with a price limit in cents: 2,253 URLs, few of them asked twice in a run."""
+    sort = rng.choice(["price", "gscore", "newest"])
+    return f"/?kind=gpu&max_price={rng.randint(50, 800) / 100:.2f}&sort={sort}"
 
 
 # --- the database -----------------------------------------------------------------------------
 def fill() -> int:
-    """100,000 offers as benchmarks/marketplace.py loads them; the count stored."""
-    from django.db import connection
-    from django.utils import timezone
+    """100,000 offers loaded as benchmarks/marketplace.py loads them; the count stored."""
+    from providers.models import Offer
 
-    from benchmarks.ingest import empty
-    from providers.models import Offer, PollRun, PriceChange, Provider
-    from providers.pipeline import ingest
-    from providers.registry import load_registry
-
-    load_registry()
     if os.environ.get("BENCH_REUSE") and Offer.objects.count() >= bench.OFFERS * 0.9:
         return Offer.objects.count()
-    empty()
-    rng = random.Random(5)
-    by_provider = bench.catalogs(rng)
-    for repoll in (False, True):
-        for provider, catalog in by_provider.items():
-            if repoll:
-                bench.move_prices(catalog, rng)
-            ingest(provider, catalog)
-    Provider.objects.update(last_polled_at=timezone.now(), last_success_at=timezone.now())
-    poll_history()
-    with connection.cursor() as cursor:
-        for model in (Offer, PriceChange, PollRun):
-            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
-    return Offer.objects.count()
-
-
-def poll_history() -> int:
-    """A year of poll runs, as benchmarks/marketplace.py adds them (every page asks each
-    provider's latest run); Render's stop 90 days ago."""
-    from django.db import connection
-
-    from providers.models import PollRun, Provider
-
-    table = PollRun._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {table}")
-        cursor.execute(
-            f"""INSERT INTO {table} (provider_id, started_at, finished_at, outcome, http_calls,
-                error_class, error_message, offers_seen, offers_added, offers_changed,
-                offers_gone, items_skipped, models_unknown, task_id)
-            SELECT p.id, at, at, CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'ok' END, 1,
-                CASE WHEN n % 50 = 0 THEN 'Transient' ELSE '' END, '', 0, 0, 0, 0, 0, 0, ''
-            FROM {Provider._meta.db_table} p,
-                generate_series(CASE WHEN p.slug = 'render' THEN 90 * 86400 / p.poll_interval
-                    ELSE 1 END, 365 * 86400 / p.poll_interval) AS n,
-                LATERAL (SELECT now() - n * p.poll_interval * interval '1 second' AS at) t"""
-        )
-        return cursor.rowcount
+    return bench.load()["offers"]
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -247,11 +216,12 @@ async def one_request(port: int, url: str) -> tuple[int, float]:
     return status, time.perf_counter() - started
 
 
-async def connection_loop(port, urls, offset, stop_at, record_from, latencies, errors) -> None:
+async def connection_loop(port, urls, offset, stop_at, record_from, latencies, errors, firsts):
     reader = writer = None
     n = offset
+    rng = random.Random(offset)
     while time.perf_counter() < stop_at:
-        url = urls[n % len(urls)]
+        url = urls[n % len(urls)] or fresh(rng)
         n += 1
         started = time.perf_counter()
         try:
@@ -264,10 +234,13 @@ async def connection_loop(port, urls, offset, stop_at, record_from, latencies, e
             if writer is not None:
                 writer.close()
             reader = writer = None
+        first = url not in SEEN
+        SEEN.add(url)
         if started < record_from:
             continue
         if status == 200:
             latencies.append(time.perf_counter() - started)
+            firsts.append(first)
         else:
             errors.append(status)
     if writer is not None:
@@ -279,15 +252,16 @@ async def drive(port: int, concurrency: int) -> dict:
     random.Random(concurrency).shuffle(urls)
     latencies: list[float] = []
     errors: list[int] = []
+    firsts: list[bool] = []  # per measured request: its URL's first visit to this server
     now = time.perf_counter()
     record_from, stop_at = now + WARMUP, now + WARMUP + SECONDS
     await asyncio.gather(
         *(
-            connection_loop(port, urls, i * 7, stop_at, record_from, latencies, errors)
+            connection_loop(port, urls, i * 7, stop_at, record_from, latencies, errors, firsts)
             for i in range(concurrency)
         )
     )
-    return {"latencies": latencies, "errors": errors}
+    return {"latencies": latencies, "errors": errors, "urls": len(SEEN), "first": sum(firsts)}
 
 
 def level(server: subprocess.Popen, port: int, concurrency: int) -> dict:
@@ -306,6 +280,8 @@ def level(server: subprocess.Popen, port: int, concurrency: int) -> dict:
         "p95": pct[94] * 1000,
         "p99": pct[98] * 1000,
         "errors": len(result["errors"]),
+        "urls": result["urls"],
+        "first": result["first"] / max(1, done),
         # Over warm-up and measured time, per request answered (an estimate: the driver counts
         # only the measured ones, the CPU counter all).
         "cpu_ms": cpu * 1000 / max(1, done) * SECONDS / (SECONDS + WARMUP),
@@ -317,18 +293,19 @@ def report(offers: int, rows: list[dict]) -> bool:
     cores = os.cpu_count()
     print(
         f"\n{offers:,} offers; uvicorn gpubroker.asgi:application, {WORKERS} workers; "
-        f"{cores} CPUs; {SECONDS:.0f} s per level; HTMX fragment of / over {len(MIX)} filter "
-        "URLs\n"
+        f"{cores} CPUs; {SECONDS:.0f} s per level; HTMX fragment of / over {len(MIX) - 1} filter "
+        "URLs and fresh GPU price limits\n"
     )
     print(
         "| concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors "
-        "| server CPU/request | database CPU/request |"
+        "| server CPU/request | database CPU/request | URLs so far | first visits |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
             f"| {r['concurrency']} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-            f"{r['p99']:.1f} | {r['errors']} | {r['cpu_ms']:.1f} ms | {r['db_ms']:.1f} ms |"
+            f"{r['p99']:.1f} | {r['errors']} | {r['cpu_ms']:.1f} ms | {r['db_ms']:.1f} ms | "
+            f"{r['urls']:,} | {r['first']:.1%} |"
         )
     at = next((r for r in rows if r["concurrency"] == TARGET_AT), None)
     errors = sum(r["errors"] for r in rows)

@@ -105,6 +105,34 @@ class SiteHandler(ASGIHandler):
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
+    async def handle(self, scope, receive, send) -> None:
+        """As Django's, with the request's signals, the chain, the view and the response's
+        close in that one hop (Django makes three: `request_started`, the response, its close;
+        and it listens for a disconnect a sync view cannot act on). A streamed response is
+        closed after it is sent, as Django does."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
+        try:
+            await self.send_response(response, send)
+        finally:
+            if response.streaming:
+                await sync_to_async(response.close, thread_sensitive=True)()
+            body_file.close()
+
+    def respond(self, scope, body_file) -> HttpResponseBase:
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+        if not response.streaming:  # its content is bytes now: close it (request_finished)
+            response.close()
+        return response
+
 
 api_application = APIHandler()
 site_application = SiteHandler()

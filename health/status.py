@@ -236,13 +236,6 @@ def reports(
     return result
 
 
-def open_breakers(slugs: list[str]) -> set[str]:
-    """The slugs whose shared circuit breaker is OPEN, from one read of the shared store."""
-    keys = {slug: breaker.key(slug) for slug in slugs}
-    states, _ = store().read(list(keys.values()), [])
-    return {slug for slug, key in keys.items() if states.get(key, {}).get("state") == breaker.OPEN}
-
-
 def report(provider: Provider, *, history: bool = False, offline_ok: bool = False) -> Report:
     return reports([provider], history=history, offline_ok=offline_ok)[0]
 

@@ -12,11 +12,10 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from health.status import open_breakers
 from marketplace import sql
 from marketplace.formatting import ago, every
 from providers.models import Credential, PollRun, Provider
-from resilience import errors
+from resilience import breaker, errors
 from resilience.store import UNREACHABLE
 
 REFUSED = errors.CircuitBreakerOpen.__name__
@@ -121,7 +120,7 @@ def notices(
     from the database alone."""
     in_view = [p for p in providers if not chosen or p.slug in chosen]
     try:
-        tripped, live = open_breakers([p.slug for p in in_view]), True
+        tripped, live = breaker.open_among([p.slug for p in in_view]), True
     except UNREACHABLE:
         tripped, live = set(), False
     return [(p, reason) for p in in_view if (reason := problem(p, p.slug in tripped))], live

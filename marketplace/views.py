@@ -10,7 +10,7 @@ from django_htmx.http import push_url
 
 from marketplace import cards, catalog, compare, history, search, snapshot, status
 from marketplace.filters import OfferFilter, Page, count_swaps
-from marketplace.search import PAGE_SIZE, SORTS
+from marketplace.search import PAGE_SIZE, SORTS, CatalogRow
 from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS
 from providers.models import GpuModel, Kind, ModelAlias, Offer, PriceChange
@@ -43,12 +43,7 @@ def index(request: HttpRequest) -> TemplateResponse:
         if form.values["view"] == "table":
             offers = cards.instances(rows, providers)
     else:  # one card per model or GPU model, each opening onto its offers
-        matching = search.offers(form.criteria, search.choice(form.criteria, catalog_rows))
-        page_number = (form.values["page"] or 1) - 1
-        groups, count = compare.groups(matching, form.grouping, page_number * PAGE_SIZE, PAGE_SIZE)
-        page = Page(form, count)
-        if page.number - 1 != page_number:  # asked past the end: the last page
-            groups, _ = compare.groups(matching, form.grouping, page.offset, PAGE_SIZE)
+        groups, page = stored.keep(("groups", query), lambda: grouped(form, catalog_rows))
     notices, live = status.notices(providers, chosen=form.values["provider"])
     fragment = bool(request.htmx) and not request.htmx.history_restore_request
     facets = stored.keep(("facets", query), lambda: form.facets(counts))
@@ -77,6 +72,18 @@ def index(request: HttpRequest) -> TemplateResponse:
     response = TemplateResponse(request, "marketplace/index.html#results", context)
     pushed = form.querystring(page=page.number)
     return push_url(response, f"{request.path}?{pushed}" if pushed else request.path)
+
+
+def grouped(form: OfferFilter, catalog_rows: list[CatalogRow]) -> tuple[list[dict], Page]:
+    """A page of groups and the Page: an aggregate over every matching offer (~280 ms of SQL
+    for all LLM offers at 100,000), so the view keeps it with the snapshot until the next poll."""
+    matching = search.offers(form.criteria, search.choice(form.criteria, catalog_rows))
+    page_number = (form.values["page"] or 1) - 1
+    groups, count = compare.groups(matching, form.grouping, page_number * PAGE_SIZE, PAGE_SIZE)
+    page = Page(form, count)
+    if page.number - 1 != page_number:  # asked past the end: the last page
+        groups, _ = compare.groups(matching, form.grouping, page.offset, PAGE_SIZE)
+    return groups, page
 
 
 # The table's columns: (id, sort key or None, header). A sortable header links to its sort;

@@ -124,6 +124,24 @@ def _closed_state(slug: str) -> dict | None:
     return None
 
 
+def open_among(slugs: list[str]) -> set[str]:
+    """The slugs whose breaker is OPEN: the CLOSED states this process read within the local
+    TTL are taken as they are (a page costs no round trip while every breaker is closed), the
+    others read in one round trip."""
+    unsure = [slug for slug in slugs if _closed_state(slug) is None]
+    if not unsure:
+        return set()
+    states, _ = store().read([key(slug) for slug in unsure], [])
+    found = set()
+    for slug in unsure:
+        seen = states.get(key(slug), {})
+        if seen.get("state", CLOSED) == CLOSED:
+            _closed_seen.set(slug, (time.monotonic(), seen))
+        elif seen["state"] == OPEN:
+            found.add(slug)
+    return found
+
+
 def before_call(slug: str) -> dict:
     """Raise CircuitBreakerOpen, without any network call, unless the breaker admits one.
     Returns the state it saw, for `after_call`."""

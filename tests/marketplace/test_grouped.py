@@ -55,3 +55,20 @@ def test_a_grouped_page_is_a_bounded_number_of_queries(
 ):
     with django_assert_max_num_queries(10):
         assert client.get("/?kind=llm").status_code == 200
+
+
+def test_a_grouped_page_seen_once_is_kept_until_the_next_poll(
+    client, world, django_assert_num_queries
+):
+    publish(world["gpucloud"], gpu("1", "H100 SXM 80GB", usd_per_gpu_hour=usd("2.10")))
+    client.get("/?kind=gpu&group=gpu")
+    with django_assert_num_queries(1):  # the provider rows: the groups are kept (a GROUP BY
+        found = cards(client.get("/?kind=gpu&group=gpu"))  # over every match otherwise)
+    assert len(found) == 1
+    publish(
+        world["gpucloud"],
+        gpu("1", "H100 SXM 80GB", usd_per_gpu_hour=usd("2.10")),
+        gpu("2", "RTX 4090", usd_per_gpu_hour=usd("0.35")),
+    )
+    found = cards(client.get("/?kind=gpu&group=gpu"))
+    assert "RTX 4090" in found[0] and len(found) == 2  # the poll's offers, not the kept page
