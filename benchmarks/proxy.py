@@ -153,13 +153,15 @@ def prepare_database() -> tuple[str, object]:
     from django.utils import timezone
 
     from broker.models import ApiKey
-    from providers.models import Offer
+    from providers.models import LlmModel, Offer
     from providers.registry import load_registry
 
     old_config = setup_databases(0, False)
     providers = {p.slug: p for p in load_registry()}
     now = timezone.now()
+    model = LlmModel.objects.create(canonical=MODEL, display_name=UPSTREAM_MODEL)
     Offer.objects.create(
+        llm_model=model,
         provider=providers["deepinfra"],
         upstream_id=UPSTREAM_MODEL,
         canonical_id=MODEL,
