@@ -45,16 +45,15 @@ os.environ.setdefault(
 from benchmarks import marketplace as bench  # noqa: E402  (after the environment is set)
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+# The LLM catalog's distinct models: 1,200 in all, 400 for each of the 3 LLM providers (real
+# catalogs list ~10 (Groq) to some hundreds (DeepInfra, the Hugging Face router)), so a
+# model has ~33 offers (serving providers × regions). "per-offer": every LLM offer a model of
+# its own (40,000 new models at the first poll), the catalog this benchmark used before.
+LLM_MODELS = os.environ.get("BENCH_LLM_MODELS", "1200")
 TARGETS = {"ratio": 1.2, "offers_per_s": 20_000}
 SAME_INDEXES = "bench_copy_same_indexes"
 PKEY_ONLY = "bench_copy_pkey_only"
 WITH_FKS = "bench_copy_with_fks"
-# The foreign keys providers_offer has, as Django declares them (checked at commit).
-FOREIGN_KEYS = {
-    "provider_id": "providers_provider",
-    "gpu_id": "providers_gpumodel",
-    "llm_model_id": "providers_llmmodel",
-}
 
 
 def offer_columns() -> list[str]:
@@ -66,6 +65,23 @@ def offer_columns() -> list[str]:
     return [connection.ops.quote_name(f.column) for f in WRITTEN_FIELDS]
 
 
+def foreign_keys() -> list[str]:
+    """The foreign keys providers_offer has (since providers 0017: the provider's alone), as
+    PostgreSQL states them (deferred to the commit, as Django declares them)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'providers_offer'::regclass AND contype = 'f' ORDER BY conname"
+        )
+        return [definition for (definition,) in cursor.fetchall()]
+
+
+def load_average() -> str:
+    return "load average " + ", ".join(f"{n:.2f}" for n in os.getloadavg())
+
+
 def create_copy_tables() -> None:
     from django.db import connection
 
@@ -73,11 +89,8 @@ def create_copy_tables() -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {SAME_INDEXES}, {PKEY_ONLY}, {WITH_FKS}")
         cursor.execute(f"CREATE TABLE {SAME_INDEXES} (LIKE providers_offer INCLUDING ALL)")
         cursor.execute(f"CREATE TABLE {WITH_FKS} (LIKE providers_offer INCLUDING ALL)")
-        for column, parent in FOREIGN_KEYS.items():
-            cursor.execute(
-                f"ALTER TABLE {WITH_FKS} ADD FOREIGN KEY ({column}) REFERENCES {parent} (id) "
-                "DEFERRABLE INITIALLY DEFERRED"
-            )
+        for definition in foreign_keys():
+            cursor.execute(f"ALTER TABLE {WITH_FKS} ADD {definition}")
         cursor.execute(
             f"CREATE TABLE {PKEY_ONLY} (LIKE providers_offer INCLUDING DEFAULTS "
             "INCLUDING GENERATED INCLUDING IDENTITY INCLUDING CONSTRAINTS, PRIMARY KEY (id))"
@@ -149,11 +162,12 @@ def timed_ingest(by_provider: dict, flags: list) -> tuple[float, float, dict[str
 
 
 def repeat(by_provider: dict, flags: list, rng: random.Random) -> dict:
-    from providers.models import Offer
+    from providers.models import LlmModel, Offer
 
     empty()
     first_s, first_cpu, counts = timed_ingest(by_provider, flags)
     offers = Offer.objects.count()
+    models = LlmModel.objects.count()
     data = stored_rows()
     copy_s = timed_copy(SAME_INDEXES, data)
     pkey_s = timed_copy(PKEY_ONLY, data)
@@ -163,6 +177,8 @@ def repeat(by_provider: dict, flags: list, rng: random.Random) -> dict:
     repoll_s, repoll_cpu, recounts = timed_ingest(by_provider, flags)
     return {
         "offers": offers,
+        "models": models,
+        "load": load_average(),
         "ingest_s": first_s,
         "ingest_cpu": first_cpu,
         "added": counts["added"],
@@ -186,14 +202,17 @@ def report(runs: list[dict]) -> bool:
     def column(name: str) -> list[float]:
         return [run[name] for run in runs]
 
-    offers = runs[0]["offers"]
-    print(f"\n{offers:,} offers, {len(runs)} repeats (min / median / max):\n")
+    offers, models = runs[0]["offers"], runs[0]["models"]
+    print(
+        f"\n{offers:,} offers ({models:,} new LLM models at the first poll), "
+        f"{len(runs)} repeats (min / median / max):\n"
+    )
     rows = [
         ("first poll through providers.pipeline.ingest, wall", column("ingest_s"), ".2f", "s"),
         ("  of which Python CPU (thread_time)", column("ingest_cpu"), ".2f", "s"),
         ("COPY of the same rows, same indexes", column("copy_s"), ".2f", "s"),
         ("COPY of the same rows, primary key alone", column("pkey_s"), ".2f", "s"),
-        ("COPY, same indexes and the 3 foreign keys", column("fks_s"), ".2f", "s"),
+        ("COPY, same indexes and the offer table's FKs", column("fks_s"), ".2f", "s"),
         ("re-poll, 5% of prices moved, wall", column("repoll_s"), ".2f", "s"),
         ("  of which Python CPU (thread_time)", column("repoll_cpu"), ".2f", "s"),
         ("pipeline / COPY (same indexes), per repeat", column("ratio"), ".2f", "×"),
@@ -227,16 +246,21 @@ def main() -> int:
     empty()
     rng = random.Random(5)
     started = time.perf_counter()
-    by_provider = bench.catalogs(rng)
+    models = None if LLM_MODELS == "per-offer" else int(LLM_MODELS)
+    by_provider = bench.catalogs(rng, bench.OFFERS, models)
     flags = [(o, o.price_flags) for c in by_provider.values() for o in c.offers]
-    print(f"Catalogs of {len(flags):,} offers built in {time.perf_counter() - started:.1f} s")
+    print(
+        f"Catalogs of {len(flags):,} offers (LLM models: {LLM_MODELS}) built in "
+        f"{time.perf_counter() - started:.1f} s; {bench.machine()}; {load_average()}"
+    )
+    print(f"The offer table's foreign keys: {'; '.join(foreign_keys())}")
     runs = []
     for n in range(REPEATS):
         runs.append(repeat(by_provider, flags, rng))
         run = runs[-1]
         print(
             f"repeat {n + 1}: ingest {run['ingest_s']:.2f} s, COPY {run['copy_s']:.2f} s "
-            f"({run['ratio']:.2f}×), re-poll {run['repoll_s']:.2f} s",
+            f"({run['ratio']:.2f}×), re-poll {run['repoll_s']:.2f} s; {run['load']}",
             flush=True,
         )
     return 0 if report(runs) else 1

@@ -106,22 +106,40 @@ TASKS = [("text-generation", 70), ("embedding", 10), ("image", 8), ("audio", 7),
 GPU_SPLIT = {"vastai": 0.75, "ionet": 0.25}
 
 
-def llm_offers(n: int, rng: random.Random, serving: list[str]):
+REGIONS = ["us", "eu", "apac", ""]
+CONTEXTS = [4096, 8192, 32768, 131072, 262144, 1048576]
+
+
+def llm_offers(n: int, rng: random.Random, serving: list[str], models: int | None = None):
+    """`n` LLM offers. `models` None: each its own model (`<id>-ft<i>`, n models). Else that
+    many models, offer i serving model i % models through serving provider and region in
+    turn, so a model has one task and context and (with models a multiple of the number of
+    LLM providers, and n < models × serving providers × regions) no provider lists an
+    (upstream id, region) twice."""
     from providers.adapters.base import OfferIn, usd
 
     ids, tasks = model_ids(), [t for t, w in TASKS for _ in range(w)]
     for i in range(n):
-        base = rng.choice(ids)
-        task = rng.choice(tasks)
-        price = usd(round(rng.lognormvariate(-1.2, 1.1), 4))
+        if models is None:  # the draws in the order they always were: the same catalog
+            base, task, context = f"{rng.choice(ids)}-ft{i}", rng.choice(tasks), None
+            price = usd(round(rng.lognormvariate(-1.2, 1.1), 4))
+            route, region = rng.choice(serving), rng.choice(REGIONS)
+        else:
+            m = i % models
+            per_model = random.Random(m)
+            base = f"{per_model.choice(ids)}-ft{m}"
+            task, context = per_model.choice(tasks), per_model.choice(CONTEXTS)
+            price = usd(round(rng.lognormvariate(-1.2, 1.1), 4))
+            route = serving[(i // models) % len(serving)]
+            region = REGIONS[(i // (models * len(serving))) % len(REGIONS)]
         offer = OfferIn(
-            upstream_id=f"{base}-ft{i}:{rng.choice(serving)}",
-            name=f"{base}-ft{i}",
+            upstream_id=f"{base}:{route}",
+            name=base,
             kind="llm-inference",
-            region=rng.choice(["us", "eu", "apac", ""]),
+            region=region,
             task=task,
-            serving_provider=rng.choice(serving),
-            context_length=rng.choice([4096, 8192, 32768, 131072, 262144, 1048576]),
+            serving_provider=route if models else rng.choice(serving),
+            context_length=context or rng.choice(CONTEXTS),
             throughput_tps=round(rng.uniform(15, 900), 1) if rng.random() < 0.6 else None,
             available=rng.random() > 0.03,
         )
@@ -169,9 +187,9 @@ def gpu_catalogs(n: int, rng: random.Random) -> dict[str, object]:
     return out
 
 
-def catalogs(rng: random.Random, n: int) -> dict:
+def catalogs(rng: random.Random, n: int, models: int | None = None) -> dict:
     """provider → Catalog of `n` offers in all: GPU offers to the GPU providers, LLM offers
-    shared out among the LLM providers."""
+    shared out among the LLM providers (`models`: see llm_offers)."""
     from providers.adapters.base import Catalog
     from providers.models import Kind, Provider
 
@@ -180,7 +198,7 @@ def catalogs(rng: random.Random, n: int) -> dict:
     gpu = gpu_catalogs(int(n * GPU_SHARE), rng)
     out = {p: gpu.get(p.slug, Catalog()) for p in providers}
     n_llm = n - sum(len(c.offers) for c in out.values())
-    for i, offer in enumerate(llm_offers(n_llm, rng, serving_providers())):
+    for i, offer in enumerate(llm_offers(n_llm, rng, serving_providers(), models)):
         out[llm[i % len(llm)]].offers.append(offer)
     return out
 
