@@ -66,7 +66,7 @@ def offer_columns() -> list[str]:
 
 
 def foreign_keys() -> list[str]:
-    """The foreign keys providers_offer has (since providers 0017: the provider's alone), as
+    """The foreign keys providers_offer has (provider, GPU model, LLM model), as
     PostgreSQL states them (deferred to the commit, as Django declares them)."""
     from django.db import connection
 
