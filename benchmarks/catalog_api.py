@@ -149,23 +149,11 @@ def spread(values: list[float], fmt: str) -> str:
     return "/".join(format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
 
 
-def machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    return f"{os.cpu_count()} CPUs ({model})"
-
-
 def report(loaded: dict, pages: dict[str, list[dict]], exports: list[dict]) -> bool:
     ingest = f"ingest {loaded['ingest_s']:.2f} s" if "ingest_s" in loaded else "loaded before"
     print(
         f"\n{loaded['offers']:,} offers from {loaded['providers']} providers ({ingest}; "
-        f"{loaded['price_changes']:,} price changes) on {machine()}, load average "
+        f"{loaded['price_changes']:,} price changes) on {bench.machine()}, load average "
         f"{os.getloadavg()[0]:.1f}; {REPEATS} repeats of {RUNS} requests per page, "
         "min/median/max over the repeats:\n"
     )

@@ -231,10 +231,7 @@ def report(runs: list[dict]) -> bool:
             rate >= TARGETS["offers_per_s"],
         ),
     ]
-    print()
-    for name, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    return all(ok for _, ok in checks)
+    return bench.verdicts(checks)
 
 
 def main() -> int:

@@ -318,10 +318,7 @@ def report(offers: int, rows: list[dict]) -> bool:
                 at["rps"] >= TARGET_RPS,
             ),
         )
-    print()
-    for name, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    return all(ok for _, ok in checks)
+    return bench.verdicts(checks)
 
 
 def main() -> int:

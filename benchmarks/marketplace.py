@@ -602,6 +602,14 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), load average {os.getloadavg()[0]:.1f}"
 
 
+def verdicts(checks: list[tuple[str, bool]]) -> bool:
+    """Print each target as PASS or FAIL; True when all pass."""
+    print()
+    for name, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    return all(ok for _, ok in checks)
+
+
 RESULTS = ROOT / "var" / "bench-marketplace"
 
 
