@@ -153,8 +153,8 @@ def report(loaded: dict, pages: dict[str, list[dict]], exports: list[dict]) -> b
     ingest = f"ingest {loaded['ingest_s']:.2f} s" if "ingest_s" in loaded else "loaded before"
     print(
         f"\n{loaded['offers']:,} offers from {loaded['providers']} providers ({ingest}; "
-        f"{loaded['price_changes']:,} price changes) on {bench.machine()}, load average "
-        f"{os.getloadavg()[0]:.1f}; {REPEATS} repeats of {RUNS} requests per page, "
+        f"{loaded['price_changes']:,} price changes) on {bench.machine()}; "
+        f"{REPEATS} repeats of {RUNS} requests per page, "
         "min/median/max over the repeats:\n"
     )
     print(
