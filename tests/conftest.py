@@ -4,15 +4,20 @@ a bare client for one provider, and both shared stores."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache as once
 from itertools import batched
 from pathlib import Path
 
 import pytest
 import redis
+import uvicorn
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from pytest_httpserver import HTTPServer
 
 from gpubroker.celery import app
@@ -171,3 +176,24 @@ def get(client: ProviderClient, path: str = PATH, **kwargs):
 
 def requests_to(server: HTTPServer, path: str = PATH) -> int:
     return sum(1 for request, _ in server.log if request.path == path)
+
+
+@contextmanager
+def served(application) -> Iterator[str]:
+    """An ASGI application under uvicorn in a thread, on a free loopback port: its URL. The
+    server's threads open their own database connections, so callers commit (transactional_db)."""
+    connections.settings["default"]["CONN_MAX_AGE"] = 0  # no connection outlives a request
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

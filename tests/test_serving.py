@@ -3,35 +3,18 @@ thread hop (gpubroker.asgi.SiteHandler) and answers as under Django's own handle
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 import pytest
-import uvicorn
 from asgiref.sync import iscoroutinefunction
-from django.db import connections
 
 from gpubroker import asgi
+from tests.conftest import served
 
 
 @pytest.fixture
 def site_url(transactional_db):
-    connections.settings["default"]["CONN_MAX_AGE"] = 0  # no connection outlives a request
-    server = uvicorn.Server(
-        uvicorn.Config(
-            asgi.application, host="127.0.0.1", port=0, log_level="warning", lifespan="off"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    with served(asgi.application) as url:
+        yield url
 
 
 def test_it_builds_the_site_middleware_chain_sync_and_the_api_one_empty():

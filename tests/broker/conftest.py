@@ -5,15 +5,12 @@ SDK as the client."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 import openai
 import pytest
-import uvicorn
-from django.db import connections
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -23,7 +20,7 @@ from broker.models import ApiKey, Usage
 from gpubroker.asgi import application
 from providers.llm_models import load_model_aliases
 from providers.models import LlmModel, Offer, Provider
-from tests.conftest import PAYLOADS, payload
+from tests.conftest import PAYLOADS, payload, served
 
 MODEL = "meta-llama/llama-3.3-70b-instruct"
 EMBEDDING_MODEL = "baai/bge-large-en-v1.5"
@@ -59,20 +56,8 @@ def recorded(count: int = 1) -> list[Usage]:
 def broker_url(transactional_db) -> str:
     """The ASGI app under uvicorn in a thread, on a free loopback port. The server's threads
     open their own database connections, so the tests commit (transactional_db)."""
-    connections.settings["default"]["CONN_MAX_AGE"] = 0  # no connection outlives a request
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served(application) as url:
+        yield url
     accounting.RECORDER.flush()  # what the last requests left to record
     database.close()  # the broker's threads hand their connections back
 
