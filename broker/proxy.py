@@ -273,7 +273,7 @@ def served_headers(call: Call, cost: Decimal | None = None) -> dict[str, str]:
 async def whole(call: Call, response: httpx.Response, annotate: bool) -> HttpResponse:
     try:
         content = await response.aread()
-    except httpx.HTTPError as exc:
+    except aio.READ_ERRORS as exc:
         call.status, call.outcome, call.error = 502, Outcome.STREAM_ERROR, scrub(str(exc))
         accounting.finish(call)
         return error_response(502, f"{call.served.provider}: answer cut off", "upstream_error")
@@ -327,7 +327,7 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
                 passed = see(call, event, wants_usage)
                 if passed:
                     yield passed
-        except httpx.HTTPError as exc:  # after the first byte: an event, not a fallback
+        except aio.READ_ERRORS as exc:  # after the first byte: an event, not a fallback
             yield cut_off(call, type(exc).__name__)
         if not events.done:  # OpenAI-compatible streams end with [DONE]; this one stopped
             if call.outcome == Outcome.OK:

@@ -35,6 +35,7 @@ os.environ.setdefault("DATABASE_POOL", "true")
 django_application = get_asgi_application()  # sets Django up; serves non-HTTP scopes
 
 from gpubroker.json_errors import OPENAI_PATHS as API_PATHS  # noqa: E402 (settings set up now)
+from resilience import aio  # noqa: E402
 
 
 class APIHandler(ASGIHandler):
@@ -138,8 +139,22 @@ api_application = APIHandler()
 site_application = SiteHandler()
 
 
+async def lifespan(receive, send) -> None:
+    """The server starting and stopping: at the stop, the outbound connection pool closes."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await aio.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def application(scope, receive, send) -> None:
-    if scope["type"] != "http":
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+    elif scope["type"] != "http":
         await django_application(scope, receive, send)
     elif scope["path"].startswith(API_PATHS):
         await api_application(scope, receive, send)
