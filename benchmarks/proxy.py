@@ -2,10 +2,11 @@
 
     make bench-proxy          (or: .venv/bin/python benchmarks/proxy.py)
 
-Three processes: a loopback upstream speaking DeepInfra's OpenAI-compatible chat endpoint
-(JSON with `usage.estimated_cost`, or an SSE stream of 8 events), the broker served as in
-production (`uvicorn gpubroker.asgi:application`, one worker, a throwaway test database from
-BENCH_PROXY_DATABASE_URL, REDIS_URL's store), and this client (httpx.AsyncClient, keep-alive).
+Three processes: a loopback upstream speaking DeepInfra's OpenAI-compatible chat endpoint (JSON
+with `usage.estimated_cost`, or an SSE stream of 8 events), the broker served as in production
+(`uvicorn gpubroker.asgi:application`, a worker per core (BENCH_WORKERS), a throwaway test
+database from BENCH_PROXY_DATABASE_URL, REDIS_URL's store), and this client (httpx.AsyncClient,
+keep-alive).
 For each mode (non-streaming: the whole answer; streaming: time to the first body byte) and
 concurrency (BENCH_CONCURRENCY, default 1 and 32 requests in flight; at the highest also with
 an upstream that waits BENCH_UPSTREAM_MS, default 150, before its first byte) it sends
@@ -26,6 +27,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -42,10 +44,13 @@ BENCH_DATABASE_URL = os.environ.get(
     "BENCH_PROXY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpubroker_proxy_bench"
 )
 CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,32").split(",")]
-# Rows whose upstream waits this long before its first byte, as a real provider does (Groq,
-# the fastest of the three, gives Llama 3.3 70B's first token in ~160–180 ms), at the
-# highest concurrency: what the broker adds when the machine is not saturated by an upstream
-# that answers in a millisecond on the same two cores. 0 leaves these rows out.
+# Rows whose upstream waits this long before its first byte, on average (uniformly 0.5–1.5×),
+# as a real provider does (Groq, the fastest of the three, gives Llama 3.3 70B's first token
+# in ~160–180 ms), at the highest concurrency, the users arriving over that time rather than
+# in one burst: what the broker adds when the machine is not saturated by an upstream that
+# answers in a millisecond on the same two cores. 0 leaves these rows out.
+# The broker's uvicorn workers: as many as cores, as in production (docker-compose.yml).
+WORKERS = int(os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 1)))
 UPSTREAM_MS = float(os.environ.get("BENCH_UPSTREAM_MS", "150"))
 TARGET_P50_MS, TARGET_P95_MS = 5.0, 15.0
 MODEL = "meta-llama/llama-3.3-70b-instruct"
@@ -116,7 +121,8 @@ async def upstream(scope, receive, send) -> None:
     request = json.loads(body or b"{}")
     stream = request.get("stream") is True
     if str(request.get("user", "")).startswith("wait-"):  # the request's `user` says how long
-        await asyncio.sleep(float(request["user"][5:]) / 1000)
+        # on average: a provider's time to first token varies from one request to the next
+        await asyncio.sleep(float(request["user"][5:]) / 1000 * random.uniform(0.5, 1.5))
     kind = b"text/event-stream" if stream else b"application/json"
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
     if not stream:
@@ -189,9 +195,18 @@ def prepare_database() -> tuple[str, object]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), all its threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far (Linux /proc) of a process and its children (uvicorn's
+    workers), all their threads included."""
+    total = 0.0
+    for task in [pid, *children(pid)]:
+        fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in found.read_text().split()] if found.exists() else []
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -214,20 +229,32 @@ async def one(client, url: str, headers: dict, body: dict, stream: bool) -> floa
 
 
 async def run(
-    client, url: str, headers: dict, body: dict, stream: bool, n: int, concurrency: int
+    client,
+    url: str,
+    headers: dict,
+    body: dict,
+    stream: bool,
+    n: int,
+    concurrency: int,
+    arrive: float = 0.0,
 ) -> list[float]:
+    """`n` calls by `concurrency` users, each calling again as soon as its answer is in; the
+    users arrive spread over `arrive` seconds (0: all at once)."""
     samples: list[float] = []
     left = iter(range(n))
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
+        await asyncio.sleep(arrive * index / concurrency)
         for _ in left:
             samples.append(await one(client, url, headers, body, stream))
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return samples
 
 
-async def paired(direct: tuple, brokered: tuple, stream: bool, concurrency: int, pid: int):
+async def paired(
+    direct: tuple, brokered: tuple, stream: bool, concurrency: int, pid: int, arrive: float
+):
     """Direct and brokered calls in alternating blocks; their samples and the broker's CPU
     seconds per brokered request."""
     import httpx
@@ -241,9 +268,9 @@ async def paired(direct: tuple, brokered: tuple, stream: bool, concurrency: int,
             await run(client, url, headers, body, stream, 2 * concurrency, concurrency)  # warm
         d, b, cpu = [], [], 0.0
         for _ in range(max(1, N // BLOCK)):
-            d += await run(near, *direct, stream, BLOCK, concurrency)
+            d += await run(near, *direct, stream, BLOCK, concurrency, arrive)
             before = cpu_seconds(pid)
-            b += await run(far, *brokered, stream, BLOCK, concurrency)
+            b += await run(far, *brokered, stream, BLOCK, concurrency, arrive)
             cpu += cpu_seconds(pid) - before
     return d, b, cpu / len(b)
 
@@ -319,7 +346,16 @@ def main() -> int:
             upstream_port,
         ),
         start(
-            [*uvicorn, "--port", str(broker_port), "gpubroker.asgi:application"], env, broker_port
+            [
+                *uvicorn,
+                "--port",
+                str(broker_port),
+                "--workers",
+                str(WORKERS),
+                "gpubroker.asgi:application",
+            ],
+            env,
+            broker_port,
         ),
     ]
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi."}]}
@@ -352,7 +388,7 @@ def main() -> int:
                         paired(
                             (direct[0], direct[1], direct[2] | extra),
                             (brokered[0], brokered[1], brokered[2] | extra),
-                            stream, concurrency, servers[1].pid,
+                            stream, concurrency, servers[1].pid, wait_ms / 1000,
                         )
                     )
                     for _ in range(REPEATS)
