@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import os
-import random
 import socket
 import statistics
 import subprocess
@@ -44,7 +44,7 @@ BENCH_DATABASE_URL = os.environ.get(
     "BENCH_PROXY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpubroker_proxy_bench"
 )
 CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,32").split(",")]
-# Rows whose upstream waits this long before its first byte, on average (uniformly 0.5–1.5×),
+# Rows whose upstream waits this long before its first byte, on average (0.5–1.5×),
 # as a real provider does (Groq, the fastest of the three, gives Llama 3.3 70B's first token
 # in ~160–180 ms), at the highest concurrency, the users arriving over that time rather than
 # in one burst: what the broker adds when the machine is not saturated by an upstream that
@@ -108,6 +108,9 @@ EVENTS = [
 ]
 
 
+CALLS = itertools.count()
+
+
 async def upstream(scope, receive, send) -> None:
     """A raw ASGI app: DeepInfra's chat completions, JSON or SSE as the request asks."""
     if scope["type"] != "http":
@@ -121,8 +124,11 @@ async def upstream(scope, receive, send) -> None:
     request = json.loads(body or b"{}")
     stream = request.get("stream") is True
     if str(request.get("user", "")).startswith("wait-"):  # the request's `user` says how long
-        # on average: a provider's time to first token varies from one request to the next
-        await asyncio.sleep(float(request["user"][5:]) / 1000 * random.uniform(0.5, 1.5))
+        # on average: a provider's time to first token varies from one request to the next;
+        # here over 0.5–1.5× in even steps, each BLOCK of calls (direct or brokered) given the
+        # same waits, so neither side draws luckier ones
+        step = next(CALLS) % BLOCK / (BLOCK - 1)
+        await asyncio.sleep(float(request["user"][5:]) / 1000 * (0.5 + step))
     kind = b"text/event-stream" if stream else b"application/json"
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
     if not stream:
