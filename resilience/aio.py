@@ -26,7 +26,7 @@ from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
 from resilience import breaker, limiter, metrics
-from resilience.client import ERROR_BODY_BYTES, keep_body, raise_for_status
+from resilience.client import ERROR_BODY_BYTES, keep_body, megabytes, raise_for_status, too_large
 from resilience.errors import OK, ProviderError, RateLimitExceeded, Transient, outcome_of
 from resilience.policy import ProviderPolicy
 from resilience.store import store
@@ -157,6 +157,21 @@ async def open_stream(
         raise
     _settle_later(policy.slug, seen, time.monotonic() - started)
     return response
+
+
+async def read_body(slug: str, response: httpx.Response) -> bytes:
+    """A whole answer, at most PROVIDER_MAX_RESPONSE_BYTES: beyond, BadPayload (a runaway
+    answer is not held in memory), as `resilience.client` does for a poll."""
+    cap = settings.PROVIDER_MAX_RESPONSE_BYTES
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large(slug, response, cap, f"it declares {megabytes(int(declared))}, not read")
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) > cap:
+            raise too_large(slug, response, cap, f"cut off after reading {megabytes(len(body))}")
+    return bytes(body)
 
 
 async def _read_error(response: httpx.Response) -> None:
