@@ -58,12 +58,13 @@ _last: Snapshot | None = None
 def snapshot() -> Snapshot:
     """The providers as stored now, with the roll-ups of the offers they last polled."""
     global _last
-    rows = status.providers_now()
-    fingerprint = hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
+    stored = status.providers_now()
+    text = stored if isinstance(stored, str) else repr(stored)
+    fingerprint = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     last = _last
     if last is not None and last.fingerprint == fingerprint:
         return last
-    providers = [status.provider(row) for row in rows]
+    providers = status.providers(stored)
     _last = Snapshot(fingerprint, providers, *rollups(fingerprint))
     return _last
 

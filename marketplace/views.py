@@ -18,6 +18,8 @@ from providers.models import GpuModel, Kind, ModelAlias, Offer, PriceChange
 VIEWS = [("cards", "Cards"), ("table", "Table")]
 # The filter form alone: the same for every request of one query between two polls.
 FILTERS = "marketplace/index.html#filter-form"
+# What a fragment updates beside the results (the filters' counts, the sort): likewise.
+OUT_OF_BAND = "marketplace/index.html#out-of-band"
 
 
 @vary_on_headers("HX-Request")
@@ -56,7 +58,7 @@ def index(request: HttpRequest) -> TemplateResponse:
         "groups": groups,
         "ungrouped": form.querystring(group="offer", page=None),
         "offers": offers or shown,  # model instances in the table view
-        "cards": shown,
+        "card_items": cards.items(shown),
         "notices": notices,
         "live_stats_unavailable": not live,
         "fragment": fragment,
@@ -69,6 +71,9 @@ def index(request: HttpRequest) -> TemplateResponse:
             ("filters", query), lambda: get_template(FILTERS).render(context, request)
         )
         return TemplateResponse(request, "marketplace/index.html", context)
+    context["out_of_band"] = stored.keep(
+        ("out-of-band", query), lambda: get_template(OUT_OF_BAND).render(context, request)
+    )
     response = TemplateResponse(request, "marketplace/index.html#results", context)
     pushed = form.querystring(page=page.number)
     return push_url(response, f"{request.path}?{pushed}" if pushed else request.path)
