@@ -32,7 +32,6 @@ from django.utils.safestring import SafeString, mark_safe
 
 from marketplace import history, search
 from marketplace.formatting import ago
-from marketplace.snapshot import cached
 from providers import gscore
 from providers.models import Kind, Offer, Provider
 from resilience.store import UNREACHABLE
@@ -182,6 +181,12 @@ def template_version() -> str:
 
 def _digest(value: Any) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
+
+
+def cached() -> bool:
+    """Whether the cache is worth a round trip: not when it is the database itself (the
+    embedded default), where a cache read is one more query than what it saves."""
+    return not settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache")
 
 
 def _get_many(keys: list[str]) -> dict[str, Card]:
