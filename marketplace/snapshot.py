@@ -158,6 +158,7 @@ def results(
         "results",
         request.GET.urlencode(),
         context["fragment"],
+        bool(shown),  # the same between polls; said here, as the template reads it
         tuple((provider.pk, reason) for provider, reason in context["notices"]),
         context["live_stats_unavailable"],
         # Staff see other links. Without a session there is no user to read (and so no
