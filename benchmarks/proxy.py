@@ -259,7 +259,12 @@ async def run(
 
 
 async def paired(
-    direct: tuple, brokered: tuple, stream: bool, concurrency: int, pid: int, arrive: float
+    direct: tuple,
+    brokered: tuple,
+    stream: bool,
+    concurrency: int,
+    pids: tuple[int, int],
+    arrive: float,
 ):
     """Direct and brokered calls in alternating blocks; their samples and the broker's CPU
     seconds per brokered request."""
@@ -272,13 +277,15 @@ async def paired(
     ):
         for client, (url, headers, body) in ((near, direct), (far, brokered)):
             await run(client, url, headers, body, stream, 2 * concurrency, concurrency)  # warm
-        d, b, cpu = [], [], 0.0
+        d, b, cpu, bare = [], [], 0.0, 0.0
         for _ in range(max(1, N // BLOCK)):
+            before = cpu_seconds(pids[0])
             d += await run(near, *direct, stream, BLOCK, concurrency, arrive)
-            before = cpu_seconds(pid)
+            bare += cpu_seconds(pids[0]) - before
+            before = cpu_seconds(pids[1])
             b += await run(far, *brokered, stream, BLOCK, concurrency, arrive)
-            cpu += cpu_seconds(pid) - before
-    return d, b, cpu / len(b)
+            cpu += cpu_seconds(pids[1]) - before
+    return d, b, cpu / len(b), bare / len(d)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -300,13 +307,16 @@ def machine() -> str:
 def report(what: str, concurrency: int, runs: list) -> bool:
     """One row: min / median / max over the repeats of each figure; PASS on the medians."""
     print(f"\n{what}, concurrency {concurrency} (ms; min / median / max of {len(runs)} repeats)")
-    direct = [percentiles(d) for d, _, _ in runs]
-    broker = [percentiles(b) for _, b, _ in runs]
+    direct = [percentiles(d) for d, *_ in runs]
+    broker = [percentiles(b) for _, b, *_ in runs]
     added = [[b[i] - d[i] for i in range(3)] for d, b in zip(direct, broker, strict=True)]
     for label, rows in (("direct", direct), ("broker", broker), ("added", added)):
         cells = "   ".join(f"{q} {spread([r[i] for r in rows])}" for i, q in enumerate(QS))
         print(f"  {label:<7} {cells}")
-    print(f"  broker CPU per request {spread([cpu * 1000 for _, _, cpu in runs])} ms")
+    print(f"  broker CPU per request {spread([cpu * 1000 for _, _, cpu, _ in runs])} ms")
+    # What the bare upstream (uvicorn, a raw ASGI app, no framework) spends answering one call:
+    # the floor under any Python server, the broker included.
+    print(f"  upstream CPU per direct call {spread([bare * 1000 for *_, bare in runs])} ms")
     p50 = statistics.median(a[0] for a in added)
     p95 = statistics.median(a[1] for a in added)
     ok = p50 <= TARGET_P50_MS and p95 <= TARGET_P95_MS
@@ -394,7 +404,7 @@ def main() -> int:
                         paired(
                             (direct[0], direct[1], direct[2] | extra),
                             (brokered[0], brokered[1], brokered[2] | extra),
-                            stream, concurrency, servers[1].pid, wait_ms / 1000,
+                            stream, concurrency, (servers[0].pid, servers[1].pid), wait_ms / 1000,
                         )
                     )
                     for _ in range(REPEATS)
