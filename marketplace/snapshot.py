@@ -109,7 +109,7 @@ def _listing(stored: Snapshot, params: QueryDict) -> dict[str, Any]:
         params, providers=stored.providers, catalog=stored.catalog, countries=stored.countries
     )
     counts, total = stored.keep(
-        ("counts", form.criteria.shape()),
+        ("counts", form.criteria.shape),
         lambda: search.facet_counts(form.criteria, stored.catalog),
     )
     groups = None
