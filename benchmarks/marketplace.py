@@ -437,7 +437,7 @@ def cold(client, url: str) -> tuple[float, int]:
     from marketplace import cards, snapshot
 
     snapshot._last = None
-    cards._LOCAL.clear()
+    cards.forget()
     redis = cache._cache.get_client(write=True)
     for key in redis.scan_iter(match=f"{os.environ['CACHE_KEY_PREFIX']}:*marketplace:*"):
         redis.delete(key)

@@ -23,6 +23,9 @@ with suppress(ValueError):  # already registered (the URLconf imported again)
     prometheus.registry.register(BrokerCollector())
 
 urlpatterns = [
+    # First: the pages asked most (its paths, "", marketplace/, offers/, models/, gpus/, are
+    # no other app's prefix), so the resolver tries one include, not all of them, for each.
+    path("", include("marketplace.urls")),
     # Browsers (and the admin's pages, which do not use base.html) ask for /favicon.ico.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
@@ -37,7 +40,6 @@ urlpatterns = [
     path("metrics", health_views.metrics, name="metrics"),
     path("healthz", health_views.healthz, name="healthz"),
     path("readyz", health_views.readyz, name="readyz"),
-    path("", include("marketplace.urls")),
 ]
 
 

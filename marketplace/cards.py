@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from datetime import datetime
 from functools import cache as once
 from typing import Any, NamedTuple
@@ -78,14 +79,17 @@ def cards(rows: list[dict], providers: list[Provider]) -> list[SafeString]:
         _LOCAL.clear()
     _LOCAL.update(found)
     fresh = {pk: freshness(by_pk[pk]) for pk in on_page}
-    return [fill(found[keys[row["id"]]], fresh, now) for row in rows]
+    return [fill(keys[row["id"]], found[keys[row["id"]]], fresh, now) for row in rows]
 
 
 def key(row: dict, shared: str, now: datetime) -> str:
     """A card's key: the row's version (a digest of what a card may show of it), whether its
     deprecation date has passed (Offer.retired), and `shared`, the digest of what it shows
     of elsewhere."""
-    version = _digest(row["doc"] if "doc" in row else [row[name] for name in FIELDS])
+    if "doc" in row:  # text already: digested as it is
+        version = hashlib.blake2b(row["doc"].encode(), digest_size=12).hexdigest()
+    else:
+        version = _digest([row[name] for name in FIELDS])
     deprecated = row["deprecated_at"]
     retired = deprecated is not None and deprecated <= now
     return f"marketplace:card:{row['id']}:{version}:{shared}:{retired:d}"
@@ -166,11 +170,34 @@ def items(cards: list[SafeString]) -> SafeString:
     return mark_safe("".join(f"<li>{card}</li>\n" for card in cards))
 
 
-def fill(card: Card, fresh: dict[int, str], now: datetime) -> SafeString:
-    html = card.html.replace(FRESH, fresh[card.provider_id])
+def fill(key: str, card: Card, fresh: dict[int, str], now: datetime) -> SafeString:
+    """The card for now: its freshness line and sparkline filled in. Kept per card while
+    both read the same (the line's points for the span `history.lasting` gives)."""
+    said = fresh[card.provider_id]
+    elapsed = 0.0 if card.since is None else (now - card.since).total_seconds()
+    kept = _FILLED.get(key)
+    if kept is not None and kept[0] == said and kept[1] <= elapsed <= kept[2]:
+        return kept[3]
+    html, since, until = card.html.replace(FRESH, said), 0.0, math.inf
     if card.steps is not None:
-        html = html.replace(POINTS, history.points(card.since, card.steps, now))
-    return mark_safe(html)
+        points, since, until = history.lasting(card.since, card.steps, now)
+        html = html.replace(POINTS, points)
+    if len(_FILLED) >= LOCAL_CARDS:
+        _FILLED.clear()
+    filled = _FILLED[key] = (said, since, until, mark_safe(html))
+    return filled[3]
+
+
+# Card key → (freshness line, seconds after the line's start from and until which the
+# points hold, the filled card).
+_FILLED: dict[str, tuple[str, float, float, SafeString]] = {}
+
+
+def forget() -> None:
+    """Let go of every card this process keeps (as after a restart)."""
+    _LOCAL.clear()
+    _FILLED.clear()
+    _FRESHNESS.clear()
 
 
 @once

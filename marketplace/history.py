@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,28 @@ def points(since: datetime, steps: list[tuple[float | None, float]], now: dateti
     for after, height in steps[1:]:
         drawn += [(x(after), drawn[-1][1]), (x(after), height)]
     return " ".join(f"{px:.1f},{py:.1f}" for px, py in drawn)
+
+
+def lasting(
+    since: datetime, steps: list[tuple[float | None, float]], now: datetime
+) -> tuple[str, float, float]:
+    """`points(since, steps, now)`, and the seconds after `since` between which they are the
+    same text: a step's x only moves left as time passes, and its text (one decimal) stays
+    while x is above its rounding cell's lower edge (with a margin far above float error).
+    A card's line moves by a tenth of a pixel every few minutes, not on every request."""
+    elapsed = (now - since).total_seconds()
+    text = points(since, steps, now)
+    until = math.inf
+    for after, _ in steps[1:]:
+        if after is None or after <= 0:  # at the right edge, or at the left: fixed
+            continue
+        if after >= elapsed:  # a change dated after now (clocks apart): drawn at the edge
+            return text, elapsed, elapsed
+        shown = float(f"{PAD + (WIDTH - 2 * PAD) * (after / elapsed):.1f}")
+        lowest = shown - 0.05 + 1e-6
+        if lowest > PAD:
+            until = min(until, (WIDTH - 2 * PAD) * after / (lowest - PAD))
+    return text, elapsed, until
 
 
 def headline_field(offer: Offer) -> str | None:

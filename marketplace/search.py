@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -172,6 +173,7 @@ class Criteria:
             q &= Q(verified=True)
         return q
 
+    @cached_property  # a form's criteria are kept with its listing, asked on every request
     def shape(self) -> str:
         """What these criteria ask, as text: equal for equal criteria."""
         selected = {column: sorted(map(str, chosen)) for column, chosen in self.selected.items()}
@@ -256,7 +258,7 @@ def page_of_offers(
             matching = matching.values(*CARD_FIELDS)
         return sql.prepare(matching.order_by(*criteria.ordering()))
 
-    return sql.rows(keep(("page", criteria.shape(), offset), compiled) if keep else compiled())
+    return sql.rows(keep(("page", criteria.shape, offset), compiled) if keep else compiled())
 
 
 def page_ids(criteria: Criteria, catalog: list[CatalogRow], offset: int) -> QuerySet | RawSQL:

@@ -101,15 +101,16 @@ def listing(stored: Snapshot, params: QueryDict) -> dict[str, Any]:
     """What the marketplace shows for these filters that only a poll changes (the form, its
     facets and their counts, the page or the groups, the links), for its template; the same
     for every request of one query between two polls, so kept with the snapshot."""
-    return stored.keep(("listing", params.urlencode()), lambda: _listing(stored, params))
+    query = params.urlencode()
+    return stored.keep(("listing", query), lambda: _listing(stored, params, query))
 
 
-def _listing(stored: Snapshot, params: QueryDict) -> dict[str, Any]:
+def _listing(stored: Snapshot, params: QueryDict, query: str) -> dict[str, Any]:
     form = OfferFilter(
         params, providers=stored.providers, catalog=stored.catalog, countries=stored.countries
     )
     counts, total = stored.keep(
-        ("counts", form.criteria.shape()),
+        ("counts", form.criteria.shape),
         lambda: search.facet_counts(form.criteria, stored.catalog),
     )
     groups = None
@@ -130,6 +131,7 @@ def _listing(stored: Snapshot, params: QueryDict) -> dict[str, Any]:
         "contradiction": form.contradiction(),
         **table_links(form, page),
         "gscore_explanation": gscore.EXPLANATION,
+        "query": query,  # the key the results and the filters are kept under
     }
 
 
@@ -156,7 +158,7 @@ def results(
         return get_template(RESULTS).render(context | {"card_items": items}, request)
     key = (
         "results",
-        request.GET.urlencode(),
+        context["query"],
         context["fragment"],
         bool(shown),  # the same between polls; said here, as the template reads it
         tuple((provider.pk, reason) for provider, reason in context["notices"]),
@@ -173,5 +175,6 @@ def results(
 
 def filter_form(stored: Snapshot, context: dict[str, Any], request: HttpRequest) -> SafeString:
     """The filter form as the page renders it: the same for every request of one query."""
-    query = request.GET.urlencode()
-    return stored.keep(("filters", query), lambda: get_template(FILTERS).render(context, request))
+    return stored.keep(
+        ("filters", context["query"]), lambda: get_template(FILTERS).render(context, request)
+    )

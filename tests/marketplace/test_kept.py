@@ -3,13 +3,16 @@ older than the database: a poll, a changed offer or the passing of time shows at
 
 from __future__ import annotations
 
+import random
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from marketplace import cards
+from marketplace import cards, history
 from providers.models import Offer, Provider
 from tests.marketplace.conftest import days_ago, gpu, llm, publish, usd
 from tests.marketplace.test_cards import card
@@ -60,7 +63,23 @@ def test_the_clock_moves_on_kept_cards(client, registry, gpu_cloud):
 
 
 def test_it_renders_a_card_it_does_not_keep_yet(client, world):
-    cards._LOCAL.clear()
+    cards.forget()
     body = client.get("/?kind=gpu", headers=FRAGMENT).content.decode()
     again = client.get("/?kind=gpu", headers=FRAGMENT).content.decode()
     assert body == again and "<article" in body and "\x00" not in body
+
+
+def test_a_kept_sparkline_is_the_one_drawn_now():
+    """Between the times `history.lasting` gives, the points are what drawing them anew
+    gives, to the character; a card's filled line is kept only that long."""
+    rng = random.Random(16)
+    start = timezone.now() - timedelta(days=30)
+    for _ in range(300):
+        afters = sorted(rng.uniform(0, 29 * 86400) for _ in range(rng.randint(1, 8)))
+        steps = [(0.0, 14.0), *((a, rng.uniform(3, 25)) for a in afters), (None, 9.0)]
+        now = start + timedelta(days=30, seconds=rng.uniform(0, 86400))
+        text, since, until = history.lasting(start, steps, now)
+        assert text == history.points(start, steps, now)
+        assert since == (now - start).total_seconds() and until > since
+        for later in (since + (until - since) * f for f in (0.001, 0.5, 0.999, 1.0)):
+            assert history.points(start, steps, start + timedelta(seconds=later)) == text
