@@ -24,10 +24,12 @@ from django.db.models import F, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
 from providers.models import (
+    PRICE_COLUMNS,
     GpuModel,
     Kind,
     Offer,
@@ -440,10 +442,23 @@ def _create(provider: Provider, new: list[tuple[OfferIn, tuple]], now: datetime)
         return
     # The same on every row: written once, before each line.
     head = "\t".join(_value_text(value) for value in (provider.pk, now, now)) + "\t"
-    rows = [content for _, content in new]
+    # In the order of most offer indexes' keys (the facet key, then the unit price): each
+    # batch adds to neighbouring leaf pages of those indexes, not to pages all over them.
+    rows = sorted((content for _, content in new), key=_index_order)
     with connection.cursor() as cursor:
         names = ["provider", "first_seen", "last_seen", *COMPARED]
         _copy(cursor, Offer._meta.db_table, names, rows, head)
+
+
+def _index_order(content: tuple) -> tuple:
+    """Where a new offer's entries go in the indexes led by the facet key (kind, provider,
+    region, task, GPU model: the provider is the poll's), then the unit price."""
+    price = next((content[at] for at in UNIT_PRICE_AT if content[at] is not None), None)
+    return (*(content[at] for at in FACET_AT), price is None, price or 0)
+
+
+FACET_AT = [COMPARED.index(name) for name in ("kind", "region", "task", "gpu_name")]
+UNIT_PRICE_AT = [COMPARED.index(name) for name in PRICE_COLUMNS]
 
 
 def _copy(cursor, table: str, names: list[str], rows: list[tuple], head: str = "") -> None:
@@ -452,7 +467,9 @@ def _copy(cursor, table: str, names: list[str], rows: list[tuple], head: str = "
     fields = [Offer._meta.get_field(name) for name in names]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     texts = [_texts(field) for field in fields[len(fields) - len(rows[0]) :]] if rows else []
-    with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+    sql = f"COPY {table} ({columns}) FROM STDIN"
+    # Sent by a thread of psycopg's: the next batch is built while the database takes this one.
+    with cursor.cursor.copy(sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
         for start in range(0, len(rows), COPY_BATCH):
             copy.write(copy_text(rows[start : start + COPY_BATCH], texts, head))
 
