@@ -24,7 +24,6 @@ from django.db.models import F, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
-from psycopg.copy import QueuedLibpqWriter
 
 from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
@@ -467,9 +466,7 @@ def _copy(cursor, table: str, names: list[str], rows: list[tuple], head: str = "
     fields = [Offer._meta.get_field(name) for name in names]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     texts = [_texts(field) for field in fields[len(fields) - len(rows[0]) :]] if rows else []
-    sql = f"COPY {table} ({columns}) FROM STDIN"
-    # Sent by a thread of psycopg's: the next batch is built while the database takes this one.
-    with cursor.cursor.copy(sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+    with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for start in range(0, len(rows), COPY_BATCH):
             copy.write(copy_text(rows[start : start + COPY_BATCH], texts, head))
 
