@@ -28,7 +28,6 @@ from django.utils import timezone
 from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
 from providers.models import (
-    PRICE_COLUMNS,
     GpuModel,
     Kind,
     Offer,
@@ -441,23 +440,10 @@ def _create(provider: Provider, new: list[tuple[OfferIn, tuple]], now: datetime)
         return
     # The same on every row: written once, before each line.
     head = "\t".join(_value_text(value) for value in (provider.pk, now, now)) + "\t"
-    # In the order of most offer indexes' keys (the facet key, then the unit price): each
-    # batch adds to neighbouring leaf pages of those indexes, not to pages all over them.
-    rows = sorted((content for _, content in new), key=_index_order)
+    rows = [content for _, content in new]
     with connection.cursor() as cursor:
         names = ["provider", "first_seen", "last_seen", *COMPARED]
         _copy(cursor, Offer._meta.db_table, names, rows, head)
-
-
-def _index_order(content: tuple) -> tuple:
-    """Where a new offer's entries go in the indexes led by the facet key (kind, provider,
-    region, task, GPU model: the provider is the poll's), then the unit price."""
-    price = next((content[at] for at in UNIT_PRICE_AT if content[at] is not None), None)
-    return (*(content[at] for at in FACET_AT), price is None, price or 0)
-
-
-FACET_AT = [COMPARED.index(name) for name in ("kind", "region", "task", "gpu_name")]
-UNIT_PRICE_AT = [COMPARED.index(name) for name in PRICE_COLUMNS]
 
 
 def _copy(cursor, table: str, names: list[str], rows: list[tuple], head: str = "") -> None:
