@@ -28,7 +28,7 @@ from broker.memo import Memo
 from broker.models import ApiKey, Outcome
 from broker.routing import CHAT, RouteError
 from resilience import aio
-from resilience.errors import ProviderError
+from resilience.errors import BadPayload, ProviderError
 from resilience.secrets import scrub
 
 logger = logging.getLogger(__name__)
@@ -272,11 +272,12 @@ def served_headers(call: Call, cost: Decimal | None = None) -> dict[str, str]:
 
 async def whole(call: Call, response: httpx.Response, annotate: bool) -> HttpResponse:
     try:
-        content = await response.aread()
-    except httpx.HTTPError as exc:
+        content = await aio.read_body(call.served.provider, response)
+    except (*aio.READ_ERRORS, BadPayload) as exc:
         call.status, call.outcome, call.error = 502, Outcome.STREAM_ERROR, scrub(str(exc))
         accounting.finish(call)
-        return error_response(502, f"{call.served.provider}: answer cut off", "upstream_error")
+        why = str(exc) if isinstance(exc, BadPayload) else f"{call.served.provider}: answer cut off"
+        return error_response(502, why, "upstream_error")
     finally:
         await response.aclose()
     try:
@@ -323,12 +324,16 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
                     passed = see(call, event, wants_usage)
                     if passed:
                         yield passed
+                if len(events.buffer) > settings.PROVIDER_MAX_RESPONSE_BYTES:
+                    raise RunawayEvent  # an event that never ends is not held in memory
             for event in events.rest():
                 passed = see(call, event, wants_usage)
                 if passed:
                     yield passed
-        except httpx.HTTPError as exc:  # after the first byte: an event, not a fallback
+        except aio.READ_ERRORS as exc:  # after the first byte: an event, not a fallback
             yield cut_off(call, type(exc).__name__)
+        except RunawayEvent:
+            yield cut_off(call, "one event larger than PROVIDER_MAX_RESPONSE_BYTES")
         if not events.done:  # OpenAI-compatible streams end with [DONE]; this one stopped
             if call.outcome == Outcome.OK:
                 yield cut_off(call, "ended before [DONE]")
@@ -371,6 +376,10 @@ def cut_off(call: Call, why: str) -> bytes:
     call.error = scrub(f"{call.served.provider}: stream cut off ({why})")
     error = {"error": {"message": call.error, "type": "api_error", "code": "stream_error"}}
     return b"data: " + json.dumps(error).encode() + b"\n\n"
+
+
+class RunawayEvent(Exception):
+    """A provider's stream sent more than PROVIDER_MAX_RESPONSE_BYTES without ending an event."""
 
 
 class Events:

@@ -9,9 +9,16 @@ So `/v1/…`, `/api/v1/inference` and `/api/v1/auth` go to a Django handler with
 
 Every other path is a sync view (the broker's async views are all under those paths), so its
 request is handled as under WSGI: the whole middleware chain and the view in one hop to a
-thread of the request's own, instead of a hop in and out of each of the dozen middleware. For
-the marketplace's HTMX fragment that was 5–7 ms less CPU per request (of ~85) on the loaded
-development machine (benchmarks/load.py, docs/performance.md).
+thread, instead of a hop in and out of each of the dozen middleware. For the marketplace's
+HTMX fragment that was 5–7 ms less CPU per request (of ~85) on the loaded development machine
+(benchmarks/load.py, docs/performance.md).
+
+That thread is one of a few long-lived ones (`SiteThreads`), as a threaded WSGI server has,
+not one made for the request: Django gives each ASGI request a new thread (and a thread to
+join it), and, the request's context being new, a new database connection object, checked out
+of the pool and set up. Those were ~3 ms of the ~7 ms of CPU a warm marketplace fragment cost
+under ASGI. A site thread keeps its connection object and its cache clients between requests;
+the connection itself still goes back to the pool at each request's end (`request_finished`).
 """
 
 from __future__ import annotations
@@ -19,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
@@ -35,6 +44,7 @@ os.environ.setdefault("DATABASE_POOL", "true")
 django_application = get_asgi_application()  # sets Django up; serves non-HTTP scopes
 
 from gpubroker.json_errors import OPENAI_PATHS as API_PATHS  # noqa: E402 (settings set up now)
+from resilience import aio  # noqa: E402
 
 
 class APIHandler(ASGIHandler):
@@ -94,10 +104,19 @@ class APIHandler(ASGIHandler):
         body_file.close()
 
 
+# Threads serving the site's pages: each holds one pooled connection while it serves a request
+# (DATABASE_POOL_SIZE, default 20, less broker.database's 4 threads).
+SITE_THREADS = 16
+
+
 class SiteHandler(ASGIHandler):
     """Django's ASGI handler with the middleware chain built sync and run, with the view, in
-    one thread hop (the request's own thread-sensitive context, as Django gives each ASGI
-    request, so one request waiting on the database does not hold up another)."""
+    one hop to one of SITE_THREADS long-lived threads (so one request waiting on the database
+    does not hold up another)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads = ThreadPoolExecutor(SITE_THREADS, thread_name_prefix="site")
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -105,31 +124,43 @@ class SiteHandler(ASGIHandler):
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
+    async def __call__(self, scope, receive, send) -> None:
+        await self.handle(scope, receive, send)  # no ThreadSensitiveContext: no thread to make
+
     async def handle(self, scope, receive, send) -> None:
         """As Django's, with the request's signals, the chain, the view and the response's
         close in that one hop (Django makes three: `request_started`, the response, its close;
-        and it listens for a disconnect a sync view cannot act on). A streamed response is
-        closed after it is sent, as Django does."""
+        and it listens for a disconnect a sync view cannot act on). The hop does not carry the
+        request's context: the thread's own, kept between requests, holds its connections.
+        A streamed response is iterated and closed as Django does, in a thread of its own."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        set_script_prefix(get_script_prefix(scope))
-        response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
+        loop = asyncio.get_running_loop()
         try:
-            await self.send_response(response, send)
-        finally:
+            response = await loop.run_in_executor(self.threads, self.respond, scope, body_file)
             if response.streaming:
-                await sync_to_async(response.close, thread_sensitive=True)()
+                async with ThreadSensitiveContext():
+                    try:
+                        await self.send_response(response, send)
+                    finally:
+                        await sync_to_async(response.close, thread_sensitive=True)()
+            else:
+                await self.send_response(response, send)
+        finally:
             body_file.close()
 
     def respond(self, scope, body_file) -> HttpResponseBase:
+        set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)
         if request is not None:
             response = self.get_response(request)
             response._handler_class = self.__class__
-        if not response.streaming:  # its content is bytes now: close it (request_finished)
+        if response.streaming:  # read elsewhere: this thread's connection goes back now
+            close_old_connections()
+        else:  # its content is bytes now: close it (request_finished)
             response.close()
         return response
 
@@ -138,8 +169,22 @@ api_application = APIHandler()
 site_application = SiteHandler()
 
 
+async def lifespan(receive, send) -> None:
+    """The server starting and stopping: at the stop, the outbound connection pool closes."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await aio.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def application(scope, receive, send) -> None:
-    if scope["type"] != "http":
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+    elif scope["type"] != "http":
         await django_application(scope, receive, send)
     elif scope["path"].startswith(API_PATHS):
         await api_application(scope, receive, send)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from datetime import datetime
 from functools import cache as once
 from typing import Any, NamedTuple
@@ -24,13 +25,13 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS
-from django.db.models import DEFERRED, Field
+from django.db.models import DEFERRED
 from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from marketplace import history
-from marketplace.snapshot import cached
+from marketplace import history, search
+from marketplace.formatting import ago
 from providers import gscore
 from providers.models import Kind, Offer, Provider
 from resilience.store import UNREACHABLE
@@ -42,10 +43,7 @@ CARD_SECONDS = 24 * 3600
 # Cards kept in this process too (about 3 KB each), so a page seen again costs no round trip.
 LOCAL_CARDS = 5000
 _LOCAL: dict[str, Card] = {}
-# What a card may show of an offer: every column but the long description.
-FIELDS = tuple(
-    f.attname for f in Offer._meta.concrete_fields if f.name != "description" and not f.generated
-)
+FIELDS = search.CARD_FIELDS
 
 
 class Card(NamedTuple):
@@ -84,9 +82,10 @@ def cards(rows: list[dict], providers: list[Provider]) -> list[SafeString]:
 
 
 def key(row: dict, shared: str, now: datetime) -> str:
-    """A card's key: the row's version (its digest), whether its deprecation date has passed
-    (Offer.retired), and `shared`, the digest of what it shows of elsewhere."""
-    version = row.get("version") or _digest([row[name] for name in FIELDS])  # off PostgreSQL
+    """A card's key: the row's version (a digest of what a card may show of it), whether its
+    deprecation date has passed (Offer.retired), and `shared`, the digest of what it shows
+    of elsewhere."""
+    version = _digest(row["doc"] if "doc" in row else [row[name] for name in FIELDS])
     deprecated = row["deprecated_at"]
     retired = deprecated is not None and deprecated <= now
     return f"marketplace:card:{row['id']}:{version}:{shared}:{retired:d}"
@@ -107,15 +106,26 @@ def instances(rows: list[dict], providers: list[Provider]) -> list[Offer]:
     by_pk = {p.pk: p for p in providers}
     offers = []
     for row in rows:
-        values = [_loaded(field, row) for field in Offer._meta.concrete_fields]
-        offer = Offer.from_db(DEFAULT_DB_ALIAS, FIELDS, values)
+        values = _values(row)
+        loaded = [values.get(f.attname, DEFERRED) for f in Offer._meta.concrete_fields]
+        offer = Offer.from_db(DEFAULT_DB_ALIAS, FIELDS, loaded)
         offer.provider = by_pk[offer.provider_id]
         offers.append(offer)
     return offers
 
 
-def _loaded(field: Field, row: dict) -> Any:
-    return row[field.attname] if field.attname in FIELDS else DEFERRED
+def _values(row: dict) -> dict[str, Any]:
+    """A row's FIELDS by name: its `doc` (search.ROW_DOC) parsed, when it has one."""
+    if "doc" not in row:
+        return row
+    return {
+        name: value if value is None else convert(value)
+        for (name, convert), value in zip(_CONVERTERS, json.loads(row["doc"]), strict=True)
+    }
+
+
+# Per field of FIELDS, in order: its value in Python from its value in JSON.
+_CONVERTERS = [(f.attname, f.to_python) for f in Offer._meta.concrete_fields if f.attname in FIELDS]
 
 
 def render(offers: list[Offer], now: datetime) -> list[tuple[int, Card]]:
@@ -134,8 +144,26 @@ def render(offers: list[Offer], now: datetime) -> list[tuple[int, Card]]:
 
 
 def freshness(provider: Provider) -> str:
-    """How fresh a provider's prices are, as its cards say it."""
-    return get_template(f"{TEMPLATE}#freshness").render({"provider": provider})
+    """How fresh a provider's prices are, as its cards say it: rendered once for each way
+    of saying it (the words change by the minute at most)."""
+    said = (provider.pk, provider.name, ago(provider.last_success_at), provider.is_stale())
+    found = _FRESHNESS.get(said)
+    if found is None:
+        if len(_FRESHNESS) >= LOCAL_CARDS:
+            _FRESHNESS.clear()
+        found = _FRESHNESS[said] = get_template(f"{TEMPLATE}#freshness").render(
+            {"provider": provider}
+        )
+    return found
+
+
+_FRESHNESS: dict[tuple, str] = {}
+
+
+def items(cards: list[SafeString]) -> SafeString:
+    """The cards as the page's list items (a template loop over them cost a quarter of a
+    fragment's rendering)."""
+    return mark_safe("".join(f"<li>{card}</li>\n" for card in cards))
 
 
 def fill(card: Card, fresh: dict[int, str], now: datetime) -> SafeString:
@@ -153,6 +181,12 @@ def template_version() -> str:
 
 def _digest(value: Any) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=12).hexdigest()
+
+
+def cached() -> bool:
+    """Whether the cache is worth a round trip: not when it is the database itself (the
+    embedded default), where a cache read is one more query than what it saves."""
+    return not settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache")
 
 
 def _get_many(keys: list[str]) -> dict[str, Card]:

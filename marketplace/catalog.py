@@ -105,7 +105,7 @@ def seen_at() -> Case:
 def providers() -> list[Provider]:
     """Every provider with its latest finished poll's outcome, in one query compiled once per
     process (`status.providers_now`)."""
-    return [status.provider(row) for row in status.providers_now()]
+    return status.providers(status.providers_now())
 
 
 def health(provider: Provider, now: datetime | None = None) -> str:

@@ -62,6 +62,7 @@ UNSPECIFIED = "unspecified"
 # offers are grouped by model: "who serves this model cheapest" is the first question.
 GROUPS = [("", "Default"), ("model", "One card per model"), ("gpu", "One card per GPU model")]
 GROUPS += [("offer", "One card per offer")]
+VIEWS = [("cards", "Cards"), ("table", "Table")]
 
 
 class Flag(forms.CheckboxInput):
@@ -92,7 +93,7 @@ class OfferFilter(forms.Form):
     min_gpus = forms.IntegerField(required=False, min_value=1, max_value=1024)
     min_cuda = forms.FloatField(required=False, min_value=0, max_value=100)
     verified = forms.BooleanField(required=False, widget=Flag, label="Verified hosts only")
-    view = forms.ChoiceField(required=False, choices=[("cards", "Cards"), ("table", "Table")])
+    view = forms.ChoiceField(required=False, choices=VIEWS)
     sort = forms.ChoiceField(required=False, choices=[(k, v.label) for k, v in SORTS.items()])
     unavailable = forms.BooleanField(required=False, widget=Flag, label="Show unavailable offers")
     page = forms.IntegerField(required=False, min_value=1)
@@ -341,3 +342,46 @@ def _plain(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# The table's columns: (id, sort key or None, header). A sortable header links to its sort;
+# a column only one kind of offer fills is left out when the other kind is chosen.
+COLUMNS = [
+    ("offer", None, "Offer"),
+    ("provider", None, "Provider"),
+    ("price", "price", "Price"),
+    ("output", "output", "Output /1M"),
+    ("context", "context", "Context"),
+    ("throughput", "throughput", "Throughput"),
+    ("vram", None, "VRAM"),
+    ("vram_price", "vram_price", "Per VRAM-GB·h"),
+    ("gscore", "gscore", "G-Score"),
+    ("region", None, "Region"),
+    ("reliability", None, "Reliability"),
+    ("type", None, "Type"),
+    ("updated", None, "Updated"),
+]
+ONLY_FOR = {
+    "llm": {"vram", "vram_price", "gscore", "reliability", "type"},
+    "gpu": {"output", "context", "throughput"},
+}
+
+
+def table_links(form: OfferFilter, page: Page) -> dict:
+    """Links for the Cards/Table switch and the table's columns with their sort links."""
+    views = [(v, label, form.querystring(view=v, page=page.number)) for v, label in VIEWS]
+    hidden = ONLY_FOR.get(form.values["kind"], set())
+    columns = [
+        (key, label, None if key is None else form.querystring(sort=key, page=1))
+        for column, key, label in COLUMNS
+        if column not in hidden
+    ]
+    return {
+        "view_links": views,
+        "sort_columns": columns,
+        "shown": {column for column, _, _ in COLUMNS} - hidden,
+        "sort_directions": {
+            k: "descending" if s.descending else "ascending" for k, s in SORTS.items()
+        },
+        "sort_arrows": {k: "↓" if s.descending else "↑" for k, s in SORTS.items()},
+    }

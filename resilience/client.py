@@ -96,12 +96,12 @@ def read_body(slug: str, response: httpx.Response, cap: int) -> None:
         return
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise _too_large(slug, response, cap, f"it declares {_mb(int(declared))}, not read")
+        raise too_large(slug, response, cap, f"it declares {megabytes(int(declared))}, not read")
     body = bytearray()
     for chunk in response.iter_bytes():
         body += chunk
         if len(body) > cap:
-            raise _too_large(slug, response, cap, f"cut off after reading {_mb(len(body))}")
+            raise too_large(slug, response, cap, f"cut off after reading {megabytes(len(body))}")
     keep_body(response, body)
 
 
@@ -119,14 +119,14 @@ def keep_body(response: httpx.Response, body: bytes | bytearray) -> None:
     response._content = bytes(body)
 
 
-def _too_large(slug: str, response: httpx.Response, cap: int, how: str) -> BadPayload:
+def too_large(slug: str, response: httpx.Response, cap: int, how: str) -> BadPayload:
     return BadPayload(
         f"{slug}: the answer from {response.request.url.path} is larger than "
-        f"PROVIDER_MAX_RESPONSE_BYTES ({_mb(cap)}): {how}"
+        f"PROVIDER_MAX_RESPONSE_BYTES ({megabytes(cap)}): {how}"
     )
 
 
-def _mb(size: int) -> str:
+def megabytes(size: int) -> str:
     return f"{size / 1_048_576:.1f} MB"
 
 

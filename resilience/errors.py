@@ -79,7 +79,8 @@ class Transient(ProviderError):
     def code(self) -> str:  # type: ignore[override]
         if self.status:
             return "server_error"
-        return "timeout" if isinstance(self.__cause__, httpx.TimeoutException) else "connection"
+        timed_out = isinstance(self.__cause__, httpx.TimeoutException | TimeoutError)
+        return "timeout" if timed_out else "connection"
 
 
 class BadPayload(ProviderError):

@@ -184,7 +184,7 @@ def served(application) -> Iterator[str]:
     server's threads open their own database connections, so callers commit (transactional_db)."""
     connections.settings["default"]["CONN_MAX_AGE"] = 0  # no connection outlives a request
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -3,6 +3,8 @@ thread hop (gpubroker.asgi.SiteHandler) and answers as under Django's own handle
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 from asgiref.sync import iscoroutinefunction
@@ -45,3 +47,26 @@ def test_it_serves_the_htmx_fragment_of_the_marketplace(site_url):
 def test_a_missing_offer_is_a_404_page(site_url):
     response = httpx.get(f"{site_url}/offers/999999999/", headers={"Host": "localhost"})
     assert response.status_code == 404
+
+
+def site_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("site")}
+
+
+def test_it_serves_the_site_from_threads_it_keeps(site_url):
+    """One request after another reuses a thread (its connection object, its cache clients),
+    instead of making a thread, and a connection object, per request as Django does."""
+    httpx.get(f"{site_url}/status/", headers={"Host": "localhost"})
+    before = site_threads()
+    for _ in range(10):
+        assert httpx.get(f"{site_url}/status/", headers={"Host": "localhost"}).status_code == 200
+    assert site_threads() == before and 1 <= len(before) <= asgi.SITE_THREADS
+
+
+def test_it_streams_a_csv_export_from_the_database(site_url):
+    with httpx.stream(
+        "GET", f"{site_url}/api/v1/pricing?format=csv", headers={"Host": "localhost"}
+    ) as r:
+        body = r.read().decode()
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert body.startswith("id,provider,kind,name,")

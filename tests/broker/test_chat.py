@@ -181,3 +181,39 @@ def test_a_client_hanging_up_mid_stream_is_recorded_as_gone(broker_url, raw_key,
     release.set()
     (usage,) = recorded()
     assert (usage.outcome, usage.status_code, usage.provider) == ("client_gone", 499, "deepinfra")
+
+
+def test_a_runaway_answer_is_refused_not_held(sdk, world, httpserver, settings):
+    """A provider's answer over PROVIDER_MAX_RESPONSE_BYTES is a 502 saying so, not memory."""
+    settings.PROVIDER_MAX_RESPONSE_BYTES = 4096
+    huge = json.dumps({"choices": [{"message": {"content": "x" * 100_000}}]})
+
+    def chunked(request: Request) -> Response:  # no Content-Length: only reading tells
+        return Response(iter([huge[i : i + 1000] for i in range(0, len(huge), 1000)]),
+                        content_type="application/json")  # fmt: skip
+
+    httpserver.expect_request(CHAT_PATHS["huggingface"]).respond_with_handler(chunked)
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(sdk)
+    assert caught.value.status_code == 502
+    assert "larger than PROVIDER_MAX_RESPONSE_BYTES" in caught.value.body["message"]
+    assert [u.outcome for u in recorded()] == ["stream_error"]
+
+
+def test_a_stream_event_that_never_ends_is_cut_off(sdk, world, httpserver, settings):
+    settings.PROVIDER_MAX_RESPONSE_BYTES = 4096
+
+    def endless(request: Request) -> Response:
+        first = recorded_stream("huggingface").split("\n\n")[0] + "\n\n"
+        return Response(
+            iter([first] + ["data: " + "x" * 1000] * 50), content_type="text/event-stream"
+        )
+
+    httpserver.expect_request(CHAT_PATHS["huggingface"]).respond_with_handler(endless)
+    stream = chat(sdk, stream=True).parse()
+    received = []
+    with pytest.raises(openai.APIError, match="larger than PROVIDER_MAX_RESPONSE_BYTES"):
+        for chunk in stream:
+            received.append(chunk)
+    assert received[0].choices[0].delta.content == "Hello"
+    assert [u.outcome for u in recorded()] == ["stream_error"]

@@ -3,6 +3,7 @@ fallback before the first byte only, and a 503 that names why each candidate was
 
 from __future__ import annotations
 
+import socket
 import time
 
 import openai
@@ -57,6 +58,41 @@ def test_it_falls_back_from_a_provider_answering_500(sdk, world, httpserver):
     assert [(a["provider"], a["error"]) for a in usage.attempts] == [
         ("huggingface", "server_error")
     ]
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_it_falls_back_from_a_provider_refusing_the_connection(sdk, world, httpserver, settings):
+    settings.HUGGINGFACE_BASE_URL = closed_port()
+    serve_chat(httpserver, "deepinfra")
+    raw = chat(sdk)
+    assert raw.headers["x-gpubroker-provider"] == "deepinfra"
+    (usage,) = recorded()
+    ((provider, error, message),) = [
+        (a["provider"], a["error"], a["message"]) for a in usage.attempts
+    ]
+    assert (provider, error) == ("huggingface", "connection")
+    assert "connection failed" in message
+
+
+def test_it_falls_back_from_a_provider_too_slow_to_answer(sdk, world, httpserver, settings):
+    settings.HUGGINGFACE_TIMEOUT = 0.3
+
+    def slow(request: Request) -> Response:
+        time.sleep(1.0)
+        return Response("{}", content_type="application/json")
+
+    httpserver.expect_request(CHAT_PATHS["huggingface"]).respond_with_handler(slow)
+    serve_chat(httpserver, "deepinfra")
+    raw = chat(sdk)
+    assert raw.headers["x-gpubroker-provider"] == "deepinfra"
+    (usage,) = recorded()
+    assert [(a["provider"], a["error"]) for a in usage.attempts] == [("huggingface", "timeout")]
+    assert "timed out after" in usage.attempts[0]["message"]
 
 
 def test_no_fallback_when_the_client_forbids_it(sdk, world, httpserver):

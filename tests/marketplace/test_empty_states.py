@@ -123,3 +123,19 @@ def test_a_stale_provider_is_named_only_when_in_view(client, registry, gpu_cloud
     stale = "<strong>GPU Cloud</strong>: prices last updated 2 days ago (polled every 10 minutes)"
     assert stale in page_text(client)
     assert "<strong>GPU Cloud</strong>:" not in page_text(client, "provider=deepinfra")
+
+
+def test_kept_results_point_a_visitor_to_status_and_staff_to_health(
+    client, registry, settings, django_user_model
+):
+    """The results are kept per query between polls: a visitor's copy is not staff's."""
+    settings.GROQ_API_KEY = ""
+    for _ in range(2):
+        reasons(client, "provider=groq")
+    staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(staff)
+    body = client.get("/?provider=groq").content.decode()
+    assert '<a href="/health/">Provider health</a>' in body
+    assert '<a href="/status/">Provider health</a>' not in body
+    client.logout()
+    reasons(client, "provider=groq")
