@@ -87,13 +87,17 @@ def identify(provider: Provider, offers: Iterable[OfferIn], catalog: Catalog) ->
     canonical id; names no alias identifies are counted on `catalog` and logged."""
     offers = list(offers)
     aliases = {a.name: a for a in ModelAlias.objects.filter(provider=provider)}
+    # Identified once per name: a provider lists each model under many ids and regions.
+    by_name = {name: _identity(provider, name, aliases) for name in {o.name for o in offers}}
     found = {}  # canonical → (display name, identity), in first-seen order
+    unknown = []
     for offer in offers:
-        canonical, display, identity = _identity(provider, offer, aliases)
+        canonical, display, identity = by_name[offer.name]
         found.setdefault(canonical, (display, identity))
         offer.canonical_id = canonical
         if identity == Identity.UNKNOWN:
-            catalog.unknown_models[offer.name] += 1
+            unknown.append(offer.name)
+    catalog.unknown_models.update(unknown)  # one count per offer, counted in C
     ids = _model_ids(found, offers)
     for offer in offers:
         offer.llm_model_id = ids[offer.canonical_id]
@@ -101,14 +105,14 @@ def identify(provider: Provider, offers: Iterable[OfferIn], catalog: Catalog) ->
 
 
 def _identity(
-    provider: Provider, offer: OfferIn, aliases: dict[str, ModelAlias]
+    provider: Provider, name: str, aliases: dict[str, ModelAlias]
 ) -> tuple[str, str, str]:
-    alias = aliases.get(offer.name)
+    alias = aliases.get(name)
     if alias is not None:
         return alias.model.lower(), alias.model, Identity.ALIAS
-    if provider.lists_repo_ids and REPO_ID.fullmatch(offer.name):
-        return offer.name.lower(), offer.name, Identity.REPO_ID
-    return f"{provider.slug}:{offer.name.lower()}", offer.name, Identity.UNKNOWN
+    if provider.lists_repo_ids and REPO_ID.fullmatch(name):
+        return name.lower(), name, Identity.REPO_ID
+    return f"{provider.slug}:{name.lower()}", name, Identity.UNKNOWN
 
 
 def _model_ids(found: dict[str, tuple[str, str]], offers: list[OfferIn]) -> dict[str, int]:

@@ -499,8 +499,14 @@ class Offer(models.Model):
     task_tag = models.CharField(
         max_length=60, blank=True, default="", help_text="The provider's own task tag."
     )
+    # Indexed where set only (Meta.indexes): a GPU offer has no model.
     llm_model = models.ForeignKey(
-        LlmModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="offers"
+        LlmModel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="offers",
+        db_index=False,
     )
     serving_provider = models.CharField(max_length=60, blank=True, default="")
     description = models.TextField(blank=True, default="")
@@ -534,7 +540,10 @@ class Offer(models.Model):
     throughput_tps = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
 
-    gpu = models.ForeignKey(GpuModel, null=True, blank=True, on_delete=models.SET_NULL)
+    # Indexed where set only (Meta.indexes): an LLM offer has no GPU.
+    gpu = models.ForeignKey(
+        GpuModel, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     gpu_name = models.CharField(max_length=80, blank=True, default="")
     gpu_count = models.PositiveIntegerField(null=True, blank=True)
     # The spec-sheet size of the GPU it normalised to (80 for an H100), so "at least 80 GB"
@@ -633,6 +642,13 @@ class Offer(models.Model):
             *(
                 PostgresIndex(field, "id", name=f"offer_api_{name}", condition=Q(available=True))
                 for field, name in (("kind", "kind"), ("gpu_name", "gpu"), ("provider", "provider"))
+            ),
+            # The offers of a GPU model or an LLM model (its page; SET NULL when one is
+            # deleted): only offers that have one, so an LLM offer costs no entry in the GPU
+            # index nor a GPU offer in the model index (every entry costs every poll).
+            *(
+                models.Index(fields=[field], name=name, condition=Q(**{f"{field}__isnull": False}))
+                for field, name in (("gpu", "offer_gpu"), ("llm_model", "offer_llm_model"))
             ),
             # A model named by a provider's own id (providers.llm_models.resolve: the broker's
             # requests, the model pages): LLM offers only, so a small index.

@@ -4,7 +4,7 @@ written again, last seen, the roll-up."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -36,6 +36,40 @@ def test_a_5000_offer_poll_is_a_handful_of_queries_and_stores_every_field(
     assert stored.compliance_tags == ["region=us", "soc2"]
     assert stored.first_seen == stored.last_seen
     assert OfferFacet.objects.get(provider=deepinfra).offers == 5000
+
+
+def test_a_poll_stores_text_numbers_and_dates_exactly_as_the_provider_gave_them(registry):
+    """New offers reach the database as COPY text the pipeline writes itself: tabs, line
+    breaks, backslashes, quotes and non-ASCII survive, NULL stays NULL, not "None"."""
+    deepinfra = registry["deepinfra"]
+    awkward = 'Tab\there, line\nbreak, CR\r, back\\slash \\N, "quoted", «ünï» 模型'
+    offer = llm(
+        "odd/model",
+        description=awkward,
+        price_note="\\.",
+        capabilities=["tools", 'say "hi"\\', "ta\tb"],
+        usd_per_1m_input=usd("0.000001"),
+        usd_per_1m_output=usd("12345678.123456"),
+        throughput_tps=1e-05,
+        price_source_date=date(2026, 2, 28),
+        deprecated_at=datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        verified=False,
+    )
+    plain = llm("plain/model", context_length=None)
+    ingest(deepinfra, Catalog(offers=[offer, plain]))
+    stored = Offer.objects.get(upstream_id="odd/model")
+    assert stored.description == awkward and stored.price_note == "\\."
+    assert stored.capabilities == ["tools", 'say "hi"\\', "ta\tb"]
+    assert (stored.usd_per_1m_input, stored.usd_per_1m_output) == (
+        Decimal("0.000001"),
+        Decimal("12345678.123456"),
+    )
+    assert stored.throughput_tps == 1e-05 and stored.verified is False
+    assert stored.price_source_date == date(2026, 2, 28)
+    assert stored.deprecated_at == datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    other = Offer.objects.get(upstream_id="plain/model")
+    assert other.context_length is None and other.verified is None
+    assert other.usd_per_1m_input is None and other.description == ""
 
 
 def last_seen_on_page(client, offer: Offer) -> str:
