@@ -5,8 +5,9 @@
 Three processes: a loopback upstream speaking DeepInfra's OpenAI-compatible chat endpoint (JSON
 with `usage.estimated_cost`, or an SSE stream of 8 events), the broker served as in production
 (`uvicorn gpubroker.asgi:application`, a worker per core (BENCH_WORKERS), a throwaway test
-database from BENCH_PROXY_DATABASE_URL, REDIS_URL's store), and this client (httpx.AsyncClient,
-keep-alive).
+database from BENCH_PROXY_DATABASE_URL, REDIS_URL's store), and this client (an aiohttp session,
+keep-alive: the lightest asyncio client, so that the load it makes takes least of the cores
+the servers share).
 For each mode (non-streaming: the whole answer; streaming: time to the first body byte) and
 concurrency (BENCH_CONCURRENCY, default 1 and 32 requests in flight; at the highest also with
 an upstream that waits BENCH_UPSTREAM_MS, default 150, before its first byte) it sends
@@ -222,14 +223,13 @@ def percentile(samples: list[float], q: float) -> float:
 
 async def one(client, url: str, headers: dict, body: dict, stream: bool) -> float:
     started = time.perf_counter()
-    if not stream:
-        response = await client.post(url, json=body, headers=headers)
-        assert response.status_code == 200, response.text
-        return (time.perf_counter() - started) * 1000
-    async with client.stream("POST", url, json=body, headers=headers) as response:
-        assert response.status_code == 200
+    async with client.post(url, json=body, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        if not stream:
+            await response.read()
+            return (time.perf_counter() - started) * 1000
         ttfb = None
-        async for _ in response.aiter_raw():
+        async for _ in response.content.iter_any():
             ttfb = ttfb or (time.perf_counter() - started) * 1000
     return ttfb
 
@@ -268,12 +268,16 @@ async def paired(
 ):
     """Direct and brokered calls in alternating blocks; their samples and the broker's CPU
     seconds per brokered request."""
-    import httpx
+    import aiohttp
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
     async with (
-        httpx.AsyncClient(limits=limits, timeout=30) as near,
-        httpx.AsyncClient(limits=limits, timeout=30) as far,
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout
+        ) as near,
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout
+        ) as far,
     ):
         for client, (url, headers, body) in ((near, direct), (far, brokered)):
             await run(client, url, headers, body, stream, 2 * concurrency, concurrency)  # warm

@@ -320,10 +320,12 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
     try:
         try:
             async for chunk in response.aiter_raw():
-                for event in events.feed(chunk):
-                    passed = see(call, event, wants_usage)
-                    if passed:
-                        yield passed
+                # The events completed by this chunk go on together: one write, not one each.
+                passed = b"".join(
+                    filter(None, (see(call, e, wants_usage) for e in events.feed(chunk)))
+                )
+                if passed:
+                    yield passed
                 if len(events.buffer) > settings.PROVIDER_MAX_RESPONSE_BYTES:
                     raise RunawayEvent  # an event that never ends is not held in memory
             for event in events.rest():
