@@ -79,6 +79,21 @@ def clear_our_keys() -> None:
         client.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_connection_outlives_the_run(django_db_setup, django_db_blocker):
+    """The servers' long-lived threads (the site's, the broker's database threads) keep their
+    connections to the test database: at the end they are ended, so the database can be
+    dropped (pytest-django drops it once this fixture has finished)."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     forget_local_state()
