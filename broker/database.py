@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import DatabaseError, InterfaceError, connections
 
-THREADS = 4  # each holds one pooled connection while busy (DATABASE_POOL_SIZE: 20)
+THREADS = 4  # each holds one pooled connection while busy (DATABASE_POOL_SIZE: 24)
 IDLE_SECONDS = 2.0
 
 _jobs: queue.SimpleQueue = queue.SimpleQueue()

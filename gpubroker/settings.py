@@ -144,7 +144,9 @@ elif env.bool("DATABASE_POOL", default=False):
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": 2,
-            "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+            # One for each thread that may hold one at once: the site's 16 (gpubroker/asgi.py),
+            # the broker's 4 database threads and its recorder, and a few to spare.
+            "max_size": env.int("DATABASE_POOL_SIZE", default=24),
             # Seconds a request waits for a connection (psycopg's default is 30): with
             # Postgres gone, a JSON path answers its 503 in this time, not after the client
             # has given up.
