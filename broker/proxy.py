@@ -316,7 +316,7 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
     """The provider's server-sent events, each passed on as soon as it is complete (nothing
     waits for the next one). The usage event we asked for is read, and dropped when the client
     did not ask for it; a stream the provider ends without `[DONE]` still gets one."""
-    events = Events()
+    events = Events(settings.PROVIDER_MAX_RESPONSE_BYTES)
     try:
         try:
             async for chunk in response.aiter_raw():
@@ -326,8 +326,8 @@ async def relay(call: Call, response: httpx.Response, wants_usage: bool) -> Asyn
                 )
                 if passed:
                     yield passed
-                if len(events.buffer) > settings.PROVIDER_MAX_RESPONSE_BYTES:
-                    raise RunawayEvent  # an event that never ends is not held in memory
+                if events.runaway:  # an event that never ends is not held in memory
+                    raise RunawayEvent
             for event in events.rest():
                 passed = see(call, event, wants_usage)
                 if passed:
@@ -385,9 +385,11 @@ class RunawayEvent(Exception):
 
 
 class Events:
-    """Splits a byte stream into complete SSE events (each ending in a blank line)."""
+    """Splits a byte stream into complete SSE events (each ending in a blank line); `runaway`
+    once an event has grown past `limit` bytes without ending."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.buffer = b""
         self.done = False
 
@@ -397,6 +399,10 @@ class Events:
         events = [e + b"\n\n" for e in complete if e.strip()]
         self.done = self.done or any(e.strip() == b"data: [DONE]" for e in events)
         return events
+
+    @property
+    def runaway(self) -> bool:
+        return len(self.buffer) > self.limit
 
     def rest(self) -> list[bytes]:
         rest, self.buffer = self.buffer, b""

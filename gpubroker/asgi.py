@@ -13,7 +13,7 @@ thread, instead of a hop in and out of each of the dozen middleware. For the mar
 HTMX fragment that was 5–7 ms less CPU per request (of ~85) on the loaded development machine
 (benchmarks/load.py, docs/performance.md).
 
-That thread is one of a few long-lived ones (`SiteThreads`), as a threaded WSGI server has,
+That thread is one of a few long-lived ones (SITE_THREADS), as a threaded WSGI server has,
 not one made for the request: Django gives each ASGI request a new thread (and a thread to
 join it), and, the request's context being new, a new database connection object, checked out
 of the pool and set up. Those were ~3 ms of the ~7 ms of CPU a warm marketplace fragment cost
@@ -35,7 +35,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import close_old_connections
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpubroker.settings")
@@ -105,7 +105,7 @@ class APIHandler(ASGIHandler):
 
 
 # Threads serving the site's pages: each holds one pooled connection while it serves a request
-# (DATABASE_POOL_SIZE, default 20, less broker.database's 4 threads).
+# (DATABASE_POOL_SIZE, default 24: these, broker.database's 4 threads, its recorder, spares).
 SITE_THREADS = 16
 
 
@@ -120,9 +120,6 @@ class SiteHandler(ASGIHandler):
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
-
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     async def __call__(self, scope, receive, send) -> None:
         await self.handle(scope, receive, send)  # no ThreadSensitiveContext: no thread to make

@@ -26,8 +26,8 @@ from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
 from resilience import breaker, limiter, metrics
-from resilience.client import ERROR_BODY_BYTES, keep_body, megabytes, raise_for_status, too_large
-from resilience.errors import OK, ProviderError, RateLimitExceeded, Transient, outcome_of
+from resilience.client import ERROR_BODY_BYTES, Capped, keep_body, raise_for_status
+from resilience.errors import OK, TIMEOUTS, ProviderError, RateLimitExceeded, Transient, outcome_of
 from resilience.policy import ProviderPolicy
 from resilience.store import store
 
@@ -162,15 +162,9 @@ async def open_stream(
 async def read_body(slug: str, response: httpx.Response) -> bytes:
     """A whole answer, at most PROVIDER_MAX_RESPONSE_BYTES: beyond, BadPayload (a runaway
     answer is not held in memory), as `resilience.client` does for a poll."""
-    cap = settings.PROVIDER_MAX_RESPONSE_BYTES
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise too_large(slug, response, cap, f"it declares {megabytes(int(declared))}, not read")
-    body = bytearray()
+    body = Capped(slug, response, settings.PROVIDER_MAX_RESPONSE_BYTES)
     async for chunk in response.aiter_raw():
-        body += chunk
-        if len(body) > cap:
-            raise too_large(slug, response, cap, f"cut off after reading {megabytes(len(body))}")
+        body.add(chunk)
     return bytes(body)
 
 
@@ -196,7 +190,7 @@ async def _send(slug: str, request: httpx.Request, started: float) -> httpx.Resp
         # Told by what happened underneath (the error chained is that): the transport files
         # some of aiohttp's errors, a connection refused among them, under httpx's timeouts.
         cause = exc.__cause__ if isinstance(exc, httpx.TransportError) and exc.__cause__ else exc
-        if isinstance(cause, TimeoutError | httpx.TimeoutException):
+        if isinstance(cause, TIMEOUTS):
             elapsed = time.monotonic() - started
             message = f"{slug}: timed out after {elapsed:.1f}s ({type(cause).__name__})"
         else:

@@ -94,14 +94,9 @@ def read_body(slug: str, response: httpx.Response, cap: int) -> None:
     if response.status_code >= 400:
         keep_body(response, _first_bytes(response, ERROR_BODY_BYTES))
         return
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise too_large(slug, response, cap, f"it declares {megabytes(int(declared))}, not read")
-    body = bytearray()
+    body = Capped(slug, response, cap)
     for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > cap:
-            raise too_large(slug, response, cap, f"cut off after reading {megabytes(len(body))}")
+        body.add(chunk)
     keep_body(response, body)
 
 
@@ -119,14 +114,31 @@ def keep_body(response: httpx.Response, body: bytes | bytearray) -> None:
     response._content = bytes(body)
 
 
-def too_large(slug: str, response: httpx.Response, cap: int, how: str) -> BadPayload:
-    return BadPayload(
-        f"{slug}: the answer from {response.request.url.path} is larger than "
-        f"PROVIDER_MAX_RESPONSE_BYTES ({megabytes(cap)}): {how}"
-    )
+class Capped(bytearray):
+    """An answer's body as it is read, never past `cap` bytes: BadPayload at once when its
+    Content-Length says it is bigger, else as soon as it grows past `cap` (the sync read
+    above and the broker's async one, resilience.aio.read_body)."""
+
+    def __init__(self, slug: str, response: httpx.Response, cap: int) -> None:
+        super().__init__()
+        self.slug, self.response, self.cap = slug, response, cap
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self.too_large(f"it declares {_mb(int(declared))}, not read")
+
+    def add(self, chunk: bytes) -> None:
+        self += chunk
+        if len(self) > self.cap:
+            raise self.too_large(f"cut off after reading {_mb(len(self))}")
+
+    def too_large(self, how: str) -> BadPayload:
+        return BadPayload(
+            f"{self.slug}: the answer from {self.response.request.url.path} is larger than "
+            f"PROVIDER_MAX_RESPONSE_BYTES ({_mb(self.cap)}): {how}"
+        )
 
 
-def megabytes(size: int) -> str:
+def _mb(size: int) -> str:
     return f"{size / 1_048_576:.1f} MB"
 
 

@@ -69,6 +69,10 @@ class RateLimited(ProviderError):
         self.retry_after = retry_after
 
 
+# What a timed-out call raises underneath: httpx's timeouts, and asyncio's (aiohttp's are).
+TIMEOUTS = (httpx.TimeoutException, TimeoutError)
+
+
 class Transient(ProviderError):
     """5xx, timeouts and connection errors: the provider was not reached or failed."""
 
@@ -79,8 +83,7 @@ class Transient(ProviderError):
     def code(self) -> str:  # type: ignore[override]
         if self.status:
             return "server_error"
-        timed_out = isinstance(self.__cause__, httpx.TimeoutException | TimeoutError)
-        return "timeout" if timed_out else "connection"
+        return "timeout" if isinstance(self.__cause__, TIMEOUTS) else "connection"
 
 
 class BadPayload(ProviderError):
