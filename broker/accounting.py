@@ -17,7 +17,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connections, transaction
 
-from broker.models import ApiKey, CostSource, Outcome, Usage, relaxed_commit
+from broker import leases
+from broker.leases import Lease
+from broker.models import ZERO, ApiKey, CostSource, Outcome, Usage, relaxed_commit
 from broker.routing import Candidate, Plan
 from resilience.store import store
 
@@ -35,7 +37,8 @@ class Call:
     stream: bool = False
     started: float = field(default_factory=time.monotonic)
     plan: Plan | None = None
-    reserved: bool = False
+    reserved: bool = False  # holds its estimate itself (ApiKey.reserve)
+    lease: Lease | None = None  # or holds it from this process's lease (broker.leases)
     admitted: dict | Exception | None = None  # the first candidate's admission, asked ahead
     attempts: list[dict[str, str]] = field(default_factory=list)
     served: Candidate | None = None
@@ -83,13 +86,26 @@ def finish(call: Call) -> None:
 
 def write(calls: list[Call]) -> None:
     """Record ended requests: their Usage rows (in one INSERT), the keys' spend (one UPDATE per
-    key, however many requests), then the counters. What each offer was seen to do is rolled
-    up from the rows, off the request path (broker.usage.roll_up)."""
+    key, however many requests, with the release of the key's leases now due), then the
+    counters. What each offer was seen to do is rolled up from the rows, off the request path
+    (broker.usage.roll_up). A lease gets its requests' holds back once their costs are
+    committed, and is released only after that, in a later write."""
+    due = leases.due()
     with transaction.atomic():
         relaxed_commit()
-        settle(calls)
+        settle(calls, due)
         Usage.objects.bulk_create([usage_row(call) for call in calls])
-    count(calls)
+    leases.released(due)
+    given_back(calls)
+    if calls:
+        count(calls)
+
+
+def given_back(calls: list[Call]) -> None:
+    for call in calls:
+        if call.lease is not None:
+            leases.give_back(call.lease, call.plan.estimate, call.cost()[0])
+            call.lease = None
 
 
 def usage_row(call: Call) -> Usage:
@@ -117,19 +133,23 @@ def usage_row(call: Call) -> Usage:
     )
 
 
-def settle(calls: list[Call]) -> None:
-    """Each key's spend in one UPDATE: the requests' costs added, what they held released."""
-    by_key: dict[int, list[Call]] = {}
+def settle(calls: list[Call], due: list[Lease] = ()) -> None:
+    """Each key's spend in one UPDATE: the requests' costs added, what they held themselves
+    released, and the `due` leases."""
+    by_key: dict[int, tuple[ApiKey, list[Call], list[Lease]]] = {}
     for call in calls:
-        by_key.setdefault(call.key.pk, []).append(call)
-    for _, same_key in sorted(by_key.items()):  # one lock order for every writer
-        cost = sum((call.cost()[0] or Decimal(0) for call in same_key), Decimal(0))
+        by_key.setdefault(call.key.pk, (call.key, [], []))[1].append(call)
+    for lease in due:
+        by_key.setdefault(lease.key.pk, (lease.key, [], []))[2].append(lease)
+    for _, (key, same_key, ended) in sorted(by_key.items()):  # one lock order for every writer
+        cost = sum((call.cost()[0] or ZERO for call in same_key), ZERO)
         held = [call for call in same_key if call.reserved]
-        if not cost and not held:
+        if not cost and not held and not ended:
             continue
-        estimate = sum((call.plan.estimate for call in held if call.plan), Decimal(0))
-        key = same_key[-1].key
-        key.settle(estimate, cost, reserved=bool(held), requests=len(held))
+        estimate = sum((call.plan.estimate for call in held if call.plan), ZERO)
+        estimate += sum((lease.amount for lease in ended), ZERO)
+        holds = len(held) + len(ended)
+        key.settle(estimate, cost, reserved=bool(holds), requests=holds)
 
 
 def count(calls: list[Call]) -> None:
@@ -173,7 +193,7 @@ class Recorder:
 
     def run(self) -> None:
         while True:
-            self.pending.wait()
+            self.pending.wait(leases.seconds_to_next())  # a request ended, or a lease is due
             time.sleep(settings.BROKER_RECORD_SECONDS)  # let the requests ending now join
             self.pending.clear()
             self.flush()
@@ -190,7 +210,7 @@ class Recorder:
             with contextlib.suppress(queue.Empty):
                 while True:
                     calls.append(self.calls.get_nowait())
-            if not calls:
+            if not calls and not leases.due():
                 return waited
             try:
                 write(calls)
@@ -200,6 +220,7 @@ class Recorder:
                         write([call])
                     except Exception:
                         logger.exception("could not record a request's usage")
+                        given_back([call])
             return True
         finally:
             self.writing.release()
@@ -209,7 +230,16 @@ class Recorder:
 
 
 RECORDER = Recorder()
-atexit.register(RECORDER.flush)
+
+
+@atexit.register
+def _at_exit() -> None:
+    """What is left to record, and this process's leases given up."""
+    RECORDER.flush()
+    leases.end()
+    RECORDER.flush()
+
+
 os.register_at_fork(after_in_child=RECORDER.forked)
 
 

@@ -139,11 +139,12 @@ class ApiKey(models.Model):
     def allows_provider(self, slug: str) -> bool:
         return not self.allowed_providers or slug in self.allowed_providers
 
-    def reserve(self, estimate: Decimal) -> bool:
+    def reserve(self, estimate: Decimal, *, lease: bool = False) -> bool:
         """Hold `estimate` of the budget for a request about to go out, so concurrent requests
         cannot overspend by more than one request: a request goes when its estimate fits
         beside the spend and what requests in flight hold, or when none is in flight and
-        something is left (that one may overspend, by itself alone).
+        something is left (that one may overspend, by itself alone). A `lease` (a process's
+        share for many requests, broker.leases) only when it fits: it has no such allowance.
 
         One statement, one round trip (it is on every request's path): a new month's reset,
         the check against the budget as stored now, the hold, and the spend returned to
@@ -152,7 +153,8 @@ class ApiKey(models.Model):
             return True
         month = month_start()
         with connection.cursor() as cursor:
-            cursor.execute(reserve_sql(), [month, month, estimate, self.pk, month, estimate, month])
+            params = [month, month, estimate, self.pk, month, estimate] + ([] if lease else [month])
+            cursor.execute(reserve_sql(lease=lease), params)
             row = cursor.fetchone()
         if row is None:
             return False
@@ -182,7 +184,7 @@ class ApiKey(models.Model):
 _SPENT = "(CASE WHEN spend_month = %s THEN spent_usd ELSE 0 END)"
 
 
-def reserve_sql() -> str:
+def reserve_sql(*, lease: bool = False) -> str:
     """ApiKey.reserve's statement. On Postgres its commit does not wait for the disk flush
     (synchronous_commit off for this statement's transaction alone, set inside it so it
     stays one round trip): a hold lost in a crash frees budget, it never overspends."""
@@ -195,7 +197,8 @@ def reserve_sql() -> str:
         " reserved_usd = reserved_usd + %s"
         " WHERE id = %s AND monthly_budget_usd IS NOT NULL"
         f" AND ({_SPENT} <= monthly_budget_usd - %s - reserved_usd"
-        f" OR (in_flight = 0 AND {_SPENT} < monthly_budget_usd)){relaxed}"
+        + ("" if lease else f" OR (in_flight = 0 AND {_SPENT} < monthly_budget_usd)")
+        + f"){relaxed}"
         " RETURNING spent_usd"
     )
 

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from broker import accounting, database, routing
+from broker import accounting, database, leases, routing
 from broker.accounting import Call
 from broker.memo import Memo
 from broker.models import ApiKey, Outcome
@@ -131,11 +131,17 @@ def prepare(call: Call, body: dict[str, Any]) -> None:
         # gets one (BROKER_BUDGET_MAX_TOKENS), so what it holds is what it can spend.
         plan.output_cap = settings.BROKER_BUDGET_MAX_TOKENS
     plan.estimate = routing.most_cost(plan, body, plan.output_cap)
+    call.lease = leases.hold(call.key, plan.estimate)  # usually: no round trip
+    if call.lease is not None:
+        return
     call.reserved = call.key.reserve(plan.estimate)
-    if not call.reserved and accounting.RECORDER.flush():
-        # Requests that ended here still held their estimates until recorded: written now,
-        # what they did not spend is free again, so this one is not refused for their holds.
-        call.reserved = call.key.reserve(plan.estimate)
+    if not call.reserved:
+        # Requests that ended here still held their estimates until recorded, and this
+        # process's lease holds a share: written and given up now, what they did not spend is
+        # free again, so this one is not refused for their holds.
+        leases.end(call.key)
+        if accounting.RECORDER.flush():
+            call.reserved = call.key.reserve(plan.estimate)
     if not call.reserved:
         call.key.refresh_from_db()
         raise over_budget(call.key, plan.estimate)

@@ -294,6 +294,10 @@ BROKER_OBSERVED_HOURS = env.int("BROKER_OBSERVED_HOURS", default=24)
 # A key with a monthly budget, asking no max_tokens, gets this many upstream: the most a
 # request can cost is then known, and held of the budget before the call.
 BROKER_BUDGET_MAX_TOKENS = env.int("BROKER_BUDGET_MAX_TOKENS", default=4096)
+# A process holds up to this many requests' worth of a key's budget at once (at most 1/8 of
+# what is left), for BROKER_CACHE_SECONDS, so a request needs no round trip to hold its cost
+# (broker/leases.py). 0: every request holds its own.
+BROKER_BUDGET_LEASE_REQUESTS = env.int("BROKER_BUDGET_LEASE_REQUESTS", default=32)
 
 # --- Resilience and provider health (resilience app; docs/resilience.md) -------------------
 # Breaker, limiter and metrics state is shared by web, worker and beat: in Redis when REDIS_URL

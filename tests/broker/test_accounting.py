@@ -15,6 +15,7 @@ import openai
 import pytest
 from werkzeug import Request, Response
 
+from broker import leases
 from broker.models import ApiKey, hash_key
 from tests.broker.conftest import (
     CHAT_PATHS,
@@ -239,3 +240,102 @@ def test_a_request_that_cannot_fit_beside_requests_in_flight_says_so(broker_url,
     assert "could cost up to $0.00318" in caught.value.body["message"]
     assert "fewer `max_tokens`" in caught.value.body["message"]
     assert len(httpserver.log) == 0
+
+
+def held_until_released(key: ApiKey, seconds: float = 5) -> tuple[int, Decimal]:
+    """The key's holds (in flight, USD), once nothing is held or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    key.refresh_from_db()
+    while (key.in_flight, key.reserved_usd) != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        key.refresh_from_db()
+    return key.in_flight, key.reserved_usd
+
+
+def test_a_process_holds_its_requests_costs_from_one_lease_then_releases_it(
+    broker_url, world, httpserver, settings
+):
+    """Where a process may remember for a while (BROKER_CACHE_SECONDS), its requests hold
+    their costs from one lease of the key's budget: one hold in the database for all of
+    them, not a round trip each. Once it has expired and their costs are written it is
+    released: the spend is what they cost, nothing is held."""
+    settings.BROKER_CACHE_SECONDS = 2
+    serve_chat(httpserver, "deepinfra")
+    key, raw = ApiKey.issue("capped", Decimal("1"))
+    with openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0) as client:
+        for _ in range(4):
+            chat(client, extra_body={"provider": {"only": ["deepinfra"]}})
+    recorded(4)
+    key.refresh_from_db()
+    assert key.in_flight == 1  # the lease, shared by the four requests
+    assert 0 < key.reserved_usd <= key.monthly_budget_usd / 8
+    assert held_until_released(key) == (0, 0)
+    assert key.spent_usd == Decimal("0.00001072")
+
+
+def test_requests_holding_from_leases_overspend_by_at_most_one_request(
+    broker_url, world, httpserver, settings
+):
+    """Waves of six requests at once until the key is refused, their holds taken from
+    leases while a lease fits (a lease is at most 1/8 of what is left, and never takes the
+    one-more-request allowance), then one by one: the spend ends within one request of the
+    budget, and every hold is released."""
+    settings.BROKER_CACHE_SECONDS = 1
+    serve_chat(httpserver, "huggingface")
+    one_request = Decimal("0.00000549")  # 14 × $0.135/1M + 9 × $0.40/1M
+    budget = one_request * 60 + Decimal("0.000001")
+    key, raw = ApiKey.issue("capped", budget)
+    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
+
+    def one(_) -> int:
+        try:
+            return chat(client, max_tokens=16).http_response.status_code
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    answered = []
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(40):
+            wave = list(pool.map(one, range(6)))
+            assert set(wave) <= {200, 402}
+            answered += wave
+            if set(wave) == {402}:
+                break
+    assert set(wave) == {402}  # the key is spent
+    served = answered.count(200)
+    recorded(served)
+    assert held_until_released(key) == (0, 0)
+    assert key.spent_usd == served * one_request
+    assert budget - one_request < key.spent_usd <= budget + one_request
+
+
+def test_a_lease_is_reserved_only_where_it_fits(db):
+    """A request may go alone when none is in flight and anything is left (it may overspend
+    by itself); a lease, a share for many requests, is never granted that way."""
+    key, _ = ApiKey.issue("capped", Decimal("1"))
+    key.settle(Decimal(0), Decimal("0.95"), reserved=False)
+    key.refresh_from_db()
+    assert not key.reserve(Decimal("0.1"), lease=True)
+    assert key.reserve(Decimal("0.1"))
+
+
+def test_the_requests_of_a_lease_cannot_spend_more_than_it(db, settings):
+    """Each request takes its estimate from the lease and gives back only what it did not
+    spend: however many come, what they spend stays within what the lease reserved."""
+    settings.BROKER_CACHE_SECONDS = 60
+    key, _ = ApiKey.issue("capped", Decimal("1"))
+    estimate, cost = Decimal("0.001"), Decimal("0.0006")
+    lease = leases.hold(key, estimate)
+    try:
+        assert lease is not None and lease.amount == 32 * estimate  # BROKER_BUDGET_LEASE_REQUESTS
+        spent = cost  # the first request, taken by hold()
+        leases.give_back(lease, estimate, cost)
+        for _ in range(1000):
+            if not lease.take(estimate, time.monotonic()):
+                break
+            spent += cost
+            leases.give_back(lease, estimate, cost)
+        assert lease.amount - estimate < spent <= lease.amount  # 53 requests, not 32
+    finally:
+        leases.end()
+        leases.released(leases.due())

@@ -1,0 +1,137 @@
+"""A process's share of a key's budget, so that most requests hold their cost in-process.
+
+Every request of a key with a budget holds the most it can cost before the call, so that
+concurrent requests, in every process, cannot overspend by more than one request. Held one
+request at a time (`ApiKey.reserve`, one UPDATE of the key's row, its release another) that
+round trip was most of the time the broker added to a request, and a key's concurrent
+requests queued for its row's lock.
+
+So a process reserves a lease: BROKER_BUDGET_LEASE_REQUESTS requests' worth of the key's
+budget (at most 1/LEASE_SHARE of what is left), in the same statement as a request's hold, but
+only where it fits: a lease never takes the one-more-request allowance. For
+BROKER_CACHE_SECONDS the process's requests take their holds from it with no round trip. Each
+gives back what it held once its cost has been written to the key's spend (by the recorder,
+broker.accounting), less that cost: the requests of a lease cannot spend more than the lease.
+An expired lease is released (the whole of it, one UPDATE, by the recorder) once its requests'
+costs are written. Near the end of a budget, where a lease would be under two requests' worth,
+or when BROKER_CACHE_SECONDS is 0, each request holds its own as before.
+
+A process that dies holding a lease leaves it reserved until the month turns, as a request
+in flight would leave its hold: the admin shows `reserved_usd`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from decimal import ROUND_DOWN, Decimal
+
+from django.conf import settings
+
+from broker.models import ApiKey
+
+LEASE_SHARE = 8  # a lease is at most this fraction of what a key has left: 1/8
+CENT_NANO = Decimal("1e-9")  # the spend's precision (ApiKey.reserved_usd)
+
+
+class Lease:
+    """`amount` of one key's budget, reserved by this process until `expires` (monotonic)."""
+
+    def __init__(self, key: ApiKey, amount: Decimal, expires: float) -> None:
+        self.key, self.amount, self.expires = key, amount, expires
+        self.left = amount  # not taken by requests in flight, nor spent
+        self.in_flight = 0
+
+    def take(self, estimate: Decimal, now: float) -> bool:
+        if self.expires <= now or self.left < estimate:
+            return False
+        self.left -= estimate
+        self.in_flight += 1
+        return True
+
+
+_leases: dict[int, Lease] = {}  # the live lease of each key
+_ended: list[Lease] = []  # expired or replaced, still held in the database
+_lock = threading.Lock()
+
+
+def hold(key: ApiKey, estimate: Decimal) -> Lease | None:
+    """Hold `estimate` of the key's budget for a request from this process's lease, taking a
+    new lease where the live one has no room; None where no lease is worth taking (the
+    request then holds its own: ApiKey.reserve)."""
+    seconds, requests = settings.BROKER_CACHE_SECONDS, settings.BROKER_BUDGET_LEASE_REQUESTS
+    if seconds <= 0 or requests <= 0 or key.monthly_budget_usd is None:
+        return None
+    now = time.monotonic()
+    with _lock:
+        lease = _leases.get(key.pk)
+        if lease is not None and lease.take(estimate, now):
+            return lease
+    left = key.budget_left() or Decimal(0)
+    amount = min(estimate * requests, left / LEASE_SHARE).quantize(CENT_NANO, ROUND_DOWN)
+    if amount < 2 * estimate or not key.reserve(amount, lease=True):
+        return None
+    lease = Lease(key, amount, now + seconds)
+    lease.take(estimate, now)
+    with _lock:
+        replaced = _leases.get(key.pk)
+        if replaced is not None:
+            _ended.append(replaced)
+        _leases[key.pk] = lease
+    return lease
+
+
+def give_back(lease: Lease, estimate: Decimal, cost: Decimal | None) -> None:
+    """A request of `lease` has ended and its cost is written: what it held and did not
+    spend is the lease's again."""
+    with _lock:
+        lease.left += estimate - (cost or Decimal(0))
+        lease.in_flight -= 1
+
+
+def end(key: ApiKey | None = None) -> None:
+    """Expire this process's leases now (of one key, or all): released once their requests
+    have ended (a request refused for what others hold; the process stopping)."""
+    with _lock:
+        for pk in [key.pk] if key is not None else list(_leases):
+            lease = _leases.pop(pk, None)
+            if lease is not None:
+                _ended.append(lease)
+
+
+def due() -> list[Lease]:
+    """The leases to release now: expired or replaced, none of their requests in flight."""
+    now = time.monotonic()
+    with _lock:
+        for pk, lease in list(_leases.items()):
+            if lease.expires <= now:
+                _ended.append(_leases.pop(pk))
+        return [lease for lease in _ended if lease.in_flight == 0]
+
+
+def released(leases: list[Lease]) -> None:
+    """`leases` are released in the database (their release committed)."""
+    with _lock:
+        _ended[:] = [lease for lease in _ended if lease not in leases]
+
+
+def seconds_to_next() -> float | None:
+    """Seconds until a live lease expires (None: no lease), for the recorder to wake then."""
+    with _lock:
+        if any(lease.in_flight == 0 for lease in _ended):
+            return 0.0
+        if not _leases:
+            return None  # an ended lease's last request wakes the recorder as it ends
+        return max(0.0, min(lease.expires for lease in _leases.values()) - time.monotonic())
+
+
+def _forked() -> None:
+    """A child process holds none of its parent's leases (it must not release them)."""
+    global _lock
+    _lock = threading.Lock()
+    _leases.clear()
+    _ended.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
