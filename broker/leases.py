@@ -36,10 +36,11 @@ CENT_NANO = Decimal("1e-9")  # the spend's precision (ApiKey.reserved_usd)
 
 
 class Lease:
-    """`amount` of one key's budget, reserved by this process until `expires` (monotonic)."""
+    """`amount` of one key's budget, reserved by this process until `expires` (monotonic),
+    sized for `requests` requests."""
 
-    def __init__(self, key: ApiKey, amount: Decimal, expires: float) -> None:
-        self.key, self.amount, self.expires = key, amount, expires
+    def __init__(self, key: ApiKey, amount: Decimal, expires: float, requests: int) -> None:
+        self.key, self.amount, self.expires, self.requests = key, amount, expires, requests
         self.left = amount  # not taken by requests in flight, nor spent
         self.in_flight = 0
 
@@ -54,6 +55,7 @@ class Lease:
 _leases: dict[int, Lease] = {}  # the live lease of each key
 _ended: list[Lease] = []  # expired or replaced, still held in the database
 _lock = threading.Lock()
+_renewing = threading.Lock()  # one new lease at a time: the others wait for it, not race it
 
 
 def hold(key: ApiKey, estimate: Decimal) -> Lease | None:
@@ -63,23 +65,36 @@ def hold(key: ApiKey, estimate: Decimal) -> Lease | None:
     seconds, requests = settings.BROKER_CACHE_SECONDS, settings.BROKER_BUDGET_LEASE_REQUESTS
     if seconds <= 0 or requests <= 0 or key.monthly_budget_usd is None:
         return None
-    now = time.monotonic()
+    if (lease := _take(key, estimate)) is not None:
+        return lease
+    with _renewing:
+        if (lease := _take(key, estimate)) is not None:  # renewed while this one waited
+            return lease
+        now = time.monotonic()
+        with _lock:
+            spent = _leases.get(key.pk)
+        if spent is not None and spent.expires > now:
+            # Used up before it expired: the next one is sized for four times the requests.
+            requests = max(requests, spent.requests * 4)
+        left = key.budget_left() or Decimal(0)
+        amount = min(estimate * requests, left / LEASE_SHARE).quantize(CENT_NANO, ROUND_DOWN)
+        if amount < 2 * estimate or not key.reserve(amount, lease=True):
+            return None
+        lease = Lease(key, amount, now + seconds, requests)
+        lease.take(estimate, now)
+        with _lock:
+            if spent is not None and _leases.get(key.pk) is spent:
+                _ended.append(spent)
+            _leases[key.pk] = lease
+        return lease
+
+
+def _take(key: ApiKey, estimate: Decimal) -> Lease | None:
     with _lock:
         lease = _leases.get(key.pk)
-        if lease is not None and lease.take(estimate, now):
+        if lease is not None and lease.take(estimate, time.monotonic()):
             return lease
-    left = key.budget_left() or Decimal(0)
-    amount = min(estimate * requests, left / LEASE_SHARE).quantize(CENT_NANO, ROUND_DOWN)
-    if amount < 2 * estimate or not key.reserve(amount, lease=True):
-        return None
-    lease = Lease(key, amount, now + seconds)
-    lease.take(estimate, now)
-    with _lock:
-        replaced = _leases.get(key.pk)
-        if replaced is not None:
-            _ended.append(replaced)
-        _leases[key.pk] = lease
-    return lease
+    return None
 
 
 def give_back(lease: Lease, estimate: Decimal, cost: Decimal | None) -> None:
@@ -128,8 +143,8 @@ def seconds_to_next() -> float | None:
 
 def _forked() -> None:
     """A child process holds none of its parent's leases (it must not release them)."""
-    global _lock
-    _lock = threading.Lock()
+    global _lock, _renewing
+    _lock, _renewing = threading.Lock(), threading.Lock()
     _leases.clear()
     _ended.clear()
 

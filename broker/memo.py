@@ -16,9 +16,15 @@ MAX_ENTRIES = 10_000
 
 
 class Memo:
+    """An entry is loaded again by the first request that finds it in the last quarter of its
+    time, while the others go on reading it: concurrent requests do not all stop to load the
+    same thing at the moment it expires (that was a stall of tens of milliseconds each second
+    at 32 requests in flight)."""
+
     def __init__(self, max_seconds: float | None = None) -> None:
         """`max_seconds`: never longer than this, whatever BROKER_CACHE_SECONDS says."""
         self.entries: dict[object, tuple[float, object]] = {}
+        self.loading: set[object] = set()  # being loaded again ahead of their expiry
         self.max_seconds = max_seconds
 
     def ttl(self) -> float:
@@ -32,8 +38,13 @@ class Memo:
         now = time.monotonic()
         hit = self.entries.get(key)
         if hit is not None and hit[0] > now:
-            return hit[1]  # type: ignore[return-value]
-        value = load()
+            if hit[0] - now > ttl / 4 or key in self.loading:
+                return hit[1]  # type: ignore[return-value]
+            self.loading.add(key)  # this request loads it again; the others read this one
+        try:
+            value = load()
+        finally:
+            self.loading.discard(key)
         if len(self.entries) >= MAX_ENTRIES:
             self.entries.clear()
         self.entries[key] = (now + ttl, value)

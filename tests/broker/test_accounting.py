@@ -339,3 +339,23 @@ def test_the_requests_of_a_lease_cannot_spend_more_than_it(db, settings):
     finally:
         leases.end()
         leases.released(leases.due())
+
+
+def test_a_lease_used_up_before_it_expires_is_followed_by_a_larger_one(db, settings):
+    """A process whose requests use up a lease within its time takes the next one for four
+    times as many requests, so a busy key is not held back by a round trip every few
+    requests; the one before is released once its requests have ended."""
+    settings.BROKER_CACHE_SECONDS = 60
+    key, _ = ApiKey.issue("capped", Decimal("100"))
+    estimate = Decimal("0.001")
+    try:
+        first = leases.hold(key, estimate)
+        while (lease := leases.hold(key, estimate)) is first:
+            pass
+        assert (first.amount, lease.amount) == (32 * estimate, 128 * estimate)
+        key.refresh_from_db()
+        assert (key.in_flight, key.reserved_usd) == (2, first.amount + lease.amount)
+        assert leases.due() == []  # the first lease's 32 requests are still in flight
+    finally:
+        leases.end()
+        leases.released(leases.due())
