@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from django.db import DatabaseError, InterfaceError, connections
 
+logger = logging.getLogger(__name__)
 THREADS = 4  # each holds one pooled connection while busy (DATABASE_POOL_SIZE: 24)
 IDLE_SECONDS = 2.0
 
@@ -33,6 +35,12 @@ async def run[T](fn: Callable[..., T], *args: Any) -> T:
     _start()
     _jobs.put((future, fn, args))
     return await future
+
+
+def submit(fn: Callable[..., Any], *args: Any) -> None:
+    """`fn(*args)` in one of the threads, awaited by nobody (what it raises is logged)."""
+    _start()
+    _jobs.put((None, fn, args))
 
 
 def close() -> None:
@@ -75,6 +83,8 @@ def _work() -> None:
         except BaseException as exc:  # handed to the request awaiting it
             if isinstance(exc, DatabaseError | InterfaceError):
                 connections.close_all()  # a broken connection is not kept for the next job
+            if future is None:
+                logger.exception("the broker's background database work failed")
             _resolve(future, exc, failed=True)
         else:
             _resolve(future, result, failed=False)

@@ -29,6 +29,8 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 
+from broker import database
+from broker.memo import Missing, only_in_memory
 from broker.models import ApiKey
 
 LEASE_SHARE = 8  # a lease is at most this fraction of what a key has left: 1/8
@@ -36,13 +38,17 @@ CENT_NANO = Decimal("1e-9")  # the spend's precision (ApiKey.reserved_usd)
 
 
 class Lease:
-    """`amount` of one key's budget, reserved by this process until `expires` (monotonic),
-    sized for `requests` requests."""
+    """`amount` of one key's budget, reserved by this process from `started` until `expires`
+    (monotonic), sized for `requests` requests."""
 
-    def __init__(self, key: ApiKey, amount: Decimal, expires: float, requests: int) -> None:
-        self.key, self.amount, self.expires, self.requests = key, amount, expires, requests
+    def __init__(
+        self, key: ApiKey, amount: Decimal, started: float, expires: float, requests: int
+    ) -> None:
+        self.key, self.amount, self.requests = key, amount, requests
+        self.started, self.expires = started, expires
         self.left = amount  # not taken by requests in flight, nor spent
         self.in_flight = 0
+        self.renewing = False  # its successor is being reserved
 
     def take(self, estimate: Decimal, now: float) -> bool:
         if self.expires <= now or self.left < estimate:
@@ -50,6 +56,10 @@ class Lease:
         self.left -= estimate
         self.in_flight += 1
         return True
+
+    def ageing(self, now: float) -> bool:
+        """In its last quarter, of time or of budget: time to reserve the next one."""
+        return self.expires - now < (self.expires - self.started) / 4 or self.left * 4 < self.amount
 
 
 _leases: dict[int, Lease] = {}  # the live lease of each key
@@ -61,32 +71,63 @@ _renewing = threading.Lock()  # one new lease at a time: the others wait for it,
 def hold(key: ApiKey, estimate: Decimal) -> Lease | None:
     """Hold `estimate` of the key's budget for a request from this process's lease, taking a
     new lease where the live one has no room; None where no lease is worth taking (the
-    request then holds its own: ApiKey.reserve)."""
-    seconds, requests = settings.BROKER_CACHE_SECONDS, settings.BROKER_BUDGET_LEASE_REQUESTS
-    if seconds <= 0 or requests <= 0 or key.monthly_budget_usd is None:
+    request then holds its own: ApiKey.reserve). On the event loop (memo.in_memory()), a
+    lease in its last quarter has its successor reserved by a database thread while requests
+    go on taking from it, and a request that would wait for a new lease raises Missing."""
+    seconds = settings.BROKER_CACHE_SECONDS
+    if seconds <= 0 or settings.BROKER_BUDGET_LEASE_REQUESTS <= 0:
         return None
-    if (lease := _take(key, estimate)) is not None:
+    if key.monthly_budget_usd is None:
+        return None
+    now = time.monotonic()
+    with _lock:
+        lease = _leases.get(key.pk)
+        taken = lease is not None and lease.take(estimate, now)
+        ahead = taken and only_in_memory() and not lease.renewing and lease.ageing(now)
+        if ahead:
+            lease.renewing = True
+    if ahead:
+        database.submit(_renew, key, estimate, lease)
+    if taken:
         return lease
+    if only_in_memory():
+        raise Missing(key.pk)
     with _renewing:
         if (lease := _take(key, estimate)) is not None:  # renewed while this one waited
             return lease
-        now = time.monotonic()
-        with _lock:
-            spent = _leases.get(key.pk)
-        if spent is not None and spent.expires > now:
-            # Used up before it expired: the next one is sized for four times the requests.
-            requests = max(requests, spent.requests * 4)
-        left = key.budget_left() or Decimal(0)
-        amount = min(estimate * requests, left / LEASE_SHARE).quantize(CENT_NANO, ROUND_DOWN)
-        if amount < 2 * estimate or not key.reserve(amount, lease=True):
-            return None
-        lease = Lease(key, amount, now + seconds, requests)
-        lease.take(estimate, now)
-        with _lock:
-            if spent is not None and _leases.get(key.pk) is spent:
-                _ended.append(spent)
-            _leases[key.pk] = lease
+        lease = _reserve(key, estimate)
+        if lease is not None:
+            lease.take(estimate, time.monotonic())
         return lease
+
+
+def _renew(key: ApiKey, estimate: Decimal, ageing: Lease) -> None:
+    with _renewing:
+        if _leases.get(key.pk) is ageing:  # not replaced meanwhile
+            _reserve(key, estimate)
+
+
+def _reserve(key: ApiKey, estimate: Decimal) -> Lease | None:
+    """A new lease (this process's live one from now on), or None where none is worth it."""
+    now, seconds = time.monotonic(), settings.BROKER_CACHE_SECONDS
+    requests = settings.BROKER_BUDGET_LEASE_REQUESTS
+    with _lock:
+        before = _leases.get(key.pk)
+    if before is not None and before.left * 4 < before.amount and before.expires > now:
+        # Used up before its time: the next one is sized for four times the requests.
+        requests = max(requests, before.requests * 4)
+    left = key.budget_left() or Decimal(0)
+    amount = min(estimate * requests, left / LEASE_SHARE).quantize(CENT_NANO, ROUND_DOWN)
+    if amount < 2 * estimate or not key.reserve(amount, lease=True):
+        if before is not None:
+            before.renewing = False
+        return None
+    lease = Lease(key, amount, now, now + seconds, requests)
+    with _lock:
+        if before is not None and _leases.get(key.pk) is before:
+            _ended.append(before)
+        _leases[key.pk] = lease
+    return lease
 
 
 def _take(key: ApiKey, estimate: Decimal) -> Lease | None:

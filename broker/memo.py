@@ -5,14 +5,38 @@ revoked key, a re-polled offer or a breaker opened elsewhere counts within that 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 from django.conf import settings
 
+from broker import database
+
 T = TypeVar("T")
 MAX_ENTRIES = 10_000
+_in_memory: ContextVar[bool] = ContextVar("in_memory", default=False)
+
+
+class Missing(Exception):
+    """Asked `in_memory()`: the answer needs the database or the shared store."""
+
+
+@contextlib.contextmanager
+def in_memory() -> Iterator[None]:
+    """Within: what would be loaded raises Missing instead (the broker's request path tries
+    this on the event loop first, and goes to a database thread only when it must)."""
+    token = _in_memory.set(True)
+    try:
+        yield
+    finally:
+        _in_memory.reset(token)
+
+
+def only_in_memory() -> bool:
+    return _in_memory.get()
 
 
 class Memo:
@@ -33,19 +57,34 @@ class Memo:
 
     def get(self, key: object, load: Callable[[], T]) -> T:
         ttl = self.ttl()
-        if ttl <= 0:
+        if ttl <= 0 and not only_in_memory():
             return load()
         now = time.monotonic()
         hit = self.entries.get(key)
         if hit is not None and hit[0] > now:
             if hit[0] - now > ttl / 4 or key in self.loading:
                 return hit[1]  # type: ignore[return-value]
-            self.loading.add(key)  # this request loads it again; the others read this one
+            self.loading.add(key)  # loaded again now; the others read this one meanwhile
+            if only_in_memory():  # on the event loop: by a database thread, not waited for
+                database.submit(self._load_again, key, load, ttl)
+                return hit[1]  # type: ignore[return-value]
+        elif only_in_memory():
+            raise Missing(key)
         try:
             value = load()
         finally:
             self.loading.discard(key)
+        self.keep(key, value, now + ttl)
+        return value
+
+    def keep(self, key: object, value: object, until: float) -> None:
         if len(self.entries) >= MAX_ENTRIES:
             self.entries.clear()
-        self.entries[key] = (now + ttl, value)
-        return value
+        self.entries[key] = (until, value)
+
+    def _load_again(self, key: object, load: Callable[[], object], ttl: float) -> None:
+        try:
+            started = time.monotonic()
+            self.keep(key, load(), started + ttl)
+        finally:
+            self.loading.discard(key)

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from broker import accounting, database, leases, routing
+from broker import accounting, database, leases, memo, routing
 from broker.accounting import Call
 from broker.memo import Memo
 from broker.models import ApiKey, Outcome
@@ -134,6 +134,8 @@ def prepare(call: Call, body: dict[str, Any]) -> None:
     call.lease = leases.hold(call.key, plan.estimate)  # usually: no round trip
     if call.lease is not None:
         return
+    if call.key.monthly_budget_usd is not None and memo.only_in_memory():
+        raise memo.Missing(call.key.pk)  # a hold of its own is a round trip
     call.reserved = call.key.reserve(plan.estimate)
     if not call.reserved:
         # Requests that ended here still held their estimates until recorded, and this
@@ -165,7 +167,11 @@ async def handle(request: HttpRequest, endpoint: str, *, annotate: bool = False)
     except RouteError as exc:
         return error_response(exc.status, str(exc), exc.code, exc.param)
     try:
-        call, refused = await database.run(start, request, body, endpoint, annotate)
+        try:  # on the event loop, when everything it needs is in this process's memory
+            with memo.in_memory():
+                call, refused = start(request, body, endpoint, annotate)
+        except memo.Missing:  # else in a database thread
+            call, refused = await database.run(start, request, body, endpoint, annotate)
     except DatabaseError:
         logger.exception("the broker's database failed a request")
         return error_response(503, "The broker could not reach its database.", "database_error")
@@ -177,10 +183,13 @@ async def handle(request: HttpRequest, endpoint: str, *, annotate: bool = False)
 def start(
     request: HttpRequest, body: dict[str, Any], endpoint: str, annotate: bool
 ) -> tuple[Call | None, JsonResponse | None]:
-    """Everything before the first call, in one hop to a database thread (each hop between
-    the event loop and a thread costs): authenticate and route (remembered for a second:
-    usually no query), hold the budget (one statement), admit the first candidate (the
-    breaker and the token bucket, usually read in-process)."""
+    """Everything before the first call: authenticate and route (remembered for a second),
+    hold the budget (from the process's lease), admit the first candidate (the breaker and
+    the token bucket, usually read in-process). Usually all in memory, on the event loop;
+    `memo.in_memory()` raises memo.Missing, before anything is held, where it is not, and
+    it is done again in one hop to a database thread (each hop between the event loop and a
+    thread costs; under load, waiting for the thread and for the loop's turn after it was
+    most of the broker's tail)."""
     call = None
     try:
         key = authenticate(request)
@@ -189,8 +198,12 @@ def start(
         prepare(call, body)
     except RouteError as exc:
         return call, refusal(call, exc)
+    policy = call.plan.candidates[0].policy
+    if memo.only_in_memory():  # else asked by open_stream, in a thread
+        call.admitted = aio.admit_in_process(policy)
+        return call, None
     try:
-        call.admitted = aio.admit(call.plan.candidates[0].policy)
+        call.admitted = aio.admit(policy)
     except ProviderError as exc:  # its breaker or our limiter said no: dispatch moves on
         call.admitted = exc
     return call, None

@@ -103,6 +103,16 @@ def admit(policy: ProviderPolicy) -> dict:
     return seen
 
 
+def admit_in_process(policy: ProviderPolicy) -> dict | None:
+    """`admit`'s answer where this process can give it with no round trip (a CLOSED breaker
+    read within the local TTL, a token of its lease left), for a caller on the event loop;
+    None: ask `admit` in a thread."""
+    seen = breaker.closed_in_process(policy.slug)
+    if seen is None or not limiter.acquire_in_process(policy):
+        return None
+    return seen
+
+
 def _settle(slug: str, outcome: str | None, seen: dict, seconds: float) -> None:
     breaker.after_call(slug, outcome, seen)
     if outcome is not None:

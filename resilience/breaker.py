@@ -116,6 +116,12 @@ _closed_seen = ProcessMemo()
 forget = _closed_seen.forget
 
 
+def closed_in_process(slug: str) -> dict | None:
+    """`before_call`'s answer where this process can give it alone: the CLOSED state it read
+    within the local TTL; None: ask `before_call`."""
+    return _closed_state(slug)
+
+
 def _closed_state(slug: str) -> dict | None:
     """The CLOSED state this process read within the local TTL, if any."""
     hit = _closed_seen.get(slug)

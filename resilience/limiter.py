@@ -88,6 +88,14 @@ def _spend_leased(slug: str) -> bool:
     return False
 
 
+def acquire_in_process(policy: ProviderPolicy) -> bool:
+    """Take a token where this process can alone (no limit, or a token of its lease left);
+    False: none taken, ask `acquire`."""
+    if not settings.PROVIDER_RATE_LIMITER_ENABLED or policy.tokens_per_second <= 0:
+        return True
+    return _spend_leased(policy.slug)
+
+
 def acquire(policy: ProviderPolicy) -> None:
     if not settings.PROVIDER_RATE_LIMITER_ENABLED:
         return
