@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
-from broker.memo import Memo
+from broker.memo import Memo, Missing, in_memory
 
 
 def test_an_entry_near_its_expiry_is_loaded_again_by_one_request_while_others_read_it(settings):
@@ -36,3 +37,37 @@ def test_an_expired_entry_is_loaded_again(settings):
     memo.get("key", lambda: "first")
     time.sleep(0.06)
     assert memo.get("key", lambda: "second") == "second"
+
+
+def test_on_the_event_loop_what_is_not_in_memory_is_missing(settings):
+    """memo.in_memory(): the broker's request path tries memory first; an entry never loaded
+    is Missing (the request then goes to a database thread), never loaded on the loop."""
+    settings.BROKER_CACHE_SECONDS = 1
+    memo = Memo()
+    with in_memory(), pytest.raises(Missing):
+        memo.get("key", lambda: pytest.fail("loaded on the event loop"))
+    memo.get("key", lambda: "first")
+    with in_memory():
+        assert memo.get("key", lambda: pytest.fail("loaded again")) == "first"
+
+
+def test_on_the_event_loop_an_entry_near_its_expiry_is_loaded_again_in_the_background(settings):
+    """In its last quarter, an entry read on the event loop is given as it is, and loaded
+    again by a database thread, which nobody waits for."""
+    settings.BROKER_CACHE_SECONDS = 0.4
+    memo = Memo()
+    memo.get("key", lambda: "first")
+    time.sleep(0.32)
+    loading = threading.Event()
+
+    def load() -> str:
+        loading.wait(2)  # the request that found it has its answer before this ends
+        return "second"
+
+    with in_memory():
+        assert memo.get("key", load) == "first"
+    loading.set()
+    deadline = time.monotonic() + 2
+    while memo.get("key", lambda: "third") != "second" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert memo.get("key", lambda: "third") == "second"
