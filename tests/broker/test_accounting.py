@@ -119,6 +119,34 @@ def test_an_unknown_model_is_a_404_and_is_recorded(sdk, world):
     assert [u.outcome for u in recorded()] == ["refused"]
 
 
+ONE_REQUEST = Decimal("0.00000549")  # Hugging Face's answer: 14 × $0.135/1M + 9 × $0.40/1M
+
+
+def spend_in_waves(broker_url: str, requests: int) -> tuple[ApiKey, Decimal, list[int]]:
+    """A key with a budget of a little over `requests` requests, spent by waves of six
+    requests at once, each asking at most 16 tokens, until a whole wave is refused: the key,
+    its budget and every request's status."""
+    budget = ONE_REQUEST * requests + Decimal("0.000001")
+    key, raw = ApiKey.issue("capped", budget)
+    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
+
+    def one(_) -> int:
+        try:
+            return chat(client, max_tokens=16).http_response.status_code
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    answered = []
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(40):
+            wave = list(pool.map(one, range(6)))
+            assert set(wave) <= {200, 402}
+            answered += wave
+            if set(wave) == {402}:
+                return key, budget, answered
+    raise AssertionError(f"the key was never spent: {answered}")
+
+
 def test_concurrent_requests_overspend_a_budget_by_at_most_one_request(
     broker_url, world, httpserver
 ):
@@ -132,31 +160,12 @@ def test_concurrent_requests_overspend_a_budget_by_at_most_one_request(
                         content_type="application/json")  # fmt: skip
 
     httpserver.expect_request(CHAT_PATHS["huggingface"]).respond_with_handler(slow)
-    one_request = Decimal("0.00000549")  # 14 × $0.135/1M + 9 × $0.40/1M
-    budget = one_request * 5 + Decimal("0.000001")
-    key, raw = ApiKey.issue("capped", budget)
-    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
-
-    def one(_) -> int:
-        try:
-            return chat(client, max_tokens=16).http_response.status_code
-        except openai.APIStatusError as exc:
-            return exc.status_code
-
-    answered = []
-    with ThreadPoolExecutor(6) as pool:
-        for _ in range(10):
-            wave = list(pool.map(one, range(6)))
-            assert set(wave) <= {200, 402}
-            answered += wave
-            if set(wave) == {402}:
-                break
-    assert set(wave) == {402}  # the key is spent
+    key, budget, answered = spend_in_waves(broker_url, 5)
     served = answered.count(200)
     recorded(len(answered))  # every request's record and spend written
     key.refresh_from_db()
-    assert key.spent_usd == served * one_request
-    assert budget - one_request < key.spent_usd <= budget + one_request
+    assert key.spent_usd == served * ONE_REQUEST
+    assert budget - ONE_REQUEST < key.spent_usd <= budget + ONE_REQUEST
     assert (key.in_flight, key.reserved_usd) == (0, 0)  # every hold released
 
 
@@ -282,31 +291,12 @@ def test_requests_holding_from_leases_overspend_by_at_most_one_request(
     budget, and every hold is released."""
     settings.BROKER_CACHE_SECONDS = 1
     serve_chat(httpserver, "huggingface")
-    one_request = Decimal("0.00000549")  # 14 × $0.135/1M + 9 × $0.40/1M
-    budget = one_request * 60 + Decimal("0.000001")
-    key, raw = ApiKey.issue("capped", budget)
-    client = openai.OpenAI(base_url=f"{broker_url}/v1", api_key=raw, max_retries=0)
-
-    def one(_) -> int:
-        try:
-            return chat(client, max_tokens=16).http_response.status_code
-        except openai.APIStatusError as exc:
-            return exc.status_code
-
-    answered = []
-    with ThreadPoolExecutor(6) as pool:
-        for _ in range(40):
-            wave = list(pool.map(one, range(6)))
-            assert set(wave) <= {200, 402}
-            answered += wave
-            if set(wave) == {402}:
-                break
-    assert set(wave) == {402}  # the key is spent
+    key, budget, answered = spend_in_waves(broker_url, 60)
     served = answered.count(200)
     recorded(served)
     assert held_until_released(key) == (0, 0)
-    assert key.spent_usd == served * one_request
-    assert budget - one_request < key.spent_usd <= budget + one_request
+    assert key.spent_usd == served * ONE_REQUEST
+    assert budget - ONE_REQUEST < key.spent_usd <= budget + ONE_REQUEST
 
 
 def test_a_lease_is_reserved_only_where_it_fits(db):
