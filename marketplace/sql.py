@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.sql.compiler import SQLCompiler
@@ -28,7 +29,10 @@ def prepare(qs: QuerySet) -> Prepared:
     receives them, so a kept query does not adapt them again (a choice of every GPU is ~190
     facet keys)."""
     compiler = qs.query.get_compiler(connection=connection)
-    sql, params = compiler.as_sql()
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:  # a choice nothing can match (an empty catalog, on SQLite)
+        return Prepared("", None, compiler, {})
     converters = compiler.get_converters([column for column, _, _ in compiler.select])
     if connection.vendor == "postgresql" and params:
         sql, params = connection.ops.compose_sql(sql, params), None
@@ -37,6 +41,8 @@ def prepare(qs: QuerySet) -> Prepared:
 
 def rows(prepared: Prepared) -> list[dict[str, Any]]:
     """The query's rows, as dicts of its columns' names (aliases) to converted values."""
+    if not prepared.sql:
+        return []
     with connection.cursor() as cursor:
         cursor.execute(prepared.sql, prepared.params)
         names = [column[0] for column in cursor.description]

@@ -34,3 +34,33 @@ def test_it_treats_a_blank_database_url_as_unset_and_runs_on_the_embedded_defaul
 def test_a_set_database_url_still_wins():
     engine, _, _ = settings_seen(DATABASE_URL="postgres://u@127.0.0.1:5432/x")
     assert engine == "django.db.backends.postgresql"
+
+
+def test_on_the_embedded_default_every_filter_renders_before_any_poll(tmp_path):
+    """A fresh machine with no Postgres: SQLite, the providers loaded, nothing polled yet. The
+    marketplace and its filters render (saying why there is nothing), never a 500."""
+    env = {
+        "PATH": "",
+        "DJANGO_SETTINGS_MODULE": "gpubroker.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "REDIS_URL": "",
+        "DEBUG": "true",  # as `make run` serves it
+        "ALLOWED_HOSTS": "testserver",
+    }
+    code = (
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "from django.test import Client\n"
+        "call_command('migrate', verbosity=0); call_command('load_providers', verbosity=0)\n"
+        "client = Client(raise_request_exception=False)\n"
+        "for query in ('', 'provider=deepinfra', 'q=llama', 'gpu=H100', 'sort=newest'):\n"
+        "    for htmx in ({}, {'HTTP_HX_REQUEST': 'true'}):\n"
+        "        answer = client.get('/?' + query, **htmx)\n"
+        "        print(query or '-', answer.status_code, b'No offers match.' in answer.content)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()[-10:]  # after load_providers' own line
+    assert len(lines) == 10 and all(line.endswith(" 200 True") for line in lines), done.stdout
