@@ -65,8 +65,7 @@ def snapshot() -> Snapshot:
     """The providers as stored now, with the roll-ups of the offers they last polled."""
     global _last
     stored = status.providers_now()
-    text = stored if isinstance(stored, str) else repr(stored)
-    fingerprint = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    fingerprint = hashlib.blake2b(stored.encode(), digest_size=16).hexdigest()
     last = _last
     if last is not None and last.fingerprint == fingerprint:
         return last

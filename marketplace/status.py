@@ -10,6 +10,7 @@ import functools
 import json
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
@@ -61,25 +62,23 @@ def _prepared(vendor: str) -> sql.Prepared:
     return sql.prepare(providers_with_status())
 
 
-def providers_now() -> str | list[dict[str, Any]]:
-    """`providers_with_status()`'s rows as stored now: on PostgreSQL as one JSON text (equal
-    rows, equal text), which a process that has seen it need not read again (describing
-    and converting seven rows of some thirty columns on every request cost more Python
-    than the page's own query); elsewhere as rows."""
+def providers_now() -> str:
+    """`providers_with_status()`'s rows as stored now, as one JSON text (equal rows, equal
+    text), which a process that has seen it need not read again: describing and converting
+    seven rows of some thirty columns on every request cost more Python than the page's own
+    query. PostgreSQL writes the text itself; elsewhere (SQLite) the rows are dumped here."""
     prepared = _prepared(connection.vendor)
     if connection.vendor != "postgresql":
-        return sql.rows(prepared)
+        return json.dumps(sql.rows(prepared), cls=DjangoJSONEncoder)
     # json_agg keeps the order of its sorted subquery (no join around it).
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT coalesce(json_agg(t), '[]')::text FROM ({prepared.sql}) t")
         return cursor.fetchone()[0]
 
 
-def providers(stored: str | list[dict[str, Any]]) -> list[Provider]:
+def providers(stored: str) -> list[Provider]:
     """`providers_now()` as the Providers `providers_with_status()` gives."""
-    if isinstance(stored, str):
-        stored = [_converted(row) for row in json.loads(stored)]
-    return [provider(row) for row in stored]
+    return [provider(_converted(row)) for row in json.loads(stored)]
 
 
 def _converted(row: dict[str, Any]) -> dict[str, Any]:
