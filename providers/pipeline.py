@@ -33,11 +33,10 @@ from providers.models import (
     GpuModel,
     Kind,
     Offer,
-    OfferFacet,
-    OfferPriceBand,
     PollRun,
     PriceChange,
     Provider,
+    refresh_rollups,
 )
 from resilience.errors import BadPayload, ProviderError
 from resilience.policy import call_policy
@@ -309,8 +308,7 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
         _mark_gone(provider, gone_ids)
         if new or updated or gone_ids:  # else the roll-ups already count these offers
-            OfferFacet.refresh(provider)
-            OfferPriceBand.refresh(provider)
+            refresh_rollups(provider)
         # Every offer still available was seen now: said once here, not on each row.
         Provider.objects.filter(pk=provider.pk).update(offers_seen_at=now)
     provider.offers_seen_at = now

@@ -11,10 +11,10 @@ import pytest
 from django.db import connection
 
 from providers.adapters.base import Catalog
-from providers.models import Offer, OfferFacet
+from providers.models import Offer, OfferFacet, OfferPriceBand
 from providers.pipeline import ingest, poll_provider
 from tests.conftest import payload, rewritten, row_versions
-from tests.marketplace.conftest import days_ago, llm, publish, usd
+from tests.marketplace.conftest import days_ago, gpu, llm, publish, usd
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +142,42 @@ def test_a_gpu_poll_writes_each_offer_once_with_its_g_score(registry, serve):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(DISTINCT xmin::text) FROM {Offer._meta.db_table}")
         assert cursor.fetchone()[0] == 1
+
+
+def test_the_roll_ups_written_in_one_statement_match_the_orm_s(gpu_cloud):
+    """refresh_rollups (one statement, price bands by width_bucket) writes the rows the two
+    models' own refreshes write: prices on an edge, between edges, over the top, none."""
+    prices = ["0.0001", "0.00011", "1", "1.5", "2", "49999", "50000", "50000.5", None]
+    offers = [
+        gpu(
+            f"g{i}",
+            gpu_name,
+            region=region,
+            available=available,
+            vram_gb=vram,
+            usd_per_gpu_hour=usd(price) if price else None,
+        )
+        for i, (price, gpu_name, region, available, vram) in enumerate(
+            (price, gpu_name, region, available, vram)
+            for price in prices
+            for gpu_name in ("H100", "A100")
+            for region in ("US", "EU")
+            for available in (True, False)
+            for vram in (80.0, 40.0, None)
+        )
+    ]
+    publish(gpu_cloud, *offers)  # refresh_rollups, as every poll
+
+    def rows() -> tuple[set, set]:
+        facets = OfferFacet.objects.filter(provider=gpu_cloud)
+        bands = OfferPriceBand.objects.filter(provider=gpu_cloud)
+        return (
+            set(facets.values_list(*OfferFacet.COLUMNS, "offers", "key", "vram_low", "vram_high")),
+            set(bands.values_list("key", "available", "upper", "offers")),
+        )
+
+    written = rows()
+    assert len(written[0]) == 8 and len(written[1]) > 8
+    OfferFacet.refresh(gpu_cloud)
+    OfferPriceBand.refresh(gpu_cloud)
+    assert rows() == written
