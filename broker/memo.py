@@ -57,7 +57,9 @@ class Memo:
 
     def get(self, key: object, load: Callable[[], T]) -> T:
         ttl = self.ttl()
-        if ttl <= 0 and not only_in_memory():
+        if ttl <= 0:  # remember nothing, nor serve what was remembered before
+            if only_in_memory():
+                raise Missing(key)
             return load()
         now = time.monotonic()
         hit = self.entries.get(key)

@@ -71,3 +71,15 @@ def test_on_the_event_loop_an_entry_near_its_expiry_is_loaded_again_in_the_backg
     while memo.get("key", lambda: "third") != "second" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert memo.get("key", lambda: "third") == "second"
+
+
+def test_with_memory_off_nothing_remembered_before_is_served(settings):
+    """BROKER_CACHE_SECONDS=0 (set while entries are remembered): every read loads, and on
+    the event loop nothing is served from memory."""
+    settings.BROKER_CACHE_SECONDS = 5
+    memo = Memo()
+    memo.get("key", lambda: "first")
+    settings.BROKER_CACHE_SECONDS = 0
+    assert memo.get("key", lambda: "second") == "second"
+    with in_memory(), pytest.raises(Missing):
+        memo.get("key", lambda: pytest.fail("loaded on the event loop"))
