@@ -133,7 +133,7 @@ def usage_row(call: Call) -> Usage:
     )
 
 
-def settle(calls: list[Call], due: list[Lease] = ()) -> None:
+def settle(calls: list[Call], due: list[Lease]) -> None:
     """Each key's spend in one UPDATE: the requests' costs added, what they held themselves
     released, and the `due` leases."""
     by_key: dict[int, tuple[ApiKey, list[Call], list[Lease]]] = {}

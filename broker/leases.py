@@ -74,10 +74,11 @@ def hold(key: ApiKey, estimate: Decimal) -> Lease | None:
     request then holds its own: ApiKey.reserve). On the event loop (memo.in_memory()), a
     lease in its last quarter has its successor reserved by a database thread while requests
     go on taking from it, and a request that would wait for a new lease raises Missing."""
-    seconds = settings.BROKER_CACHE_SECONDS
-    if seconds <= 0 or settings.BROKER_BUDGET_LEASE_REQUESTS <= 0:
-        return None
-    if key.monthly_budget_usd is None:
+    if (
+        settings.BROKER_CACHE_SECONDS <= 0
+        or settings.BROKER_BUDGET_LEASE_REQUESTS <= 0
+        or key.monthly_budget_usd is None
+    ):
         return None
     now = time.monotonic()
     with _lock:

@@ -199,13 +199,12 @@ def start(
     except RouteError as exc:
         return call, refusal(call, exc)
     policy = call.plan.candidates[0].policy
-    if memo.only_in_memory():  # else asked by open_stream, in a thread
-        call.admitted = aio.admit_in_process(policy)
-        return call, None
-    try:
-        call.admitted = aio.admit(policy)
-    except ProviderError as exc:  # its breaker or our limiter said no: dispatch moves on
-        call.admitted = exc
+    call.admitted = aio.admit_in_process(policy)  # None: the shared store must be asked
+    if call.admitted is None and not memo.only_in_memory():  # asked here, in this thread
+        try:  # (on the event loop, open_stream asks it in a thread)
+            call.admitted = aio.admit(policy)
+        except ProviderError as exc:  # its breaker or our limiter said no: dispatch moves on
+            call.admitted = exc
     return call, None
 
 

@@ -117,13 +117,8 @@ forget = _closed_seen.forget
 
 
 def closed_in_process(slug: str) -> dict | None:
-    """`before_call`'s answer where this process can give it alone: the CLOSED state it read
-    within the local TTL; None: ask `before_call`."""
-    return _closed_state(slug)
-
-
-def _closed_state(slug: str) -> dict | None:
-    """The CLOSED state this process read within the local TTL, if any."""
+    """The CLOSED state this process read within the local TTL, if any: `before_call`'s
+    answer given with no round trip (None: ask `before_call`)."""
     hit = _closed_seen.get(slug)
     if hit and time.monotonic() - hit[0] < settings.PROVIDER_CIRCUIT_BREAKER_LOCAL_TTL:
         return hit[1]
@@ -134,7 +129,7 @@ def open_among(slugs: list[str]) -> set[str]:
     """The slugs whose breaker is OPEN: the CLOSED states this process read within the local
     TTL are taken as they are (a page costs no round trip while every breaker is closed), the
     others read in one round trip."""
-    unsure = [slug for slug in slugs if _closed_state(slug) is None]
+    unsure = [slug for slug in slugs if closed_in_process(slug) is None]
     if not unsure:
         return set()
     states, _ = store().read([key(slug) for slug in unsure], [])
@@ -151,7 +146,7 @@ def open_among(slugs: list[str]) -> set[str]:
 def before_call(slug: str) -> dict:
     """Raise CircuitBreakerOpen, without any network call, unless the breaker admits one.
     Returns the state it saw, for `after_call`."""
-    seen = _closed_state(slug)
+    seen = closed_in_process(slug)
     if seen is not None:
         return seen  # no read at all: a trip racing it is like a call already in flight
     cfg = Config.from_settings()

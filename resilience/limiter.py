@@ -97,11 +97,9 @@ def acquire_in_process(policy: ProviderPolicy) -> bool:
 
 
 def acquire(policy: ProviderPolicy) -> None:
-    if not settings.PROVIDER_RATE_LIMITER_ENABLED:
+    if acquire_in_process(policy):
         return
     slug, rate, capacity = policy.slug, policy.tokens_per_second, policy.capacity
-    if rate <= 0 or _spend_leased(slug):
-        return
     most = lease_size(policy)
     deadline = time.monotonic() + settings.PROVIDER_RATE_LIMITER_MAX_WAIT
     waited = False
