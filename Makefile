@@ -73,6 +73,13 @@ clean:
 bench-marketplace: install
 	$(BIN)/python benchmarks/marketplace.py
 
+# How a fragment's p95 grows from 10,000 to 1,000,000 offers, both sizes timed in turn (PASS/FAIL
+# per row). Own databases: BENCH_10K_DATABASE_URL, BENCH_1M_DATABASE_URL (default
+# gpubroker_bench_10k, gpubroker_bench_1m), loaded as bench-marketplace loads when they need it.
+.PHONY: bench-growth
+bench-growth: install
+	$(BIN)/python benchmarks/growth.py
+
 # Catalog API at 100,000 offers: /api/v1/pricing p95 and full CSV export rows/s (PASS/FAIL).
 # Own database: BENCH_DATABASE_URL (default gpubroker_bench_catalog on 127.0.0.1).
 .PHONY: bench-catalog
