@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from django.conf import settings
 from django.contrib.postgres.indexes import OpClass
 from django.core.validators import slug_re
-from django.db import connection, models
+from django.db import connection, models, router, transaction
 from django.db.models import Case, Count, F, Max, Min, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Concat, Upper
 from django.utils import timezone
@@ -36,7 +36,41 @@ class Kind(models.TextChoices):
     GPU = "gpu-compute", "GPU compute"
 
 
-class ProviderQuerySet(models.QuerySet):
+class ReferencedQuerySet(models.QuerySet):
+    """Rows that offers point at: providers, GPU models, LLM models. The offer table holds no
+    foreign-key constraints on them (Offer's fields say why); a delete locks the rows first, as
+    such a constraint's check would have, before Django collects what points at them. A poll
+    writing offers that point at one either commits first, and its offers are deleted or
+    unlinked with the rest, or waits and then finds it gone (providers.pipeline.lock_referenced)."""
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        with transaction.atomic(using=self.db, savepoint=False):
+            list(self.order_by("pk").select_for_update().values_list("pk", flat=True))
+            return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class ReferencedModel(models.Model):
+    """A model whose rows offers point at: deleted under a lock (ReferencedQuerySet)."""
+
+    objects = ReferencedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def delete(self, using=None, keep_parents=False):
+        using = using or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            rows = type(self)._base_manager.using(using).filter(pk=self.pk)
+            list(rows.select_for_update().values_list("pk", flat=True))
+            return super().delete(using=using, keep_parents=keep_parents)
+
+    delete.alters_data = True
+
+
+class ProviderQuerySet(ReferencedQuerySet):
     def enabled(self) -> ProviderQuerySet:
         """Enabled in the database and not switched off by <PREFIX>_ENABLED (a setting made
         for each provider in the registry)."""
@@ -53,7 +87,7 @@ class ProviderQuerySet(models.QuerySet):
         return self.filter(slug=slug) if slug_re.match(slug) else self.none()
 
 
-class Provider(models.Model):
+class Provider(ReferencedModel):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -317,7 +351,7 @@ class Credential(models.Model):
         self.encrypted_key = crypto.rotate(self.encrypted_key)
 
 
-class GpuModel(models.Model):
+class GpuModel(ReferencedModel):
     """One GPU in the shared vocabulary, with spec-sheet figures and their source."""
 
     canonical = models.CharField(max_length=60, unique=True)
@@ -359,7 +393,7 @@ class Identity(models.TextChoices):
     UNKNOWN = "unknown", "Provider's own name, not identified"
 
 
-class LlmModel(models.Model):
+class LlmModel(ReferencedModel):
     """One model, however many providers serve it. `canonical` is the lowercase Hugging Face
     repo id; a provider's name that no alias identifies is its own model, `<slug>:<name>`
     (a colon is never in a repo id, so it cannot merge with a real one by accident)."""
@@ -487,8 +521,17 @@ class Offer(models.Model):
     """
 
     # Not indexed alone: the unique constraint's index leads with the provider.
+    # No foreign-key constraint on this and the GPU and LLM model: checked a row at a time,
+    # the three cost ~1.1 s of a 100,000-offer poll's ~7 s (docs/performance.md). A poll
+    # checks and locks the rows its offers point at once each instead
+    # (providers.pipeline.lock_referenced), and deleting one locks it first
+    # (ReferencedQuerySet), so the two cannot interleave; Django carries out on_delete.
     provider = models.ForeignKey(
-        Provider, on_delete=models.CASCADE, related_name="offers", db_index=False
+        Provider,
+        on_delete=models.CASCADE,
+        related_name="offers",
+        db_index=False,
+        db_constraint=False,
     )
     upstream_id = models.CharField(max_length=300, help_text="Exact id for calls.")
     canonical_id = models.CharField(max_length=300, help_text="Lowercase.")
@@ -507,6 +550,7 @@ class Offer(models.Model):
         on_delete=models.SET_NULL,
         related_name="offers",
         db_index=False,
+        db_constraint=False,  # see provider
     )
     serving_provider = models.CharField(max_length=60, blank=True, default="")
     description = models.TextField(blank=True, default="")
@@ -542,7 +586,12 @@ class Offer(models.Model):
 
     # Indexed where set only (Meta.indexes): an LLM offer has no GPU.
     gpu = models.ForeignKey(
-        GpuModel, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+        GpuModel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        db_constraint=False,  # see provider
     )
     gpu_name = models.CharField(max_length=80, blank=True, default="")
     gpu_count = models.PositiveIntegerField(null=True, blank=True)

@@ -13,10 +13,11 @@ import re
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import batched
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -26,12 +27,14 @@ from django.db.models import F, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from providers import gscore, llm_models
 from providers.adapters.base import PRICE_FIELDS, Catalog, OfferIn
 from providers.models import (
     GpuModel,
     Kind,
+    LlmModel,
     Offer,
     PollRun,
     PriceChange,
@@ -95,7 +98,7 @@ def poll_provider(slug: str, run_id: int | None = None, task_id: str = "") -> Po
         drop_implausible(provider.slug, catalog)  # absurd prices are bad items too
         check_catalog(provider, catalog)
         counts = ingest(provider, catalog)
-    except ProviderError as exc:
+    except (ProviderError, ReferenceGone) as exc:
         _fail(run, exc)
     except Exception as exc:  # a bug or an unforeseen payload must not wedge the lock
         logger.exception("%s: poll crashed", slug)
@@ -183,20 +186,17 @@ def _implausible(offer: OfferIn) -> str:
     return ""
 
 
-def _peer_key(offer: OfferIn) -> tuple[str, str] | None:
-    """What an offer's price is compared with: the same GPU, or the same model."""
+def _peer_price(offer: OfferIn) -> tuple[tuple[str, str], Decimal] | None:
+    """What an offer's price is compared with (the same GPU, or the same model) and that
+    price in its kind's unit; None without either."""
     if offer.kind == Kind.GPU:
-        return ("gpu_name", offer.gpu_name) if offer.gpu_name else None
-    return ("canonical_id", offer.canonical_id)
-
-
-def _unit_price(offer: OfferIn) -> Decimal | None:
-    if offer.kind == Kind.GPU:
-        return next(
-            (p for p in (offer.usd_per_gpu_hour, offer.usd_per_gpu_hour_min) if p is not None),
-            None,
-        )
-    return offer.usd_per_1m_input
+        price = offer.usd_per_gpu_hour
+        if price is None:
+            price = offer.usd_per_gpu_hour_min
+        key = ("gpu_name", offer.gpu_name) if offer.gpu_name else None
+    else:
+        price, key = offer.usd_per_1m_input, ("canonical_id", offer.canonical_id)
+    return None if price is None or key is None else (key, price)
 
 
 def flag_unusual(provider: Provider, offers: list[OfferIn]) -> None:
@@ -205,9 +205,8 @@ def flag_unusual(provider: Provider, offers: list[OfferIn]) -> None:
     kept and shown, with the flag: the number may be true, but a user should check it."""
     mine: dict[tuple[str, str], list[tuple[OfferIn, Decimal]]] = defaultdict(list)
     for offer in offers:
-        key = _peer_key(offer)
-        price = _unit_price(offer) if key else None
-        if price is not None:
+        if (peer := _peer_price(offer)) is not None:
+            key, price = peer
             mine[key].append((offer, price))
     prices = {key: [price for _, price in group] for key, group in mine.items()}
     for key, price in _peer_prices(provider, mine):
@@ -276,17 +275,19 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     flag_unusual(provider, list(incoming.values()))
     if provider.kind == Kind.LLM:
         llm_models.identify(provider, incoming.values(), catalog)
-    worth = score(incoming)  # written with the offer, compared like its other fields
+    worth = scorer(incoming.values())  # written with the offer, compared like its other fields
     existing = _stored(provider)
-    new: list[tuple[OfferIn, tuple]] = []
+    new: list[OfferIn] = []
+    known: list[tuple[tuple[int, tuple], OfferIn]] = []
+    for key, offer in incoming.items():
+        if (old := existing.get(key)) is None:
+            new.append(offer)
+        else:
+            known.append((old, offer))
     updated: list[Changed] = []
     changes: list[PriceChange] = []
-    for (key, offer), content in zip(incoming.items(), _contents(incoming, worth), strict=True):
-        old = existing.get(key)
-        if old is None:
-            new.append((offer, content))
-            continue
-        offer_id, stored = old
+    contents = _contents([offer for _, offer in known], worth)
+    for ((offer_id, stored), offer), content in zip(known, contents, strict=True):
         if stored == content:
             continue
         moved = [
@@ -303,7 +304,8 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         if key not in incoming and stored[AVAILABLE_AT]
     ]
     with transaction.atomic():
-        _create(provider, new, now)
+        lock_referenced(provider, [*new, *(each.offer for each in updated)])
+        _create(provider, new, worth, now)
         _update(provider, updated, now)
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
         _mark_gone(provider, gone_ids)
@@ -320,20 +322,54 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     return counts | {"gone": len(gone_ids)}
 
 
-def _contents(
-    offers: dict[tuple[str, str], OfferIn], worth: dict[tuple[str, str], float | None]
-) -> list[tuple]:
+def lock_referenced(provider: Provider, offers: Iterable[OfferIn]) -> None:
+    """Check that the provider, GPU models and LLM models that `offers` point at exist, and
+    lock them until the transaction ends (FOR KEY SHARE, the lock a foreign-key check takes:
+    polls do not wait for one another, a delete waits for the poll). The offer table has no
+    such constraints (Offer.provider says why): one query a table here, instead of a check
+    for each offer. Raises ReferenceGone when one was deleted since the poll looked it up."""
+    offers = list(offers)
+    wanted = {
+        Provider: {provider.pk},
+        GpuModel: set(map(attrgetter("gpu_id"), offers)),
+        LlmModel: set(map(attrgetter("llm_model_id"), offers)),
+    }
+    for model, ids in wanted.items():
+        ids.discard(None)
+        if not ids:
+            continue
+        if connection.vendor == "postgresql":
+            table = connection.ops.quote_name(model._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id FROM {table} WHERE id = ANY(%s) FOR KEY SHARE", [sorted(ids)]
+                )
+                found = {pk for (pk,) in cursor.fetchall()}
+        else:  # SQLite: one writer at a time, nothing to lock against
+            found = set(model._base_manager.filter(pk__in=ids).values_list("pk", flat=True))
+        if missing := ids - found:
+            raise ReferenceGone(
+                f"{provider.slug}: {model._meta.verbose_name} {sorted(missing)[:5]} deleted "
+                "while the poll ran; nothing was written, the next poll looks them up again"
+            )
+
+
+class ReferenceGone(Exception):
+    """What a poll's offers point at was deleted while it ran (lock_referenced)."""
+
+
+def _contents(offers: Sequence[OfferIn], worth: Callable[[OfferIn], float | None]) -> list[tuple]:
     """Each offer's content, compared with the stored offer (`_stored`), in COMPARED order:
     JSON as text, as PostgreSQL prints jsonb, so that equal lists compare equal without
     parsing the stored ones, and as COPY writes it. An offer at a time: read a column at a
     time (`map` of one attribute over every offer), it took twice as long, each offer's
     fields fetched from memory again for every column."""
     contents = []
-    for key, offer in offers.items():
+    for offer in offers:
         values = list(read_offer(offer))
         for at in JSON_AT:
             values[at] = _json_text(values[at])
-        values.append(worth[key])
+        values.append(worth(offer))
         contents.append(tuple(values))
     return contents
 
@@ -379,23 +415,26 @@ def _stored(provider: Provider) -> dict[tuple[str, str], tuple[int, tuple]]:
     return stored
 
 
-def score(offers: dict[tuple[str, str], OfferIn]) -> dict[tuple[str, str], float | None]:
-    """Each offer's G-Score value (providers.gscore), keyed as `offers` (None where it has
-    none): one query for the GPUs' spec figures, none when no offer is a GPU on sale."""
-    gpus = [o for o in offers.values() if o.available and o.kind == Kind.GPU and o.gpu_id]
-    if not gpus:
-        return dict.fromkeys(offers)
+def scorer(offers: Iterable[OfferIn]) -> Callable[[OfferIn], float | None]:
+    """An offer's G-Score value (providers.gscore), None where it has none: one query for the
+    spec figures of the GPUs on sale in `offers`, none when there are none. Asked an offer at a
+    time as its content is built, so that new offers' values are worked out while the database
+    indexes the batch before (`_create`)."""
+    gpus = {o.gpu_id for o in offers if o.available and o.kind == Kind.GPU and o.gpu_id}
     figures = dict(
-        GpuModel.objects.filter(pk__in={o.gpu_id for o in gpus})
+        GpuModel.objects.filter(pk__in=gpus)
         .annotate(tflops=Coalesce("bf16_tflops", "fp16_tflops"))
         .values_list("pk", "tflops")
+        if gpus
+        else ()
     )
-    return {
-        key: gscore.value(figures.get(o.gpu_id), o.usd_per_gpu_hour, o.reliability)
-        if o.available and o.kind == Kind.GPU
-        else None
-        for key, o in offers.items()
-    }
+
+    def worth(offer: OfferIn) -> float | None:
+        if not (offer.available and offer.kind == Kind.GPU):
+            return None
+        return gscore.value(figures.get(offer.gpu_id), offer.usd_per_gpu_hour, offer.reliability)
+
+    return worth
 
 
 def refresh_gscore_reference() -> float | None:
@@ -443,41 +482,50 @@ def _same(old, new) -> bool:
     return old == new
 
 
-def _create(provider: Provider, new: list[tuple[OfferIn, tuple]], now: datetime) -> None:
-    """Insert new offers. On PostgreSQL through COPY, the content tuples `_contents` built,
-    serialised here (`copy_text`) and sent a batch a write: bulk_create's per-field
-    preparation (~0.1 ms an offer) made a 100,000-offer first poll take ~15 s."""
+def _create(
+    provider: Provider, new: list[OfferIn], worth: Callable[[OfferIn], float | None], now: datetime
+) -> None:
+    """Insert new offers. On PostgreSQL through COPY, a batch a write, each batch's contents
+    (`_contents`) built and serialised (`copy_text`) while the database indexes the one
+    before: bulk_create's per-field preparation (~0.1 ms an offer) made a 100,000-offer first
+    poll take ~15 s, and building every content before the COPY kept the database waiting."""
     if connection.vendor != "postgresql":
         offers = [
-            Offer(provider=provider, first_seen=now, last_seen=now, **_fields(offer, content[-1]))
-            for offer, content in new
+            Offer(provider=provider, first_seen=now, last_seen=now, **_fields(offer, worth(offer)))
+            for offer in new
         ]
         Offer.objects.bulk_create(offers, batch_size=BATCH_SIZE)
         return
-    # The same on every row: written once, before each line.
-    head = "\t".join(_value_text(value) for value in (provider.pk, now, now)) + "\t"
-    rows = [content for _, content in new]
+    batches = (_contents(batch, worth) for batch in batched(new, COPY_BATCH))
     with connection.cursor() as cursor:
         names = ["provider", "first_seen", "last_seen", *COMPARED]
-        _copy(cursor, Offer._meta.db_table, names, rows, head)
+        # The same on every row: written once, before each line.
+        _copy(cursor, Offer._meta.db_table, names, batches, head=(provider.pk, now, now))
 
 
-def _copy(cursor, table: str, names: list[str], rows: list[tuple], head: str = "") -> None:
-    """COPY `rows` into `table`'s columns of the Offer fields `names`, one write a batch; the
-    values of the first fields may be given once as `head` (COPY text ending in a tab)."""
+def _copy(
+    cursor, table: str, names: list[str], batches: Iterable[Sequence[tuple]], head: tuple = ()
+) -> None:
+    """COPY each batch of rows into `table`'s columns of the Offer fields `names`, one write a
+    batch; the values of the first fields, the same on every row, may be given once as
+    `head`. The writes are queued and sent by psycopg's writer thread: written straight to the
+    socket, each batch waited for the database to take in the one before (its buffers hold
+    ~0.1 s of its work), so the next batch was built while the database sat idle."""
     fields = [Offer._meta.get_field(name) for name in names]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    texts = [_texts(field) for field in fields[len(fields) - len(rows[0]) :]] if rows else []
-    with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for start in range(0, len(rows), COPY_BATCH):
-            copy.write(copy_text(rows[start : start + COPY_BATCH], texts, head))
+    texts = [_texts(field) for field in fields[len(head) :]]
+    prefix = "".join(f"{_value_text(value)}\t" for value in head)
+    sql = f"COPY {table} ({columns}) FROM STDIN"
+    with cursor.cursor.copy(sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+        for rows in batches:
+            copy.write(copy_text(rows, texts, prefix))
 
 
 # Rows serialised and sent at a time: the database indexes one batch while the next is built.
 COPY_BATCH = 5000
 
 
-def copy_text(rows: list[tuple], texts: list[Callable], head: str = "") -> str:
+def copy_text(rows: Sequence[tuple], texts: list[Callable], head: str = "") -> str:
     """`rows` in COPY's text format, a line each, each after `head`: tab-separated, NULL as
     \\N, backslashes and line breaks escaped. A column at a time, as its field's type says
     (`texts`, from `_texts`), then the lines joined: for 100,000 offers psycopg's
@@ -585,7 +633,7 @@ def _update(provider: Provider, changed: list[Changed], now: datetime) -> None:
             f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
         )
         rows = [(each.id, *each.content, now, each.price_moved) for each in changed]
-        _copy(cursor, "offer_changes", names, rows)
+        _copy(cursor, "offer_changes", names, batched(rows, COPY_BATCH))
         cursor.execute(
             f"UPDATE {table} SET {assignments}, "
             f"{moved} = COALESCE(changed.{moved}, {table}.{moved}) "

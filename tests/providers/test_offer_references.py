@@ -1,0 +1,89 @@
+"""The rows offers point at (provider, GPU model, LLM model): the offer table keeps no
+foreign-key constraints on them, so a poll checks and locks them once, and a delete waits for
+the poll that writes offers pointing at them."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import OperationalError, connection, transaction
+
+from providers.adapters.base import Catalog, OfferIn
+from providers.models import GpuModel, Kind, Offer
+from providers.pipeline import ReferenceGone, ingest, lock_referenced, poll_provider
+from tests.providers.conftest import serve_vast
+
+# Two connections, each seeing what the other committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def polled(vastai):
+    provider, server = vastai
+    serve_vast(server)
+    assert poll_provider("vastai").outcome == "ok"
+    offer = Offer.objects.exclude(gpu=None).select_related("gpu").first()
+    return provider, offer
+
+
+def gpu_offer(gpu_id: int) -> OfferIn:
+    return OfferIn(
+        upstream_id="m-1", name="RTX 4090", kind=Kind.GPU, gpu_id=gpu_id, gpu_name="RTX 4090"
+    )
+
+
+def test_deleting_a_gpu_model_unlinks_its_offers_and_a_provider_takes_its_offers(polled):
+    provider, offer = polled
+    GpuModel.objects.filter(pk=offer.gpu_id).delete()
+    offer.refresh_from_db()
+    assert offer.gpu_id is None
+    provider.delete()
+    assert not Offer.objects.filter(provider_id=provider.pk).exists()
+
+
+def test_a_delete_waits_for_a_poll_writing_offers_that_point_at_the_row(polled):
+    provider, offer = polled
+    gpu = offer.gpu
+    locked, release = threading.Event(), threading.Event()
+
+    def poll_in_progress():
+        try:
+            with transaction.atomic():
+                lock_referenced(provider, [gpu_offer(gpu.pk)])
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    poll = threading.Thread(target=poll_in_progress)
+    poll.start()
+    try:
+        assert locked.wait(10)
+        # Another poll pointing at the same GPU is not held up...
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            lock_referenced(provider, [gpu_offer(gpu.pk)])
+        # ...but deleting the GPU waits until the poll has committed.
+        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            gpu.delete()
+    finally:
+        release.set()
+        poll.join()
+    gpu.delete()
+    assert not GpuModel.objects.filter(pk=gpu.pk).exists()
+    assert Offer.objects.filter(pk=offer.pk, gpu=None).exists()
+
+
+def test_offers_naming_a_deleted_gpu_model_are_not_written(polled):
+    provider, offer = polled
+    stored = Offer.objects.order_by("pk").values_list("pk", "usd_per_gpu_hour", "available")
+    before = list(stored)
+    gone = offer.gpu_id
+    GpuModel.objects.filter(pk=gone).delete()
+    with pytest.raises(ReferenceGone, match="deleted while the poll ran"):
+        ingest(provider, Catalog(offers=[gpu_offer(gone)]))
+    assert list(stored.all()) == before
