@@ -84,13 +84,12 @@ def finish(call: Call) -> None:
     RECORDER.put(call)
 
 
-def write(calls: list[Call]) -> None:
+def write(calls: list[Call], due: list[leases.Lease]) -> None:
     """Record ended requests: their Usage rows (in one INSERT), the keys' spend (one UPDATE per
-    key, however many requests, with the release of the key's leases now due), then the
-    counters. What each offer was seen to do is rolled up from the rows, off the request path
+    key, however many requests, with the release of the leases `due`), then the counters.
+    What each offer was seen to do is rolled up from the rows, off the request path
     (broker.usage.roll_up). A lease gets its requests' holds back once their costs are
     committed, and is released only after that, in a later write."""
-    due = leases.due()
     with transaction.atomic():
         relaxed_commit()
         settle(calls, due)
@@ -210,14 +209,15 @@ class Recorder:
             with contextlib.suppress(queue.Empty):
                 while True:
                     calls.append(self.calls.get_nowait())
-            if not calls and not leases.due():
+            due = leases.due()
+            if not calls and not due:
                 return waited
             try:
-                write(calls)
+                write(calls, due)
             except Exception:  # one bad record (its key deleted meanwhile…) spoils no other
-                for call in calls:
+                for call in calls:  # the leases stay due, for the next write
                     try:
-                        write([call])
+                        write([call], [])
                     except Exception:
                         logger.exception("could not record a request's usage")
                         given_back([call])

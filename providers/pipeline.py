@@ -322,13 +322,12 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     return counts | {"gone": len(gone_ids)}
 
 
-def lock_referenced(provider: Provider, offers: Iterable[OfferIn]) -> None:
+def lock_referenced(provider: Provider, offers: Sequence[OfferIn]) -> None:
     """Check that the provider, GPU models and LLM models that `offers` point at exist, and
     lock them until the transaction ends (FOR KEY SHARE, the lock a foreign-key check takes:
     polls do not wait for one another, a delete waits for the poll). The offer table has no
     such constraints (Offer.provider says why): one query a table here, instead of a check
     for each offer. Raises ReferenceGone when one was deleted since the poll looked it up."""
-    offers = list(offers)
     wanted = {
         Provider: {provider.pk},
         GpuModel: set(map(attrgetter("gpu_id"), offers)),
@@ -497,9 +496,8 @@ def _create(
         Offer.objects.bulk_create(offers, batch_size=BATCH_SIZE)
         return
     batches = (_contents(batch, worth) for batch in batched(new, COPY_BATCH))
-    with connection.cursor() as cursor:
-        names = ["provider", "first_seen", "last_seen", *COMPARED]
-        # The same on every row: written once, before each line.
+    names = ["provider", "first_seen", "last_seen", *COMPARED]
+    with connection.cursor() as cursor:  # the first three the same on every row: the head
         _copy(cursor, Offer._meta.db_table, names, batches, head=(provider.pk, now, now))
 
 
