@@ -65,7 +65,8 @@ def cards(rows: list[dict], providers: list[Provider]) -> list[SafeString]:
     now = timezone.now()
     by_pk = {p.pk: p for p in providers}
     on_page = {row["provider_id"] for row in rows}
-    shared = {pk: _digest((_page_wide(now), _shown(by_pk[pk]))) for pk in on_page}
+    page_wide = _page_wide(now)
+    shared = {pk: _digest((page_wide, _shown(by_pk[pk]))) for pk in on_page}
     keys = {row["id"]: key(row, shared[row["provider_id"]], now) for row in rows}
     found = {k: card for k in keys.values() if (card := _LOCAL.get(k)) is not None}
     if len(found) < len(keys):

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 from django.utils.timesince import timesince
+from django.utils.translation import get_language
 
 FIELD_LABELS = {  # each price field's unit, in words
     "usd_per_1m_input": "USD per 1M input tokens",
@@ -36,12 +37,25 @@ def thousands(value: int | None) -> str:
 
 
 def ago(moment: datetime | None) -> str:
-    """How long since a moment, for freshness lines: "just now", "3 minutes ago", "never"."""
+    """How long since a moment, for freshness lines: "just now", "3 minutes ago", "never".
+    The words are kept per moment and minute of age (timesince counts whole minutes at
+    most): a page says it of each provider several times, and timesince took ~30 µs."""
     if moment is None:
         return "never"
-    if timezone.now() - moment < timedelta(minutes=1):
+    now = timezone.now()
+    since = now - moment
+    if since < timedelta(minutes=1):
         return "just now"
-    return f"{timesince(moment, depth=1)} ago"
+    said = (moment, since // timedelta(minutes=1), get_language())
+    found = _AGO.get(said)
+    if found is None:
+        if len(_AGO) >= 1000:  # moments come and go with polls: stay small
+            _AGO.clear()
+        found = _AGO[said] = f"{timesince(moment, now, depth=1)} ago"
+    return found
+
+
+_AGO: dict[tuple, str] = {}
 
 
 def every(seconds: int) -> str:

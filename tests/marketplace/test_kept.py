@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from marketplace import cards, history
+from marketplace import cards, formatting, history
 from providers.models import Offer, Provider
 from tests.marketplace.conftest import days_ago, gpu, llm, publish, usd
 from tests.marketplace.test_cards import card
@@ -83,3 +84,11 @@ def test_a_kept_sparkline_is_the_one_drawn_now():
         assert since == (now - start).total_seconds() and until > since
         for later in (since + (until - since) * f for f in (0.001, 0.5, 0.999, 1.0)):
             assert history.points(start, steps, start + timedelta(seconds=later)) == text
+
+
+def test_how_long_ago_moves_on_with_the_clock_though_its_words_are_kept():
+    moment = timezone.now() - timedelta(minutes=2) + timedelta(seconds=0.3)
+    assert formatting.ago(moment) == "1\xa0minute ago"
+    assert formatting.ago(moment) == "1\xa0minute ago"  # kept
+    time.sleep(0.4)
+    assert formatting.ago(moment) == "2\xa0minutes ago"
