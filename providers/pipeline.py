@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import batched
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -68,6 +68,7 @@ JSON_AT = [i for i, name in enumerate(OFFER_FIELDS) if name in JSON_FIELDS]
 PRICE_FIELDS_AT = [(COMPARED.index(name), name) for name in PRICE_FIELDS]
 KEY_AT = (COMPARED.index("upstream_id"), COMPARED.index("region"))
 AVAILABLE_AT = COMPARED.index("available")
+REFERENCES_AT = {GpuModel: COMPARED.index("gpu_id"), LlmModel: COMPARED.index("llm_model_id")}
 
 
 def poll_provider(slug: str, run_id: int | None = None, task_id: str = "") -> PollRun:
@@ -304,9 +305,10 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         if key not in incoming and stored[AVAILABLE_AT]
     ]
     with transaction.atomic():
-        lock_referenced(provider, [*new, *(each.offer for each in updated)])
-        _create(provider, new, worth, now)
+        referenced = _create(provider, new, worth, now)
+        referenced.add([each.content for each in updated])
         _update(provider, updated, now)
+        lock_referenced(provider, referenced)
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
         _mark_gone(provider, gone_ids)
         if new or updated or gone_ids:  # else the roll-ups already count these offers
@@ -322,18 +324,27 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
     return counts | {"gone": len(gone_ids)}
 
 
-def lock_referenced(provider: Provider, offers: Sequence[OfferIn]) -> None:
-    """Check that the provider, GPU models and LLM models that `offers` point at exist, and
-    lock them until the transaction ends (FOR KEY SHARE, the lock a foreign-key check takes:
-    polls do not wait for one another, a delete waits for the poll). The offer table has no
-    such constraints (Offer.provider says why): one query a table here, instead of a check
-    for each offer. Raises ReferenceGone when one was deleted since the poll looked it up."""
-    wanted = {
-        Provider: {provider.pk},
-        GpuModel: set(map(attrgetter("gpu_id"), offers)),
-        LlmModel: set(map(attrgetter("llm_model_id"), offers)),
-    }
-    for model, ids in wanted.items():
+class Referenced:
+    """The GPU models and LLM models the contents (`_contents`) a poll writes point at."""
+
+    def __init__(self) -> None:
+        self.ids: dict[type[models.Model], set[int]] = {model: set() for model in REFERENCES_AT}
+
+    def add(self, contents: Sequence[tuple]) -> Sequence[tuple]:
+        for model, at in REFERENCES_AT.items():
+            self.ids[model].update(map(itemgetter(at), contents))
+        return contents
+
+
+def lock_referenced(provider: Provider, referenced: Referenced) -> None:
+    """Check that the provider and the GPU and LLM models the poll's offers point at exist,
+    and lock them until the transaction ends (FOR KEY SHARE, the lock a foreign-key check
+    takes: polls do not wait for one another, a delete waits for the poll). The offer table
+    has no such constraints (Offer.provider says why): one query a table, at the end of the
+    poll's writes as the constraints' deferred checks were, instead of a check for each
+    offer. Raises ReferenceGone, and the transaction writes nothing, when one was deleted
+    since the poll looked it up."""
+    for model, ids in ({Provider: {provider.pk}} | referenced.ids).items():
         ids.discard(None)
         if not ids:
             continue
@@ -484,22 +495,26 @@ def _same(old, new) -> bool:
 
 def _create(
     provider: Provider, new: list[OfferIn], worth: Callable[[OfferIn], float | None], now: datetime
-) -> None:
-    """Insert new offers. On PostgreSQL through COPY, a batch a write, each batch's contents
-    (`_contents`) built and serialised (`copy_text`) while the database indexes the one
-    before: bulk_create's per-field preparation (~0.1 ms an offer) made a 100,000-offer first
-    poll take ~15 s, and building every content before the COPY kept the database waiting."""
+) -> Referenced:
+    """Insert new offers; returns what they point at. On PostgreSQL through COPY, a batch a
+    write, each batch's contents (`_contents`) built and serialised (`copy_text`) while the
+    database indexes the one before: bulk_create's per-field preparation (~0.1 ms an offer)
+    made a 100,000-offer first poll take ~15 s, and building every content before the COPY
+    kept the database waiting."""
+    referenced = Referenced()
     if connection.vendor != "postgresql":
+        contents = referenced.add(_contents(new, worth))
         offers = [
-            Offer(provider=provider, first_seen=now, last_seen=now, **_fields(offer, worth(offer)))
-            for offer in new
+            Offer(provider=provider, first_seen=now, last_seen=now, **_fields(offer, content[-1]))
+            for offer, content in zip(new, contents, strict=True)
         ]
         Offer.objects.bulk_create(offers, batch_size=BATCH_SIZE)
-        return
-    batches = (_contents(batch, worth) for batch in batched(new, COPY_BATCH))
+        return referenced
+    batches = (referenced.add(_contents(batch, worth)) for batch in batched(new, COPY_BATCH))
     names = ["provider", "first_seen", "last_seen", *COMPARED]
     with connection.cursor() as cursor:  # the first three the same on every row: the head
         _copy(cursor, Offer._meta.db_table, names, batches, head=(provider.pk, now, now))
+    return referenced
 
 
 def _copy(

@@ -11,7 +11,7 @@ from django.db import OperationalError, connection, transaction
 
 from providers.adapters.base import Catalog, OfferIn
 from providers.models import GpuModel, Kind, Offer
-from providers.pipeline import ReferenceGone, ingest, lock_referenced, poll_provider
+from providers.pipeline import Referenced, ReferenceGone, ingest, lock_referenced, poll_provider
 from tests.providers.conftest import serve_vast
 
 # Two connections, each seeing what the other committed.
@@ -25,6 +25,13 @@ def polled(vastai):
     assert poll_provider("vastai").outcome == "ok"
     offer = Offer.objects.exclude(gpu=None).select_related("gpu").first()
     return provider, offer
+
+
+def pointing_at(gpu: GpuModel) -> Referenced:
+    """What a poll writing offers of this GPU model points at."""
+    referenced = Referenced()
+    referenced.ids[GpuModel].add(gpu.pk)
+    return referenced
 
 
 def gpu_offer(gpu_id: int) -> OfferIn:
@@ -50,7 +57,7 @@ def test_a_delete_waits_for_a_poll_writing_offers_that_point_at_the_row(polled):
     def poll_in_progress():
         try:
             with transaction.atomic():
-                lock_referenced(provider, [gpu_offer(gpu.pk)])
+                lock_referenced(provider, pointing_at(gpu))
                 locked.set()
                 release.wait(10)
         finally:
@@ -64,7 +71,7 @@ def test_a_delete_waits_for_a_poll_writing_offers_that_point_at_the_row(polled):
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '300ms'")
-            lock_referenced(provider, [gpu_offer(gpu.pk)])
+            lock_referenced(provider, pointing_at(gpu))
         # ...but deleting the GPU waits until the poll has committed.
         with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
             with connection.cursor() as cursor:
