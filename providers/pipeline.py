@@ -308,7 +308,8 @@ def ingest(provider: Provider, catalog: Catalog, now: datetime | None = None) ->
         referenced = _create(provider, new, worth, now)
         referenced.add([each.content for each in updated])
         _update(provider, updated, now)
-        lock_referenced(provider, referenced)
+        if new or updated:
+            lock_referenced(provider, referenced)
         PriceChange.objects.bulk_create(changes, batch_size=BATCH_SIZE)
         _mark_gone(provider, gone_ids)
         if new or updated or gone_ids:  # else the roll-ups already count these offers
@@ -502,6 +503,8 @@ def _create(
     made a 100,000-offer first poll take ~15 s, and building every content before the COPY
     kept the database waiting."""
     referenced = Referenced()
+    if not new:
+        return referenced
     if connection.vendor != "postgresql":
         contents = referenced.add(_contents(new, worth))
         offers = [
