@@ -45,8 +45,12 @@ class ReferencedQuerySet(models.QuerySet):
 
     def delete(self) -> tuple[int, dict[str, int]]:
         with transaction.atomic(using=self.db, savepoint=False):
-            list(self.order_by("pk").select_for_update().values_list("pk", flat=True))
+            self.lock()
             return super().delete()
+
+    def lock(self) -> None:
+        """Lock these rows until the transaction ends (FOR UPDATE, in key order)."""
+        list(self.order_by("pk").select_for_update().values_list("pk", flat=True))
 
     delete.alters_data = True
     delete.queryset_only = True
@@ -63,8 +67,7 @@ class ReferencedModel(models.Model):
     def delete(self, using=None, keep_parents=False):
         using = using or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using, savepoint=False):
-            rows = type(self)._base_manager.using(using).filter(pk=self.pk)
-            list(rows.select_for_update().values_list("pk", flat=True))
+            ReferencedQuerySet(type(self), using=using).filter(pk=self.pk).lock()
             return super().delete(using=using, keep_parents=keep_parents)
 
     delete.alters_data = True

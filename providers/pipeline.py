@@ -345,8 +345,8 @@ def lock_referenced(provider: Provider, referenced: Referenced) -> None:
     poll's writes as the constraints' deferred checks were, instead of a check for each
     offer. Raises ReferenceGone, and the transaction writes nothing, when one was deleted
     since the poll looked it up."""
-    for model, ids in ({Provider: {provider.pk}} | referenced.ids).items():
-        ids.discard(None)
+    for model, pointed_at in ({Provider: {provider.pk}} | referenced.ids).items():
+        ids = pointed_at - {None}
         if not ids:
             continue
         if connection.vendor == "postgresql":
