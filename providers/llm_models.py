@@ -117,9 +117,11 @@ def _identity(
 
 def _model_ids(found: dict[str, tuple[str, str]], offers: list[OfferIn]) -> dict[str, int]:
     """canonical → LlmModel id, creating the missing models (a concurrent poll creating the
-    same one is ignored, then read back)."""
+    same one is ignored, then read back). Inserted in the canonical ids' order: two polls at
+    once (the worker runs two) that insert the same new models in their catalogs' orders each
+    wait on a row the other inserted first, a deadlock that fails one of them."""
     ids = _existing(list(found))
-    missing = [c for c in found if c not in ids]
+    missing = sorted(c for c in found if c not in ids)
     if missing:
         task, context = _summaries(offers)
         models = [

@@ -5,12 +5,13 @@ the poll that writes offers pointing at them."""
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pytest
 from django.db import OperationalError, connection, transaction
 
 from providers.adapters.base import Catalog, OfferIn
-from providers.models import GpuModel, Kind, Offer
+from providers.models import GpuModel, Kind, LlmModel, Offer
 from providers.pipeline import Referenced, ReferenceGone, ingest, lock_referenced, poll_provider
 from tests.providers.conftest import serve_vast
 
@@ -94,3 +95,40 @@ def test_offers_naming_a_deleted_gpu_model_are_not_written(polled):
     with pytest.raises(ReferenceGone, match="deleted while the poll ran"):
         ingest(provider, Catalog(offers=[gpu_offer(gone)]))
     assert list(stored.all()) == before
+
+
+def llm_catalog(names: list[str]) -> Catalog:
+    return Catalog(
+        offers=[
+            OfferIn(upstream_id=name, name=name, kind="llm-inference", usd_per_1m_input=Decimal(1))
+            for name in names
+        ]
+    )
+
+
+def test_two_providers_first_polls_at_once_each_create_the_models_they_share(registry):
+    """As the worker runs polls (two at a time): both list the same new models, in opposite
+    orders; each model is created once and neither poll fails on the other's rows."""
+    names = [f"org/Shared-{i}" for i in range(3000)]
+    catalogs = {"deepinfra": llm_catalog(names), "huggingface": llm_catalog(names[::-1])}
+    start = threading.Barrier(2)
+    failures = []
+
+    def poll(slug: str) -> None:
+        try:
+            start.wait(10)
+            ingest(registry[slug], catalogs[slug])
+        except Exception as exc:  # reported below, with the other thread's
+            failures.append(f"{slug}: {exc!r}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=poll, args=(slug,)) for slug in catalogs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert LlmModel.objects.filter(canonical__startswith="org/shared-").count() == 3000
+    for slug in catalogs:
+        assert Offer.objects.filter(provider__slug=slug, llm_model__isnull=False).count() == 3000
