@@ -150,13 +150,18 @@ def stored_rows(provider=None) -> bytes:
     return buffer.getvalue()
 
 
-def timed_copy(table: str, data: bytes) -> float:
-    """Seconds to COPY `data` into an emptied `table` and commit."""
+def emptied(table: str) -> None:
+    """`table` emptied, and the writes before flushed (not counted in what is timed next)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table}")
         cursor.execute("CHECKPOINT")
+
+
+def timed_copy(table: str, data: bytes) -> float:
+    """Seconds to COPY `data` into an emptied `table` and commit."""
+    emptied(table)
     started = time.perf_counter()
     copy_in(table, data)
     return time.perf_counter() - started
@@ -174,12 +179,17 @@ def copy_in(table: str, data: bytes) -> None:
                 copy.write(view[start : start + (1 << 20)])
 
 
+def as_parsed(flags: list) -> None:
+    """Each offer's price flags as its adapter parsed them: ingest adds its own each poll."""
+    for offer, original in flags:
+        offer.price_flags = original
+
+
 def timed_ingest(by_provider: dict, flags: list) -> tuple[float, float, dict[str, int]]:
     """Wall and Python CPU seconds of one poll of every provider, and the summed counts."""
     from providers.pipeline import ingest
 
-    for offer, original in flags:  # as parsed: ingest adds its own flags each poll
-        offer.price_flags = original
+    as_parsed(flags)
     totals: dict[str, int] = {}
     started, cpu = time.perf_counter(), time.thread_time()
     for provider, catalog in by_provider.items():
@@ -208,14 +218,13 @@ def _copy_task(n: int) -> None:
 
 def in_pool(function, tasks: list) -> tuple[float, list]:
     """Seconds to run `function` over `tasks`, WORKERS at a time in forked processes (each
-    its own connection, as Celery's prefork pool), the first started as soon as timed."""
+    its own connection, as Celery's prefork pool; forked before the clock starts)."""
     from django.db import connections
 
     global _TASKS
     _TASKS = tasks
     connections.close_all()  # a forked process must not share the parent's connection
     with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
-        pool.apply(time.sleep, (0,))  # the processes are up before the clock starts
         started = time.perf_counter()
         results = pool.map(function, range(len(tasks)), chunksize=1)
         elapsed = time.perf_counter() - started
@@ -227,8 +236,7 @@ def pooled_ingest(by_provider: dict, flags: list) -> tuple[float, float]:
     """Wall seconds of every provider's first poll as the worker runs them, and the summed
     Python CPU of the polls."""
     empty()
-    for offer, original in flags:
-        offer.price_flags = original
+    as_parsed(flags)
     elapsed, results = in_pool(_ingest_task, list(by_provider.items()))
     return elapsed, sum(cpu for _, cpu in results)
 
@@ -236,12 +244,8 @@ def pooled_ingest(by_provider: dict, flags: list) -> tuple[float, float]:
 def pooled_copy(table: str, providers: list) -> float:
     """Seconds to COPY each provider's stored rows into an emptied `table`, as many at a
     time as the pool's polls."""
-    from django.db import connection
-
     data = [stored_rows(provider) for provider in providers]
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {table}")
-        cursor.execute("CHECKPOINT")
+    emptied(table)
     elapsed, _ = in_pool(_copy_task, [(table, rows) for rows in data])
     return elapsed
 
